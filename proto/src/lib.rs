@@ -1,0 +1,9 @@
+//! The `flipbook.v1` gRPC API, generated from `proto/flipbook/v1/flipbook.proto`.
+#![allow(missing_debug_implementations, clippy::all)]
+
+pub mod v1 {
+    tonic::include_proto!("flipbook.v1");
+
+    /// The encoded file descriptor set, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("flipbook_descriptor");
+}

@@ -1,0 +1,60 @@
+//! The one error type of the storage layer. Every backend maps its native failures to it (a
+//! unique-key violation to `Duplicate`, a failed condition to `VersionConflict`, a dropped
+//! connection to `Unavailable`), and the server maps it to gRPC statuses in one place.
+
+use uuid::Uuid;
+
+use crate::model::StateKind;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Input broke a rule; nothing was stored.
+    #[error("invalid argument: {field}: {rule}")]
+    InvalidArgument { field: String, rule: String },
+
+    /// The append's expectation failed; nothing was stored. `actual_version` is the state's
+    /// current version (0 if it has no events; the event count for a version-neutral state).
+    #[error("version conflict on state {state_id:?}: its current version is {actual_version}")]
+    VersionConflict { state_id: String, actual_version: u64 },
+
+    /// An event id already stored for the state, with other content or at another place.
+    #[error("event {event_id} is already stored in state {state_id:?} with other content or at another place")]
+    Duplicate { state_id: String, event_id: Uuid },
+
+    /// Versioned and version-neutral events cannot be mixed in one state.
+    #[error("state {state_id:?} is {}; an append cannot change that", kind_words(*.stored))]
+    StateKindMismatch { state_id: String, stored: StateKind },
+
+    /// A value the backend cannot hold (e.g. more items than one DynamoDB transaction).
+    #[error("too large: {field}: {limit}")]
+    TooLarge { field: String, limit: String },
+
+    /// The backend cannot be reached or is shutting down; retrying later can help.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+
+    /// A bug or corrupt data; retrying will not help.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn kind_words(kind: StateKind) -> &'static str {
+    match kind {
+        StateKind::Versioned => "versioned",
+        StateKind::VersionNeutral => "version-neutral",
+    }
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self::InvalidArgument { field: field.into(), rule: rule.into() }
+    }
+
+    /// Whether the same call may succeed if tried again unchanged. Retry loops read this, never
+    /// messages. (A version conflict needs a reload first, so it is not retryable as is.)
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}

@@ -1,0 +1,24 @@
+//! Flipbook's domain model, its input rules, the storage traits every backend implements, the
+//! backends, and the contract test kit they all pass.
+//!
+//! - [`model`]: states, events, versions, snapshots (the words of `docs/spec.md`).
+//! - [`validate`]: the input rules, checked at the edge before anything reaches a backend.
+//! - [`EventStore`] and [`SnapshotStore`]: the two traits; [`plan_append`] and [`replayed`] hold
+//!   the append rules every backend shares.
+//! - [`read`]: reads as bounded streams of pages over any backend.
+//! - Backends: [`sqlite`] (feature `sqlite`, the embedded default) and [`memory`] (snapshots).
+//! - [`testkit`] (feature `testkit`): the contract tests every backend runs unchanged.
+
+pub mod error;
+pub mod memory;
+pub mod model;
+pub mod read;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use store::{BackendLimits, EventStore, Page, SnapshotStore, Tip, plan_append, replayed};

@@ -1,0 +1,330 @@
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::{Connection, Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{
+    Durability, MAX_GROUP, SqliteConfig, create_schema, metadata_from_json, metadata_json, names_json, sql_error,
+    to_i64, to_u64,
+};
+use crate::error::{Error, Result};
+use crate::model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
+    Timestamp,
+};
+use crate::store::{EventStore, Page, Tip, plan_append, replayed};
+
+/// The SQLite event store. Cheap to clone; the writer task stops when the last clone is dropped,
+/// after finishing the appends already queued.
+#[derive(Clone, Debug)]
+pub struct SqliteEventStore {
+    appends: mpsc::Sender<Job>,
+    reads: SqlitePool,
+    durability: Durability,
+}
+
+#[derive(Debug)]
+struct Job {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<AppendOutcome>>,
+}
+
+impl SqliteEventStore {
+    pub async fn open(config: &SqliteConfig) -> Result<Self> {
+        let writes = config.pool(1, false).await?;
+        create_schema(&writes).await?;
+        let writer = writes.acquire().await.map_err(sql_error)?.detach();
+        let reads = config.pool(config.read_connections.max(1), true).await?;
+        writes.close().await;
+        let (appends, queue) = mpsc::channel(MAX_GROUP * 4);
+        tokio::spawn(write_loop(writer, queue));
+        Ok(Self { appends, reads, durability: config.durability })
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn durable(&self) -> bool {
+        self.durability == Durability::Full
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Error::Unavailable("the SQLite writer has stopped".to_owned());
+        self.appends.send(Job { request, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
+        let row = sqlx::query(
+            "SELECT version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, metadata \
+             FROM states WHERE state_id = ?1",
+        )
+        .bind(state_id)
+        .fetch_optional(&self.reads)
+        .await
+        .map_err(sql_error)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(StateHead {
+            state_id: state_id.to_owned(),
+            kind: kind(row.try_get(0).map_err(sql_error)?),
+            event_count: to_u64(row.try_get(1).map_err(sql_error)?),
+            last_global_position: to_u64(row.try_get(2).map_err(sql_error)?),
+            first_recorded_at: Timestamp::from_unix_nanos(row.try_get(3).map_err(sql_error)?),
+            last_recorded_at: Timestamp::from_unix_nanos(row.try_get(4).map_err(sql_error)?),
+            metadata: metadata_from_json(row.try_get(5).map_err(sql_error)?)?,
+        }))
+    }
+
+    async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
+        let min = query.min_version.unwrap_or(1).max(1);
+        let max_version = query.max_version.unwrap_or(u64::MAX);
+        // Bounds on state_seq: forward reads (after, upper]; backward reads [lower, before).
+        let (sql, from, to) = match query.direction {
+            Direction::Forward => (
+                concat!(
+                    "SELECT ",
+                    event_columns!(),
+                    " FROM events WHERE state_id = ?1 AND state_seq > ?2 AND state_seq <= ?3 ",
+                    "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
+                    "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
+                    "ORDER BY state_seq LIMIT ?6"
+                ),
+                after.unwrap_or(0).max(min - 1),
+                max_version,
+            ),
+            Direction::Backward => (
+                concat!(
+                    "SELECT ",
+                    event_columns!(),
+                    " FROM events WHERE state_id = ?1 AND state_seq < ?2 AND state_seq >= ?3 ",
+                    "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
+                    "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
+                    "ORDER BY state_seq DESC LIMIT ?6"
+                ),
+                after.unwrap_or(u64::MAX).min(max_version.saturating_add(1)),
+                min,
+            ),
+        };
+        let rows = sqlx::query(sql)
+            .bind(&query.state_id)
+            .bind(to_i64(from))
+            .bind(to_i64(to))
+            .bind(query.as_of.map(Timestamp::unix_nanos))
+            .bind(names_json(&query.names))
+            .bind(to_i64(max as u64))
+            .fetch_all(&self.reads)
+            .await
+            .map_err(sql_error)?;
+        page(rows, max, |row| row.try_get::<i64, _>("state_seq"))
+    }
+
+    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE position > ?1 ",
+            "AND (?2 = '' OR substr(state_id, 1, length(?2)) = ?2) ",
+            "AND (?3 IS NULL OR name IN (SELECT value FROM json_each(?3))) ",
+            "ORDER BY position LIMIT ?4"
+        ))
+        .bind(to_i64(after))
+        .bind(&query.state_id_prefix)
+        .bind(names_json(&query.names))
+        .bind(to_i64(max as u64))
+        .fetch_all(&self.reads)
+        .await
+        .map_err(sql_error)?;
+        page(rows, max, |row| row.try_get::<i64, _>("position"))
+    }
+}
+
+/// The columns [`recorded_event`] reads, in its order.
+macro_rules! event_columns {
+    () => {
+        "position, state_id, state_seq, version, event_id, name, payload, content_type, timestamp, recorded_at, metadata"
+    };
+}
+use event_columns;
+
+fn kind(version_neutral: bool) -> StateKind {
+    if version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned }
+}
+
+fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent> {
+    let get_err = sql_error;
+    let event_id: String = row.try_get(4).map_err(get_err)?;
+    Ok(RecordedEvent {
+        global_position: to_u64(row.try_get(0).map_err(get_err)?),
+        state_id: row.try_get(1).map_err(get_err)?,
+        version: row.try_get::<Option<i64>, _>(3).map_err(get_err)?.map(to_u64),
+        event_id: Uuid::parse_str(&event_id).map_err(|e| Error::Internal(format!("corrupt event id: {e}")))?,
+        name: row.try_get(5).map_err(get_err)?,
+        payload: row.try_get(6).map_err(get_err)?,
+        content_type: row.try_get(7).map_err(get_err)?,
+        timestamp: row.try_get::<Option<i64>, _>(8).map_err(get_err)?.map(Timestamp::from_unix_nanos),
+        recorded_at: Timestamp::from_unix_nanos(row.try_get(9).map_err(get_err)?),
+        metadata: metadata_from_json(row.try_get(10).map_err(get_err)?)?,
+    })
+}
+
+/// Turns a page's rows into a [`Page`]; a page shorter than asked is the last one.
+fn page(rows: Vec<SqliteRow>, max: usize, cursor: impl Fn(&SqliteRow) -> sqlx::Result<i64>) -> Result<Page> {
+    let next = match rows.last() {
+        Some(last) if rows.len() >= max => Some(to_u64(cursor(last).map_err(sql_error)?)),
+        _ => None,
+    };
+    let events = rows.iter().map(recorded_event).collect::<Result<_>>()?;
+    Ok(Page { events, next })
+}
+
+/// The writer task: group commit over the only write connection.
+async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut jobs, MAX_GROUP).await > 0 {
+        let results = match commit_group(&mut conn, &jobs).await {
+            Ok(results) => results,
+            Err(error) => {
+                tracing::error!(%error, appends = jobs.len(), "SQLite group commit failed");
+                jobs.iter().map(|_| Err(error.clone())).collect()
+            }
+        };
+        for (job, result) in jobs.drain(..).zip(results) {
+            // The caller may have gone (timeout, cancelled RPC): its append stands all the same.
+            let _ = job.reply.send(result);
+        }
+    }
+    let _ = conn.close().await;
+}
+
+/// Runs every job in one transaction, each in its own savepoint, and commits once. A job's own
+/// refusal (a conflict) rolls back that job alone; a failure of the transaction fails all.
+async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<AppendOutcome>>> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sql_error)?;
+    let now = Timestamp::now();
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut savepoint = tx.begin().await.map_err(sql_error)?;
+        let result = append_one(&mut savepoint, &job.request, now).await;
+        match result {
+            Ok(_) => savepoint.commit().await.map_err(sql_error)?,
+            Err(_) => savepoint.rollback().await.map_err(sql_error)?,
+        }
+        results.push(result);
+    }
+    tx.commit().await.map_err(sql_error)?;
+    Ok(results)
+}
+
+async fn append_one(conn: &mut SqliteConnection, request: &AppendRequest, now: Timestamp) -> Result<AppendOutcome> {
+    let state_id = request.state_id.as_str();
+    let tip_row =
+        sqlx::query("SELECT version_neutral, last_seq, first_recorded_at, metadata FROM states WHERE state_id = ?1")
+            .bind(state_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql_error)?;
+
+    if let Some(outcome) = replay(conn, request).await? {
+        return Ok(outcome);
+    }
+
+    let (tip, first_recorded_at, mut metadata) = match &tip_row {
+        Some(row) => (
+            Some(Tip {
+                kind: kind(row.try_get(0).map_err(sql_error)?),
+                last_seq: to_u64(row.try_get(1).map_err(sql_error)?),
+            }),
+            Timestamp::from_unix_nanos(row.try_get(2).map_err(sql_error)?),
+            metadata_from_json(row.try_get(3).map_err(sql_error)?)?,
+        ),
+        None => (None, now, Metadata::new()),
+    };
+    let first_seq = plan_append(tip, request)?;
+    let versioned = request.kind == StateKind::Versioned;
+
+    let mut positions = Vec::with_capacity(request.events.len());
+    for (seq, event) in (first_seq..).zip(&request.events) {
+        let done = sqlx::query(
+            "INSERT INTO events (state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
+             recorded_at, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(state_id)
+        .bind(to_i64(seq))
+        .bind(versioned.then_some(to_i64(seq)))
+        .bind(event.event_id.hyphenated().to_string())
+        .bind(&event.name)
+        .bind(&event.payload)
+        .bind(&event.content_type)
+        .bind(event.timestamp.map(Timestamp::unix_nanos))
+        .bind(now.unix_nanos())
+        .bind(metadata_json(&event.metadata))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| match &e {
+            // The replay check saw no stored id; a unique violation here is another event id of
+            // the batch already stored in this state.
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Error::Duplicate { state_id: state_id.to_owned(), event_id: event.event_id }
+            }
+            _ => sql_error(e),
+        })?;
+        positions.push(to_u64(done.last_insert_rowid()));
+    }
+
+    metadata.extend(request.state_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let last_seq = first_seq + request.events.len() as u64 - 1;
+    sqlx::query(
+        "INSERT INTO states (state_id, version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, \
+         metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (state_id) DO UPDATE SET last_seq = excluded.last_seq, \
+         last_position = excluded.last_position, last_recorded_at = excluded.last_recorded_at, metadata = excluded.metadata",
+    )
+    .bind(state_id)
+    .bind(!versioned)
+    .bind(to_i64(last_seq))
+    .bind(to_i64(positions.last().copied().unwrap_or_default()))
+    .bind(first_recorded_at.unix_nanos())
+    .bind(now.unix_nanos())
+    .bind(metadata_json(&metadata))
+    .execute(&mut *conn)
+    .await
+    .map_err(sql_error)?;
+
+    Ok(AppendOutcome { last_version: versioned.then_some(last_seq), global_positions: positions })
+}
+
+/// If any of the request's event ids is already stored in the state, the append is a re-send:
+/// answers the original outcome, or a duplicate error (see [`replayed`]).
+async fn replay(conn: &mut SqliteConnection, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
+    let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
+    let ids = serde_json::to_string(&ids).map_err(|e| Error::Internal(e.to_string()))?;
+    let found = sqlx::query(
+        "SELECT state_seq, event_id FROM events WHERE state_id = ?1 \
+         AND event_id IN (SELECT value FROM json_each(?2)) ORDER BY state_seq LIMIT 1",
+    )
+    .bind(&request.state_id)
+    .bind(ids)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(sql_error)?;
+    let Some(found) = found else { return Ok(None) };
+    let seq: i64 = found.try_get(0).map_err(sql_error)?;
+    let stored = sqlx::query(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE state_id = ?1 AND state_seq >= ?2 ORDER BY state_seq LIMIT ?3"
+    ))
+    .bind(&request.state_id)
+    .bind(seq)
+    .bind(to_i64(request.events.len() as u64))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(sql_error)?;
+    let stored = stored.iter().map(recorded_event).collect::<Result<Vec<_>>>()?;
+    replayed(request, &stored).map(Some)
+}

@@ -1,0 +1,128 @@
+//! The two storage traits every backend implements, and the append rules they share.
+//!
+//! A backend stores, per state, a sequence number for each event (1, 2, 3 … without gaps, also
+//! for version-neutral states, where it is never shown as a version) and a tip: the state's kind
+//! and last sequence number. Checking an append against the tip is the same logic everywhere and
+//! lives here ([`plan_append`], [`replayed`]); a backend only has to read the tip and write the
+//! events atomically, with its own way of refusing a concurrent writer.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    AllQuery, AppendOutcome, AppendRequest, Expectation, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind,
+    StateQuery,
+};
+
+/// One page of a read, and where the next one starts.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub events: Vec<RecordedEvent>,
+    /// The cursor to pass for the next page; `None` when the read is exhausted. For a state it
+    /// is the last sequence number read; for read-all, the last global position read.
+    pub next: Option<u64>,
+}
+
+/// What a backend can hold, where it is less than the server's own limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackendLimits {
+    pub max_events_per_append: Option<u32>,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + Debug + 'static {
+    /// `"sqlite"`, `"postgres"`, …: for server info, logs and metrics.
+    fn backend(&self) -> &'static str;
+
+    /// Whether an acknowledged append survives a crash, as configured.
+    fn durable(&self) -> bool;
+
+    fn limits(&self) -> BackendLimits {
+        BackendLimits::default()
+    }
+
+    /// Stores all of the request's events or none (see [`plan_append`] and [`replayed`]).
+    /// The request has passed [`crate::validate::append`].
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome>;
+
+    /// `None` for a state that has no events.
+    async fn head(&self, state_id: &str) -> Result<Option<StateHead>>;
+
+    /// At most `max` events of the query's state after the cursor (before it, backward), in
+    /// sequence order, with the query's filters applied. `after` is `None` on the first page.
+    async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page>;
+
+    /// At most `max` events with a global position above `after`, in global-position order,
+    /// with the query's filters applied.
+    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page>;
+}
+
+#[async_trait]
+pub trait SnapshotStore: Send + Sync + Debug + 'static {
+    fn backend(&self) -> &'static str;
+
+    /// Stores the snapshot, replacing one of the same state, revision and version.
+    async fn put(&self, snapshot: Snapshot) -> Result<()>;
+
+    /// The newest snapshot of the state for exactly this revision, at or below `max_version`.
+    async fn get(&self, query: &SnapshotQuery) -> Result<Option<Snapshot>>;
+
+    /// Deletes every snapshot of the state, of every revision; returns how many.
+    async fn delete(&self, state_id: &str) -> Result<u64>;
+}
+
+/// A state's kind and last sequence number, as a backend reads it before appending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    pub kind: StateKind,
+    pub last_seq: u64,
+}
+
+/// Checks an append against the state's tip (`None`: the state has no events) and answers the
+/// sequence number of its first event. Nothing here is a race: the backend holds the tip
+/// stable (a transaction, a condition, a script) until the events are written.
+pub fn plan_append(tip: Option<Tip>, request: &AppendRequest) -> Result<u64> {
+    let conflict = |actual_version| Error::VersionConflict { state_id: request.state_id.clone(), actual_version };
+    let last = tip.map_or(0, |t| t.last_seq);
+    if let Some(tip) = tip {
+        if tip.kind != request.kind {
+            return Err(Error::StateKindMismatch { state_id: request.state_id.clone(), stored: tip.kind });
+        }
+    }
+    match request.expected {
+        Expectation::Any => {}
+        Expectation::NoState if tip.is_some() => return Err(conflict(last)),
+        Expectation::NoState => {}
+        Expectation::Exactly(n) if n != last => return Err(conflict(last)),
+        Expectation::Exactly(_) => {}
+    }
+    // Explicit versions must continue the state (the validator checked they have no gaps).
+    match request.events.first().and_then(|e| e.version) {
+        Some(first) if first != last + 1 => Err(conflict(last)),
+        _ => Ok(last + 1),
+    }
+}
+
+/// Decides a re-sent append. `stored` holds the state's recorded events from the one whose
+/// event id equals the request's first event id, in sequence order, at most as many as the
+/// request has (the backend reads them when that id is already stored). The append is a replay,
+/// answered with the original outcome, when those are exactly the request's events in the same
+/// places; anything else is a duplicate.
+pub fn replayed(request: &AppendRequest, stored: &[RecordedEvent]) -> Result<AppendOutcome> {
+    let duplicate = |event_id| Error::Duplicate { state_id: request.state_id.clone(), event_id };
+    if stored.len() != request.events.len() {
+        return Err(duplicate(request.events[stored.len().min(request.events.len() - 1)].event_id));
+    }
+    let versioned = request.kind == StateKind::Versioned;
+    for (proposed, recorded) in request.events.iter().zip(stored) {
+        if !proposed.is_recorded_as(recorded) || recorded.version.is_some() != versioned {
+            return Err(duplicate(proposed.event_id));
+        }
+    }
+    Ok(AppendOutcome {
+        last_version: stored.last().and_then(|e| e.version),
+        global_positions: stored.iter().map(|e| e.global_position).collect(),
+    })
+}

@@ -1,0 +1,577 @@
+//! The contract every backend keeps, as tests any backend runs unchanged.
+//!
+//! A backend's test file names a factory and calls the macros:
+//!
+//! ```text
+//! async fn events() -> Arc<dyn EventStore> { /* open the backend */ }
+//! async fn snapshots() -> Arc<dyn SnapshotStore> { /* open the backend */ }
+//! flipbook_storage::event_store_contract!(events());
+//! flipbook_storage::snapshot_store_contract!(snapshots());
+//! ```
+//!
+//! Every case uses state ids of its own (a random prefix), so cases may share one database and
+//! run in parallel; read-all cases filter by that prefix. Cases assert on [`Error`] variants,
+//! so a backend that maps a conflict to some other error fails here.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, ProposedEvent, RecordedEvent, Snapshot,
+    SnapshotQuery, StateKind, StateQuery, Timestamp,
+};
+use crate::read::{all_pages, state_pages};
+use crate::store::{EventStore, SnapshotStore};
+
+/// Generates one `#[tokio::test]` per event-store case, each calling `$factory` (an expression
+/// evaluating to a future of `Arc<dyn EventStore>`).
+#[macro_export]
+macro_rules! event_store_contract {
+    ($factory:expr) => {
+        $crate::event_store_contract!(@cases $factory;
+            append_any_assigns_versions_and_positions,
+            append_no_state,
+            append_exactly,
+            explicit_versions_continue_the_state,
+            idempotent_reappend_returns_the_original_result,
+            same_event_id_with_other_content_is_a_duplicate,
+            refused_batch_stores_nothing,
+            version_neutral_states,
+            mixing_kinds_is_refused,
+            read_forward_backward_bounds_and_limits,
+            read_pages_a_large_state,
+            read_filters_by_name,
+            read_as_of_time,
+            read_unknown_state_is_empty,
+            head_of_unknown_state_is_none,
+            head_tracks_counts_times_and_metadata,
+            read_all_in_global_order_with_filters,
+            concurrent_writers_with_exact_expectations);
+    };
+    (@cases $factory:expr; $($case:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::testkit::events::$case($factory.await).await;
+            }
+        )+
+    };
+}
+
+/// Generates one `#[tokio::test]` per snapshot-store case; see [`event_store_contract`].
+#[macro_export]
+macro_rules! snapshot_store_contract {
+    ($factory:expr) => {
+        $crate::snapshot_store_contract!(@cases $factory;
+            snapshot_newest_per_revision,
+            snapshot_of_another_revision_is_never_used,
+            snapshot_delete_removes_every_revision);
+    };
+    (@cases $factory:expr; $($case:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::testkit::snapshots::$case($factory.await).await;
+            }
+        )+
+    };
+}
+
+/// A state id no other case uses.
+pub fn unique_state(label: &str) -> String {
+    format!("{}/{label}", Uuid::new_v4().simple())
+}
+
+/// An event named `name` whose payload is `{"n": n}`.
+pub fn event(name: &str, n: u64) -> ProposedEvent {
+    ProposedEvent::new(name, format!("{{\"n\":{n}}}").into_bytes())
+}
+
+pub fn events(name: &str, count: u64) -> Vec<ProposedEvent> {
+    (1..=count).map(|n| event(name, n)).collect()
+}
+
+pub async fn read(store: &Arc<dyn EventStore>, query: StateQuery) -> Vec<RecordedEvent> {
+    read_paged(store, query, crate::read::DEFAULT_PAGE_SIZE).await
+}
+
+pub async fn read_paged(store: &Arc<dyn EventStore>, query: StateQuery, page: usize) -> Vec<RecordedEvent> {
+    let pages: Vec<_> = state_pages(Arc::clone(store), query, page).collect().await;
+    pages.into_iter().flat_map(|p| p.expect("read a page")).collect()
+}
+
+pub async fn read_all(store: &Arc<dyn EventStore>, query: AllQuery) -> Vec<RecordedEvent> {
+    let pages: Vec<_> = all_pages(Arc::clone(store), query, 7).collect().await;
+    pages.into_iter().flat_map(|p| p.expect("read a page")).collect()
+}
+
+fn versions(events: &[RecordedEvent]) -> Vec<Option<u64>> {
+    events.iter().map(|e| e.version).collect()
+}
+
+fn payload_numbers(events: &[RecordedEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| {
+            let text = String::from_utf8_lossy(&e.payload);
+            text.trim_start_matches("{\"n\":").trim_end_matches('}').parse().expect("a test payload")
+        })
+        .collect()
+}
+
+async fn append(store: &Arc<dyn EventStore>, request: AppendRequest) -> AppendOutcome {
+    let state = request.state_id.clone();
+    store.append(request).await.unwrap_or_else(|e| panic!("append to {state}: {e}"))
+}
+
+fn assert_conflict(result: Result<AppendOutcome, Error>, actual: u64) {
+    match result {
+        Err(Error::VersionConflict { actual_version, .. }) => assert_eq!(actual_version, actual, "actual version"),
+        other => panic!("expected a version conflict naming version {actual}, got {other:?}"),
+    }
+}
+
+pub mod events {
+    use super::*;
+
+    pub async fn append_any_assigns_versions_and_positions(store: Arc<dyn EventStore>) {
+        let state = unique_state("any");
+        let first = append(&store, AppendRequest::new(&state, Expectation::Any, events("Deposited", 2))).await;
+        assert_eq!(first.last_version, Some(2));
+        assert_eq!(first.global_positions.len(), 2);
+        assert!(first.global_positions[0] < first.global_positions[1]);
+        let second = append(&store, AppendRequest::new(&state, Expectation::Any, events("Withdrawn", 1))).await;
+        assert_eq!(second.last_version, Some(3));
+        assert!(second.global_positions[0] > first.global_positions[1]);
+
+        let stored = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(versions(&stored), vec![Some(1), Some(2), Some(3)]);
+        let positions: Vec<u64> = stored.iter().map(|e| e.global_position).collect();
+        assert_eq!(positions, [first.global_positions.clone(), second.global_positions].concat());
+        assert!(stored.iter().all(|e| e.state_id == state));
+        assert_eq!(stored[2].name, "Withdrawn");
+    }
+
+    pub async fn append_no_state(store: Arc<dyn EventStore>) {
+        let state = unique_state("no-state");
+        let outcome = append(&store, AppendRequest::new(&state, Expectation::NoState, events("Opened", 2))).await;
+        assert_eq!(outcome.last_version, Some(2));
+        assert_conflict(store.append(AppendRequest::new(&state, Expectation::NoState, events("Opened", 1))).await, 2);
+        assert_eq!(read(&store, StateQuery::all(&state)).await.len(), 2);
+    }
+
+    pub async fn append_exactly(store: Arc<dyn EventStore>) {
+        let state = unique_state("exactly");
+        let outcome = append(&store, AppendRequest::new(&state, Expectation::Exactly(0), events("A", 1))).await;
+        assert_eq!(outcome.last_version, Some(1));
+        assert_conflict(store.append(AppendRequest::new(&state, Expectation::Exactly(0), events("A", 1))).await, 1);
+        assert_conflict(store.append(AppendRequest::new(&state, Expectation::Exactly(5), events("A", 1))).await, 1);
+        let outcome = append(&store, AppendRequest::new(&state, Expectation::Exactly(1), events("B", 3))).await;
+        assert_eq!(outcome.last_version, Some(4));
+        // On a state with no events, only 0 is right.
+        let fresh = unique_state("exactly-fresh");
+        assert_conflict(store.append(AppendRequest::new(&fresh, Expectation::Exactly(3), events("A", 1))).await, 0);
+        assert!(store.head(&fresh).await.expect("head").is_none());
+    }
+
+    pub async fn explicit_versions_continue_the_state(store: Arc<dyn EventStore>) {
+        let state = unique_state("explicit");
+        let versioned = |from: u64, count: u64| -> Vec<ProposedEvent> {
+            (from..from + count).map(|v| ProposedEvent { version: Some(v), ..event("V", v) }).collect()
+        };
+        let outcome = append(&store, AppendRequest::new(&state, Expectation::Any, versioned(1, 2))).await;
+        assert_eq!(outcome.last_version, Some(2));
+        let outcome = append(&store, AppendRequest::new(&state, Expectation::Any, versioned(3, 2))).await;
+        assert_eq!(outcome.last_version, Some(4));
+        // A gap after the state's last version, or a version already taken, is refused.
+        assert_conflict(store.append(AppendRequest::new(&state, Expectation::Any, versioned(6, 1))).await, 4);
+        assert_conflict(store.append(AppendRequest::new(&state, Expectation::Any, versioned(4, 1))).await, 4);
+        assert_eq!(versions(&read(&store, StateQuery::all(&state)).await), (1..=4).map(Some).collect::<Vec<_>>());
+    }
+
+    pub async fn idempotent_reappend_returns_the_original_result(store: Arc<dyn EventStore>) {
+        let state = unique_state("idempotent");
+        append(&store, AppendRequest::new(&state, Expectation::Any, events("Before", 1))).await;
+        let request = AppendRequest::new(&state, Expectation::Exactly(1), events("Paid", 2));
+        let original = append(&store, request.clone()).await;
+        append(&store, AppendRequest::new(&state, Expectation::Any, events("After", 1))).await;
+
+        // The same batch again, though its expectation no longer holds: the original result.
+        let again = append(&store, request.clone()).await;
+        assert_eq!(again, original);
+        let stored = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(stored.len(), 4, "nothing stored twice");
+        let ids: HashSet<Uuid> = stored.iter().map(|e| e.event_id).collect();
+        assert_eq!(ids.len(), 4);
+        assert_eq!(store.head(&state).await.expect("head").expect("a head").event_count, 4);
+
+        // Version-neutral states are idempotent too.
+        let neutral = unique_state("idempotent-neutral");
+        let request = AppendRequest::neutral(&neutral, Expectation::Any, events("Seen", 3));
+        let original = append(&store, request.clone()).await;
+        assert_eq!(append(&store, request).await, original);
+        assert_eq!(read(&store, StateQuery::all(&neutral)).await.len(), 3);
+    }
+
+    pub async fn same_event_id_with_other_content_is_a_duplicate(store: Arc<dyn EventStore>) {
+        let state = unique_state("duplicate");
+        let stored = event("Paid", 1);
+        append(&store, AppendRequest::new(&state, Expectation::Any, vec![stored.clone()])).await;
+
+        let other_content = ProposedEvent { payload: b"{\"n\":2}".to_vec(), ..stored.clone() };
+        let result = store.append(AppendRequest::new(&state, Expectation::Any, vec![other_content])).await;
+        assert!(
+            matches!(result, Err(Error::Duplicate { ref event_id, .. }) if *event_id == stored.event_id),
+            "{result:?}"
+        );
+
+        let other_name = ProposedEvent { name: "Refunded".into(), ..stored.clone() };
+        let result = store.append(AppendRequest::new(&state, Expectation::Any, vec![other_name])).await;
+        assert!(matches!(result, Err(Error::Duplicate { .. })), "{result:?}");
+
+        // The stored id at another place in a batch: a duplicate, and nothing of the batch stored.
+        let moved = vec![event("Paid", 3), stored.clone()];
+        let result = store.append(AppendRequest::new(&state, Expectation::Any, moved)).await;
+        assert!(matches!(result, Err(Error::Duplicate { .. })), "{result:?}");
+        let moved = vec![stored.clone(), event("Paid", 4)];
+        let result = store.append(AppendRequest::new(&state, Expectation::Any, moved)).await;
+        assert!(matches!(result, Err(Error::Duplicate { .. })), "{result:?}");
+
+        assert_eq!(read(&store, StateQuery::all(&state)).await.len(), 1);
+    }
+
+    pub async fn refused_batch_stores_nothing(store: Arc<dyn EventStore>) {
+        let state = unique_state("atomic");
+        let kept = event("Kept", 1);
+        append(&store, AppendRequest::new(&state, Expectation::Any, vec![kept.clone()])).await;
+        let head_before = store.head(&state).await.expect("head");
+
+        // The third event of five repeats a stored id: none of the five may be stored.
+        let mut batch = events("Lost", 5);
+        batch[2].event_id = kept.event_id;
+        assert!(store.append(AppendRequest::new(&state, Expectation::Any, batch)).await.is_err());
+        // A conflicting batch of many events.
+        assert_conflict(store.append(AppendRequest::new(&state, Expectation::Exactly(0), events("Lost", 5))).await, 1);
+
+        let stored = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].event_id, kept.event_id);
+        assert_eq!(store.head(&state).await.expect("head"), head_before);
+        // The state goes on at the next version, with no hole.
+        let outcome = append(&store, AppendRequest::new(&state, Expectation::Exactly(1), events("Next", 1))).await;
+        assert_eq!(outcome.last_version, Some(2));
+    }
+
+    pub async fn version_neutral_states(store: Arc<dyn EventStore>) {
+        let state = unique_state("neutral");
+        let first = append(&store, AppendRequest::neutral(&state, Expectation::NoState, events("Seen", 2))).await;
+        assert_eq!(first.last_version, None);
+        let second = append(&store, AppendRequest::neutral(&state, Expectation::Any, events("Seen", 3))).await;
+        assert_eq!(second.last_version, None);
+        assert!(second.global_positions[0] > first.global_positions[1]);
+        assert_conflict(store.append(AppendRequest::neutral(&state, Expectation::NoState, events("Seen", 1))).await, 5);
+
+        let stored = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(versions(&stored), vec![None; 5]);
+        assert_eq!(payload_numbers(&stored), vec![1, 2, 1, 2, 3]);
+        assert!(stored.windows(2).all(|w| w[0].global_position < w[1].global_position));
+        let head = store.head(&state).await.expect("head").expect("a head");
+        assert_eq!(head.kind, StateKind::VersionNeutral);
+        assert_eq!(head.last_version(), None);
+        assert_eq!(head.event_count, 5);
+    }
+
+    pub async fn mixing_kinds_is_refused(store: Arc<dyn EventStore>) {
+        let versioned = unique_state("mix-versioned");
+        append(&store, AppendRequest::new(&versioned, Expectation::Any, events("A", 1))).await;
+        let result = store.append(AppendRequest::neutral(&versioned, Expectation::Any, events("B", 1))).await;
+        assert!(matches!(result, Err(Error::StateKindMismatch { stored: StateKind::Versioned, .. })), "{result:?}");
+        let neutral = unique_state("mix-neutral");
+        append(&store, AppendRequest::neutral(&neutral, Expectation::Any, events("A", 1))).await;
+        let result = store.append(AppendRequest::new(&neutral, Expectation::Any, events("B", 1))).await;
+        assert!(
+            matches!(result, Err(Error::StateKindMismatch { stored: StateKind::VersionNeutral, .. })),
+            "{result:?}"
+        );
+        assert_eq!(read(&store, StateQuery::all(&versioned)).await.len(), 1);
+        assert_eq!(read(&store, StateQuery::all(&neutral)).await.len(), 1);
+    }
+
+    pub async fn read_forward_backward_bounds_and_limits(store: Arc<dyn EventStore>) {
+        let state = unique_state("read");
+        append(&store, AppendRequest::new(&state, Expectation::Any, events("E", 10))).await;
+        let numbers = |events: Vec<RecordedEvent>| versions(&events).into_iter().flatten().collect::<Vec<u64>>();
+        let query = |direction, min, max, limit| StateQuery {
+            state_id: state.clone(),
+            direction,
+            min_version: min,
+            max_version: max,
+            limit,
+            ..StateQuery::default()
+        };
+        use Direction::{Backward, Forward};
+        assert_eq!(numbers(read(&store, query(Forward, None, None, None)).await), (1..=10).collect::<Vec<_>>());
+        assert_eq!(numbers(read(&store, query(Backward, None, None, None)).await), (1..=10).rev().collect::<Vec<_>>());
+        assert_eq!(numbers(read(&store, query(Forward, Some(4), Some(6), None)).await), vec![4, 5, 6]);
+        assert_eq!(numbers(read(&store, query(Backward, Some(4), Some(6), None)).await), vec![6, 5, 4]);
+        assert_eq!(numbers(read(&store, query(Forward, Some(8), None, Some(10))).await), vec![8, 9, 10]);
+        assert_eq!(numbers(read(&store, query(Forward, None, None, Some(3))).await), vec![1, 2, 3]);
+        assert_eq!(numbers(read(&store, query(Backward, None, None, Some(3))).await), vec![10, 9, 8]);
+        assert_eq!(numbers(read(&store, query(Forward, Some(11), None, None)).await), Vec::<u64>::new());
+        assert_eq!(numbers(read(&store, query(Backward, None, Some(2), Some(5))).await), vec![2, 1]);
+        // Across page boundaries, with a limit that ends inside a page.
+        assert_eq!(
+            numbers(read_paged(&store, query(Forward, Some(2), None, Some(7)), 3).await),
+            (2..=8).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            numbers(read_paged(&store, query(Backward, None, Some(9), None), 4).await),
+            (1..=9).rev().collect::<Vec<_>>()
+        );
+    }
+
+    pub async fn read_pages_a_large_state(store: Arc<dyn EventStore>) {
+        let state = unique_state("large");
+        for _ in 0..6 {
+            append(&store, AppendRequest::new(&state, Expectation::Any, events("E", 200))).await;
+        }
+        let stored = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(versions(&stored), (1..=1200).map(Some).collect::<Vec<_>>());
+        let backward =
+            read_paged(&store, StateQuery { direction: Direction::Backward, ..StateQuery::all(&state) }, 100).await;
+        assert_eq!(versions(&backward), (1..=1200).rev().map(Some).collect::<Vec<_>>());
+    }
+
+    pub async fn read_filters_by_name(store: Arc<dyn EventStore>) {
+        let state = unique_state("names");
+        let batch: Vec<_> = (1..=9).map(|n| event(["Deposited", "Withdrawn", "Frozen"][(n % 3) as usize], n)).collect();
+        append(&store, AppendRequest::new(&state, Expectation::Any, batch)).await;
+        let query = StateQuery { names: vec!["Deposited".into(), "Frozen".into()], ..StateQuery::all(&state) };
+        let stored = read_paged(&store, query.clone(), 2).await;
+        assert_eq!(payload_numbers(&stored), vec![2, 3, 5, 6, 8, 9]);
+        let limited = read(&store, StateQuery { limit: Some(2), direction: Direction::Backward, ..query }).await;
+        assert_eq!(payload_numbers(&limited), vec![9, 8]);
+        let none = read(&store, StateQuery { names: vec!["Closed".into()], ..StateQuery::all(&state) }).await;
+        assert!(none.is_empty());
+    }
+
+    pub async fn read_as_of_time(store: Arc<dyn EventStore>) {
+        let state = unique_state("as-of");
+        let at = |seconds: i64| Some(Timestamp::from_unix_nanos(seconds * 1_000_000_000));
+        let now = Timestamp::now().unix_nanos() / 1_000_000_000;
+        // In version order: past, time-neutral, future-dated, past again (timestamps may repeat
+        // and need not increase), far future.
+        let stamps = [at(1_000), None, at(now + 86_400), at(1_000), at(now + 10 * 86_400)];
+        let batch: Vec<_> = stamps
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ProposedEvent { timestamp: *t, ..event("E", i as u64 + 1) })
+            .collect();
+        append(&store, AppendRequest::new(&state, Expectation::Any, batch)).await;
+
+        let as_of = |t: Option<Timestamp>| StateQuery { as_of: t, ..StateQuery::all(&state) };
+        assert_eq!(payload_numbers(&read(&store, as_of(at(999))).await), vec![2]);
+        assert_eq!(payload_numbers(&read(&store, as_of(at(1_000))).await), vec![1, 2, 4]);
+        assert_eq!(payload_numbers(&read(&store, as_of(at(now))).await), vec![1, 2, 4]);
+        assert_eq!(payload_numbers(&read(&store, as_of(at(now + 86_400))).await), vec![1, 2, 3, 4]);
+        assert_eq!(payload_numbers(&read(&store, as_of(None)).await), vec![1, 2, 3, 4, 5]);
+        let backward = StateQuery { direction: Direction::Backward, ..as_of(at(now + 86_400)) };
+        assert_eq!(payload_numbers(&read(&store, backward).await), vec![4, 3, 2, 1]);
+        let stored = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(stored.iter().map(|e| e.timestamp).collect::<Vec<_>>(), stamps.to_vec(), "timestamps round-trip");
+    }
+
+    pub async fn read_unknown_state_is_empty(store: Arc<dyn EventStore>) {
+        assert!(read(&store, StateQuery::all(unique_state("unknown"))).await.is_empty());
+    }
+
+    pub async fn head_of_unknown_state_is_none(store: Arc<dyn EventStore>) {
+        assert_eq!(store.head(&unique_state("unknown")).await.expect("head"), None);
+    }
+
+    pub async fn head_tracks_counts_times_and_metadata(store: Arc<dyn EventStore>) {
+        let state = unique_state("head");
+        let before = Timestamp::now();
+        let mut request = AppendRequest::new(&state, Expectation::Any, events("A", 2));
+        request.state_metadata = Metadata::from([("owner".into(), "ada".into()), ("tier".into(), "gold".into())]);
+        let first = append(&store, request).await;
+        let mut request = AppendRequest::new(&state, Expectation::Any, events("B", 1));
+        request.state_metadata = Metadata::from([("tier".into(), "platinum".into())]);
+        let second = append(&store, request).await;
+
+        let head = store.head(&state).await.expect("head").expect("a head");
+        assert_eq!(head.state_id, state);
+        assert_eq!(head.kind, StateKind::Versioned);
+        assert_eq!(head.last_version(), Some(3));
+        assert_eq!(head.event_count, 3);
+        assert_eq!(head.last_global_position, second.global_positions[0]);
+        assert_eq!(head.metadata, Metadata::from([("owner".into(), "ada".into()), ("tier".into(), "platinum".into())]));
+        let stored = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(head.first_recorded_at, stored[0].recorded_at);
+        assert_eq!(head.last_recorded_at, stored[2].recorded_at);
+        assert!(head.first_recorded_at >= Timestamp::from_unix_nanos(before.unix_nanos() - 5_000_000_000));
+        assert!(head.first_recorded_at <= head.last_recorded_at);
+        assert!(first.global_positions[1] < head.last_global_position);
+    }
+
+    pub async fn read_all_in_global_order_with_filters(store: Arc<dyn EventStore>) {
+        let prefix = format!("{}/", Uuid::new_v4().simple());
+        let (a, b, c) = (format!("{prefix}a"), format!("{prefix}b"), format!("{prefix}c"));
+        let mut expected = Vec::new();
+        for (i, state) in [&a, &b, &a, &c, &b, &a].into_iter().enumerate() {
+            let batch =
+                vec![event(if i % 2 == 0 { "Even" } else { "Odd" }, i as u64 * 10), event("Tail", i as u64 * 10 + 1)];
+            let outcome = append(&store, AppendRequest::new(state, Expectation::Any, batch)).await;
+            expected.extend(outcome.global_positions.into_iter().map(|p| (p, state.clone())));
+        }
+        let everything = read_all(&store, AllQuery { state_id_prefix: prefix.clone(), ..AllQuery::default() }).await;
+        let got: Vec<(u64, String)> = everything.iter().map(|e| (e.global_position, e.state_id.clone())).collect();
+        assert_eq!(got, expected, "every event once, in global-position order");
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+
+        let after = expected[5].0;
+        let rest = read_all(
+            &store,
+            AllQuery { after_position: after, state_id_prefix: prefix.clone(), ..AllQuery::default() },
+        )
+        .await;
+        assert_eq!(
+            rest.iter().map(|e| e.global_position).collect::<Vec<_>>(),
+            expected[6..].iter().map(|p| p.0).collect::<Vec<_>>()
+        );
+
+        let only_b = read_all(&store, AllQuery { state_id_prefix: b.clone(), ..AllQuery::default() }).await;
+        assert_eq!(only_b.len(), 4);
+        assert!(only_b.iter().all(|e| e.state_id == b));
+
+        let odd = read_all(
+            &store,
+            AllQuery { state_id_prefix: prefix.clone(), names: vec!["Odd".into()], ..AllQuery::default() },
+        )
+        .await;
+        assert_eq!(payload_numbers(&odd), vec![10, 30, 50]);
+
+        let limited =
+            read_all(&store, AllQuery { state_id_prefix: prefix, limit: Some(9), ..AllQuery::default() }).await;
+        assert_eq!(limited.len(), 9);
+        assert_eq!(limited[8].global_position, expected[8].0);
+    }
+
+    /// 16 writers append one event at a time to one state, each with `exactly <the version it
+    /// last saw>`. Exactly one append wins each version; every loser is told the actual version.
+    pub async fn concurrent_writers_with_exact_expectations(store: Arc<dyn EventStore>) {
+        const WRITERS: u64 = 16;
+        const EACH: u64 = 8;
+        let state = unique_state("contended");
+        let mut tasks = Vec::new();
+        for writer in 0..WRITERS {
+            let (store, state) = (Arc::clone(&store), state.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut won = Vec::new();
+                let mut seen = 0;
+                let mut conflicts = 0u64;
+                while (won.len() as u64) < EACH {
+                    let request = AppendRequest::new(&state, Expectation::Exactly(seen), vec![event("W", writer)]);
+                    match store.append(request).await {
+                        Ok(outcome) => {
+                            let version = outcome.last_version.expect("a version");
+                            assert_eq!(version, seen + 1);
+                            won.push(version);
+                            seen = version;
+                        }
+                        Err(Error::VersionConflict { actual_version, .. }) => {
+                            assert!(
+                                actual_version > seen,
+                                "a conflict names a newer version ({actual_version} > {seen})"
+                            );
+                            seen = actual_version;
+                            conflicts += 1;
+                        }
+                        Err(other) => panic!("writer {writer}: {other}"),
+                    }
+                }
+                (won, conflicts)
+            }));
+        }
+        let mut won = Vec::new();
+        for task in tasks {
+            won.extend(task.await.expect("writer task").0);
+        }
+        won.sort_unstable();
+        assert_eq!(won, (1..=WRITERS * EACH).collect::<Vec<_>>(), "exactly one winner per version");
+
+        let stored = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(versions(&stored), (1..=WRITERS * EACH).map(Some).collect::<Vec<_>>(), "no gaps");
+        let ids: HashSet<Uuid> = stored.iter().map(|e| e.event_id).collect();
+        assert_eq!(ids.len() as u64, WRITERS * EACH, "no duplicates");
+        for writer in 0..WRITERS {
+            assert_eq!(payload_numbers(&stored).iter().filter(|&&n| n == writer).count() as u64, EACH);
+        }
+    }
+}
+
+pub mod snapshots {
+    use super::*;
+
+    fn snapshot(state: &str, revision: &str, version: u64) -> Snapshot {
+        Snapshot {
+            state_id: state.to_owned(),
+            version,
+            reducer_revision: revision.to_owned(),
+            payload: format!("{{\"balance\":{version}}}").into_bytes(),
+            content_type: "application/json".to_owned(),
+            created_at: Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + version as i64),
+        }
+    }
+
+    fn query(state: &str, revision: &str, max_version: Option<u64>) -> SnapshotQuery {
+        SnapshotQuery { state_id: state.to_owned(), reducer_revision: revision.to_owned(), max_version }
+    }
+
+    pub async fn snapshot_newest_per_revision(store: Arc<dyn SnapshotStore>) {
+        let state = unique_state("snap");
+        assert_eq!(store.get(&query(&state, "r1", None)).await.expect("get"), None);
+        for version in [10, 30, 20] {
+            store.put(snapshot(&state, "r1", version)).await.expect("put");
+        }
+        assert_eq!(store.get(&query(&state, "r1", None)).await.expect("get"), Some(snapshot(&state, "r1", 30)));
+        assert_eq!(store.get(&query(&state, "r1", Some(29))).await.expect("get"), Some(snapshot(&state, "r1", 20)));
+        assert_eq!(store.get(&query(&state, "r1", Some(10))).await.expect("get"), Some(snapshot(&state, "r1", 10)));
+        assert_eq!(store.get(&query(&state, "r1", Some(9))).await.expect("get"), None);
+        // The same version again replaces it.
+        let replaced = Snapshot { payload: b"{\"balance\":-1}".to_vec(), ..snapshot(&state, "r1", 30) };
+        store.put(replaced.clone()).await.expect("put");
+        assert_eq!(store.get(&query(&state, "r1", None)).await.expect("get"), Some(replaced));
+        // A large payload round-trips.
+        let large = Snapshot { payload: vec![7; 300_000], ..snapshot(&state, "r1", 40) };
+        store.put(large.clone()).await.expect("put");
+        assert_eq!(store.get(&query(&state, "r1", None)).await.expect("get"), Some(large));
+    }
+
+    pub async fn snapshot_of_another_revision_is_never_used(store: Arc<dyn SnapshotStore>) {
+        let state = unique_state("snap-rev");
+        store.put(snapshot(&state, "r1", 50)).await.expect("put");
+        store.put(snapshot(&state, "r2", 5)).await.expect("put");
+        assert_eq!(store.get(&query(&state, "r2", None)).await.expect("get"), Some(snapshot(&state, "r2", 5)));
+        assert_eq!(store.get(&query(&state, "r3", None)).await.expect("get"), None);
+        assert_eq!(store.get(&query(&state, "r", None)).await.expect("get"), None, "no prefix match");
+        assert_eq!(store.get(&query(&state, "r1", None)).await.expect("get"), Some(snapshot(&state, "r1", 50)));
+    }
+
+    pub async fn snapshot_delete_removes_every_revision(store: Arc<dyn SnapshotStore>) {
+        let (state, other) = (unique_state("snap-del"), unique_state("snap-keep"));
+        store.put(snapshot(&state, "r1", 1)).await.expect("put");
+        store.put(snapshot(&state, "r1", 2)).await.expect("put");
+        store.put(snapshot(&state, "r2", 1)).await.expect("put");
+        store.put(snapshot(&other, "r1", 1)).await.expect("put");
+        assert_eq!(store.delete(&state).await.expect("delete"), 3);
+        assert_eq!(store.get(&query(&state, "r1", None)).await.expect("get"), None);
+        assert_eq!(store.get(&query(&state, "r2", None)).await.expect("get"), None);
+        assert_eq!(store.delete(&state).await.expect("delete"), 0);
+        assert_eq!(store.get(&query(&other, "r1", None)).await.expect("get"), Some(snapshot(&other, "r1", 1)));
+    }
+}

@@ -1,0 +1,182 @@
+//! The input rules of `docs/spec.md`, checked at the edge (the server) before anything reaches a
+//! backend, and again in the SDK where that saves a round trip. Each failure names the field
+//! (`events[2].name`) and the rule it broke.
+
+use std::collections::HashSet;
+
+use crate::error::{Error, Result};
+use crate::model::{AllQuery, AppendRequest, Expectation, Metadata, Snapshot, SnapshotQuery, StateKind, StateQuery};
+
+/// What the server accepts. Reported by server info; configurable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_events_per_append: u32,
+    pub max_payload_bytes: u64,
+    pub max_snapshot_bytes: u64,
+    /// The largest gRPC message the server decodes; a request above it is refused whole.
+    pub max_request_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_events_per_append: 1000,
+            max_payload_bytes: 1024 * 1024,
+            max_snapshot_bytes: 16 * 1024 * 1024,
+            max_request_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+pub const MAX_STATE_ID_BYTES: usize = 256;
+pub const MAX_NAME_BYTES: usize = 128;
+pub const MAX_CONTENT_TYPE_BYTES: usize = 128;
+pub const MAX_REVISION_BYTES: usize = 128;
+pub const MAX_METADATA_KEY_BYTES: usize = 128;
+/// Keys and values of one metadata map together.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+fn text(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(Error::invalid(field, format!("must be at most {max} bytes (is {})", value.len())));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+pub fn state_id(field: &str, value: &str) -> Result<()> {
+    text(field, value, MAX_STATE_ID_BYTES)
+}
+
+pub fn event_name(field: &str, value: &str) -> Result<()> {
+    text(field, value, MAX_NAME_BYTES)
+}
+
+fn names(field: &str, values: &[String]) -> Result<()> {
+    values.iter().enumerate().try_for_each(|(i, name)| event_name(&format!("{field}[{i}]"), name))
+}
+
+fn content_type(field: &str, value: &str) -> Result<()> {
+    text(field, value, MAX_CONTENT_TYPE_BYTES)
+}
+
+fn metadata(field: &str, map: &Metadata) -> Result<()> {
+    let mut size = 0;
+    for (key, value) in map {
+        text(&format!("{field}[{key:?}]"), key, MAX_METADATA_KEY_BYTES)?;
+        size += key.len() + value.len();
+    }
+    if size > MAX_METADATA_BYTES {
+        return Err(Error::invalid(field, format!("keys and values must total at most {MAX_METADATA_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+fn payload(field: &str, len: usize, max: u64) -> Result<()> {
+    if len as u64 > max {
+        return Err(Error::invalid(field, format!("must be at most {max} bytes (is {len})")));
+    }
+    Ok(())
+}
+
+pub fn append(request: &AppendRequest, limits: &Limits) -> Result<()> {
+    state_id("state_id", &request.state_id)?;
+    let count = request.events.len();
+    if count == 0 {
+        return Err(Error::invalid("events", "must hold at least one event"));
+    }
+    if count > limits.max_events_per_append as usize {
+        return Err(Error::invalid(
+            "events",
+            format!("must hold at most {} events (holds {count})", limits.max_events_per_append),
+        ));
+    }
+    let neutral = request.kind == StateKind::VersionNeutral;
+    if neutral && matches!(request.expected, Expectation::Exactly(_)) {
+        return Err(Error::invalid("expected", "only any and no_state apply to version-neutral appends"));
+    }
+    metadata("state_metadata", &request.state_metadata)?;
+
+    let explicit = request.events[0].version;
+    let mut ids = HashSet::with_capacity(count);
+    for (i, event) in request.events.iter().enumerate() {
+        let field = |name: &str| format!("events[{i}].{name}");
+        if !ids.insert(event.event_id) {
+            return Err(Error::invalid(field("event_id"), "must be unique within the append"));
+        }
+        event_name(&field("name"), &event.name)?;
+        content_type(&field("content_type"), &event.content_type)?;
+        payload(&field("payload"), event.payload.len(), limits.max_payload_bytes)?;
+        metadata(&field("metadata"), &event.metadata)?;
+        match (neutral, explicit, event.version) {
+            (true, _, Some(_)) => {
+                return Err(Error::invalid(field("version"), "must be absent on version-neutral appends"));
+            }
+            (false, None, Some(_)) | (false, Some(_), None) => {
+                return Err(Error::invalid(field("version"), "every event must have a version, or none"));
+            }
+            (false, Some(first), Some(version)) => {
+                if first == 0 {
+                    return Err(Error::invalid(field("version"), "versions start at 1"));
+                }
+                if Some(version) != first.checked_add(i as u64) {
+                    return Err(Error::invalid(field("version"), "versions must continue without gaps"));
+                }
+            }
+            _ => {}
+        }
+    }
+    match (request.expected, explicit) {
+        (Expectation::Exactly(n), Some(first)) if Some(first) != n.checked_add(1) => {
+            Err(Error::invalid("events[0].version", "must be the expected version + 1"))
+        }
+        (Expectation::NoState, Some(first)) if first != 1 => {
+            Err(Error::invalid("events[0].version", "must be 1 when the state must not exist"))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn state_query(query: &StateQuery) -> Result<()> {
+    state_id("state_id", &query.state_id)?;
+    if let (Some(min), Some(max)) = (query.min_version, query.max_version) {
+        if min > max {
+            return Err(Error::invalid("min_version", "must not exceed max_version"));
+        }
+    }
+    names("names", &query.names)
+}
+
+pub fn head(id: &str) -> Result<()> {
+    state_id("state_id", id)
+}
+
+pub fn all_query(query: &AllQuery) -> Result<()> {
+    if query.state_id_prefix.len() > MAX_STATE_ID_BYTES {
+        return Err(Error::invalid("state_id_prefix", format!("must be at most {MAX_STATE_ID_BYTES} bytes")));
+    }
+    if query.state_id_prefix.chars().any(char::is_control) {
+        return Err(Error::invalid("state_id_prefix", "must not contain control characters"));
+    }
+    names("names", &query.names)
+}
+
+pub fn snapshot(snapshot: &Snapshot, limits: &Limits) -> Result<()> {
+    state_id("snapshot.state_id", &snapshot.state_id)?;
+    text("snapshot.reducer_revision", &snapshot.reducer_revision, MAX_REVISION_BYTES)?;
+    if snapshot.version == 0 {
+        return Err(Error::invalid("snapshot.version", "must be at least 1 (a snapshot folds at least one event)"));
+    }
+    content_type("snapshot.content_type", &snapshot.content_type)?;
+    payload("snapshot.payload", snapshot.payload.len(), limits.max_snapshot_bytes)
+}
+
+pub fn snapshot_query(query: &SnapshotQuery) -> Result<()> {
+    state_id("state_id", &query.state_id)?;
+    text("reducer_revision", &query.reducer_revision, MAX_REVISION_BYTES)
+}
