@@ -1,1 +1,144 @@
+//! The Flipbook server: the `flipbook.v1` gRPC API over the configured stores, with health,
+//! reflection, metrics, structured logs and graceful shutdown.
+//!
+//! [`start`] runs a server in the current process (the binary, tests and benchmarks use it);
+//! [`Running::stop`] shuts it down gracefully: the listener closes, calls in flight finish,
+//! appends already queued are committed, then the stores close.
 
+mod backends;
+pub mod config;
+mod metrics;
+pub mod service;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use flipbook_proto::v1::{self, event_store_server, server_info_server, snapshot_store_server};
+use flipbook_storage::validate::Limits;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+pub use crate::config::Config;
+use crate::service::Flipbook;
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct Running {
+    /// The gRPC address it listens on (with the real port when configured with port 0).
+    pub addr: SocketAddr,
+    /// The `/metrics` address, if enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Graceful shutdown: stop accepting, let in-flight calls finish (up to the grace period),
+    /// then close the stores.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.context("the server task panicked")?
+    }
+
+    /// Waits until the server ends by itself (it does not, unless it fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the server task panicked")?
+    }
+
+    /// A handle that triggers the same shutdown as [`Running::stop`].
+    pub fn shutdown_trigger(&self) -> impl FnOnce() + Send + 'static {
+        let sender = self.shutdown.clone();
+        move || {
+            let _ = sender.send(true);
+        }
+    }
+}
+
+/// Opens the stores, binds the listeners and serves in a background task.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let (events, snapshots) = backends::open(&config).await?;
+    let limits = Limits::from(&config.limits);
+    let flipbook = Flipbook::new(events, snapshots, limits.clone());
+
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stopped) = watch::channel(false);
+
+    let metrics_addr = match config.metrics_listen {
+        Some(metrics) => Some(crate::metrics::serve(metrics, stop_requested(shutdown.subscribe())).await?),
+        None => None,
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<event_store_server::EventStoreServer<Flipbook>>().await;
+    health.set_serving::<snapshot_store_server::SnapshotStoreServer<Flipbook>>().await;
+    health.set_serving::<server_info_server::ServerInfoServer<Flipbook>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    let max_request = usize::try_from(limits.max_request_bytes).unwrap_or(usize::MAX);
+    let router = Server::builder()
+        .timeout(config.request_timeout)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(event_store_server::EventStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request))
+        .add_service(
+            snapshot_store_server::SnapshotStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),
+        )
+        .add_service(server_info_server::ServerInfoServer::new(flipbook.clone()));
+
+    tracing::info!(
+        %addr,
+        metrics = ?metrics_addr,
+        events = flipbook.events.backend(),
+        snapshots = flipbook.snapshots.backend(),
+        durable = flipbook.events.durable(),
+        "flipbook serving"
+    );
+    let grace = config.shutdown_grace;
+    let task = tokio::spawn(async move {
+        let stop_signal = {
+            let receiver = stopped.clone();
+            async move {
+                stop_requested(receiver).await;
+                tracing::info!("shutting down: finishing calls in flight");
+                health.set_not_serving::<event_store_server::EventStoreServer<Flipbook>>().await;
+            }
+        };
+        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_signal);
+        tokio::pin!(serve);
+        // Calls in flight get the grace period after the signal; then the server stops anyway.
+        let result = tokio::select! {
+            result = &mut serve => result,
+            () = async {
+                stop_requested(stopped).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "calls still in flight after the grace period; closing");
+                Ok(())
+            }
+        };
+        drop(flipbook);
+        tracing::info!("flipbook stopped");
+        result.context("serving gRPC")
+    });
+    Ok(Running { addr, metrics_addr, shutdown, task })
+}
+
+/// Completes when a stop is requested. Dropping the [`Running`] handle detaches the server: it
+/// keeps serving until the runtime ends.
+async fn stop_requested(mut receiver: watch::Receiver<bool>) {
+    if receiver.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

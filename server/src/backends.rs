@@ -1,0 +1,52 @@
+//! Opens the configured stores. Each backend is compiled in by its cargo feature; a configured
+//! backend whose feature is off is refused at start with the feature's name.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use flipbook_storage::memory::MemorySnapshotStore;
+use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore, SqliteSnapshotStore};
+use flipbook_storage::{EventStore, SnapshotStore};
+
+use crate::config::{Config, EventBackend, SnapshotBackend, SqliteSettings};
+
+fn sqlite_config(settings: &SqliteSettings) -> anyhow::Result<SqliteConfig> {
+    let mut config = SqliteConfig::new(&settings.path);
+    config.durability = settings.durability.parse().map_err(anyhow::Error::msg)?;
+    config.read_connections = settings.read_connections.max(1);
+    Ok(config)
+}
+
+pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn SnapshotStore>)> {
+    let events: Arc<dyn EventStore> = match config.events.backend {
+        EventBackend::Sqlite => {
+            let sqlite = sqlite_config(&config.events.sqlite)?;
+            Arc::new(
+                SqliteEventStore::open(&sqlite)
+                    .await
+                    .with_context(|| format!("opening the SQLite event store {}", sqlite.path.display()))?,
+            )
+        }
+    };
+    let snapshots: Arc<dyn SnapshotStore> = match config.snapshots.backend {
+        SnapshotBackend::Memory => Arc::new(MemorySnapshotStore::new()),
+        SnapshotBackend::Sqlite => {
+            let mut sqlite = sqlite_config(&config.events.sqlite)?;
+            if let Some(path) = &config.snapshots.path {
+                sqlite.path.clone_from(path);
+            }
+            Arc::new(
+                SqliteSnapshotStore::open(&sqlite)
+                    .await
+                    .with_context(|| format!("opening the SQLite snapshot store {}", sqlite.path.display()))?,
+            )
+        }
+    };
+    if !events.durable() {
+        tracing::warn!(
+            backend = events.backend(),
+            "the event store is not durable as configured: an acknowledged append may be lost"
+        );
+    }
+    Ok((events, snapshots))
+}

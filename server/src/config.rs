@@ -1,0 +1,338 @@
+//! Configuration: defaults, then a TOML file, then environment variables, then flags, each
+//! overriding the one before; validated once, at start.
+//!
+//! ```toml
+//! listen = "127.0.0.1:7420"
+//! metrics_listen = "127.0.0.1:7421"   # "" turns /metrics off
+//!
+//! [events]
+//! backend = "sqlite"
+//! [events.sqlite]
+//! path = "flipbook.db"
+//! durability = "full"                 # full | normal | off
+//!
+//! [snapshots]
+//! backend = "sqlite"                  # sqlite (the events' file unless `path` is set) | memory
+//!
+//! [limits]
+//! max_events_per_append = 1000
+//! max_payload_bytes = 1048576
+//!
+//! [log]
+//! format = "human"                    # human | json
+//! level = "info"                      # a tracing filter: "info,flipbook=debug"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use flipbook_storage::validate::Limits;
+use serde::Deserialize;
+
+/// The gRPC port a server listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7420;
+/// The port of the Prometheus `/metrics` endpoint unless told otherwise.
+pub const DEFAULT_METRICS_PORT: u16 = 7421;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `None` turns the endpoint off.
+    #[serde(deserialize_with = "optional_addr")]
+    pub metrics_listen: Option<SocketAddr>,
+    pub events: EventsConfig,
+    pub snapshots: SnapshotsConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+    /// How long a shutdown waits for in-flight calls before it closes connections.
+    #[serde(with = "seconds")]
+    pub shutdown_grace: Duration,
+    /// How long one call may take before it is answered DEADLINE_EXCEEDED.
+    #[serde(with = "seconds")]
+    pub request_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT))),
+            events: EventsConfig::default(),
+            snapshots: SnapshotsConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+            shutdown_grace: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EventBackend {
+    #[default]
+    Sqlite,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotBackend {
+    #[default]
+    Sqlite,
+    Memory,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    pub backend: EventBackend,
+    pub sqlite: SqliteSettings,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    pub backend: SnapshotBackend,
+    /// The SQLite file for snapshots; the event store's file when unset.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqliteSettings {
+    pub path: PathBuf,
+    /// `full` (default: survives power loss), `normal` (survives a process crash), `off`.
+    pub durability: String,
+    pub read_connections: u32,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self { path: PathBuf::from("flipbook.db"), durability: "full".to_owned(), read_connections: 4 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_events_per_append: u32,
+    pub max_payload_bytes: u64,
+    pub max_snapshot_bytes: u64,
+    pub max_request_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Self {
+            max_events_per_append: limits.max_events_per_append,
+            max_payload_bytes: limits.max_payload_bytes,
+            max_snapshot_bytes: limits.max_snapshot_bytes,
+            max_request_bytes: limits.max_request_bytes,
+        }
+    }
+}
+
+impl From<&LimitsConfig> for Limits {
+    fn from(config: &LimitsConfig) -> Self {
+        Self {
+            max_events_per_append: config.max_events_per_append,
+            max_payload_bytes: config.max_payload_bytes,
+            max_snapshot_bytes: config.max_snapshot_bytes,
+            max_request_bytes: config.max_request_bytes,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, level: "info".to_owned() }
+    }
+}
+
+/// Flags of `flipbook serve`; each also reads an environment variable. Unset ones leave the
+/// file's (or the default) value.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// A TOML configuration file.
+    #[arg(long, env = "FLIPBOOK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The gRPC address [default: 127.0.0.1:7420].
+    #[arg(long, env = "FLIPBOOK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The address of the Prometheus /metrics endpoint; "off" turns it off [default: 127.0.0.1:7421].
+    #[arg(long, env = "FLIPBOOK_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Where events are stored [default: sqlite].
+    #[arg(long, env = "FLIPBOOK_EVENT_STORE", value_enum)]
+    pub event_store: Option<EventBackend>,
+    /// Where snapshots are stored [default: sqlite].
+    #[arg(long, env = "FLIPBOOK_SNAPSHOT_STORE", value_enum)]
+    pub snapshot_store: Option<SnapshotBackend>,
+    /// The SQLite database file [default: ./flipbook.db].
+    #[arg(long, env = "FLIPBOOK_SQLITE_PATH")]
+    pub sqlite_path: Option<PathBuf>,
+    /// full (survives power loss), normal (survives a process crash) or off [default: full].
+    #[arg(long, env = "FLIPBOOK_SQLITE_DURABILITY")]
+    pub sqlite_durability: Option<String>,
+    #[arg(long, env = "FLIPBOOK_MAX_EVENTS_PER_APPEND")]
+    pub max_events_per_append: Option<u32>,
+    #[arg(long, env = "FLIPBOOK_MAX_PAYLOAD_BYTES")]
+    pub max_payload_bytes: Option<u64>,
+    /// human or json [default: human].
+    #[arg(long, env = "FLIPBOOK_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// A tracing filter such as "info" or "info,flipbook_server=debug" [default: info].
+    #[arg(long, env = "FLIPBOOK_LOG")]
+    pub log_level: Option<String>,
+}
+
+impl Config {
+    /// Defaults, then the file, then environment and flags (clap puts flags over environment).
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
+        let mut config = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply(args)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    fn apply(&mut self, args: &ServeArgs) -> anyhow::Result<()> {
+        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+            if let Some(value) = value {
+                *target = value.clone();
+            }
+        }
+        set(&mut self.listen, &args.listen);
+        if let Some(metrics) = &args.metrics_listen {
+            self.metrics_listen = parse_optional_addr(metrics)?;
+        }
+        set(&mut self.events.backend, &args.event_store);
+        set(&mut self.snapshots.backend, &args.snapshot_store);
+        set(&mut self.events.sqlite.path, &args.sqlite_path);
+        set(&mut self.events.sqlite.durability, &args.sqlite_durability);
+        set(&mut self.limits.max_events_per_append, &args.max_events_per_append);
+        set(&mut self.limits.max_payload_bytes, &args.max_payload_bytes);
+        set(&mut self.log.format, &args.log_format);
+        set(&mut self.log.level, &args.log_level);
+        Ok(())
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let limits = &self.limits;
+        if limits.max_events_per_append == 0 {
+            bail!("limits.max_events_per_append must be at least 1");
+        }
+        if limits.max_payload_bytes == 0 || limits.max_payload_bytes >= limits.max_request_bytes {
+            bail!("limits.max_payload_bytes must be above 0 and below limits.max_request_bytes");
+        }
+        if limits.max_snapshot_bytes == 0 || limits.max_snapshot_bytes >= limits.max_request_bytes {
+            bail!("limits.max_snapshot_bytes must be above 0 and below limits.max_request_bytes");
+        }
+        self.events.sqlite.durability.parse::<flipbook_storage::sqlite::Durability>().map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+}
+
+fn parse_optional_addr(text: &str) -> anyhow::Result<Option<SocketAddr>> {
+    match text.trim() {
+        "" | "off" | "none" => Ok(None),
+        addr => addr.parse().map(Some).with_context(|| format!("metrics address {addr:?}")),
+    }
+}
+
+fn optional_addr<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_optional_addr(&text).map_err(serde::de::Error::custom)
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_nothing() {
+        let config = Config::load(&ServeArgs::default()).expect("defaults");
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
+        assert_eq!(config.events.sqlite.path, PathBuf::from("flipbook.db"));
+        assert_eq!(config.events.backend, EventBackend::Sqlite);
+        assert_eq!(config.snapshots.backend, SnapshotBackend::Sqlite);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("flipbook.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nmetrics_listen = \"off\"\n[events.sqlite]\npath = \"from-file.db\"\n\
+             durability = \"normal\"\n[snapshots]\nbackend = \"memory\"\n[limits]\nmax_payload_bytes = 2048\n",
+        )
+        .expect("write config");
+        let args =
+            ServeArgs { config: Some(file), sqlite_path: Some(PathBuf::from("from-flag.db")), ..ServeArgs::default() };
+        let config = Config::load(&args).expect("config");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(config.events.sqlite.path, PathBuf::from("from-flag.db"));
+        assert_eq!(config.events.sqlite.durability, "normal");
+        assert_eq!(config.snapshots.backend, SnapshotBackend::Memory);
+        assert_eq!(config.limits.max_payload_bytes, 2048);
+        assert_eq!(config.limits.max_events_per_append, 1000);
+    }
+
+    #[test]
+    fn bad_configuration_is_refused_with_its_reason() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[events]\nbackend = \"cassandra\"\n").expect("write config");
+        let error = Config::load(&ServeArgs { config: Some(file.clone()), ..ServeArgs::default() }).unwrap_err();
+        assert!(format!("{error:#}").contains("cassandra"), "{error:#}");
+
+        std::fs::write(&file, "listne = \"x\"\n").expect("write config");
+        let error = Config::load(&ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap_err();
+        assert!(format!("{error:#}").contains("listne"), "{error:#}");
+
+        let args = ServeArgs { sqlite_durability: Some("sometimes".into()), ..ServeArgs::default() };
+        assert!(Config::load(&args).unwrap_err().to_string().contains("sometimes"));
+        let args = ServeArgs { max_events_per_append: Some(0), ..ServeArgs::default() };
+        assert!(Config::load(&args).is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! The gRPC services. Each call converts its request to domain types, validates it against the
+//! limits (nothing invalid reaches a backend), calls the storage trait, and maps the result
+//! back; errors go through the one mapping in `flipbook_proto::status`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use flipbook_proto::convert::snapshot_to_store;
+use flipbook_proto::status::{not_found, to_status};
+use flipbook_proto::v1::{self, event_store_server, server_info_server, snapshot_store_server};
+use flipbook_storage::model::{AllQuery, AppendRequest, RecordedEvent, SnapshotQuery, StateQuery, Timestamp};
+use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, state_pages};
+use flipbook_storage::validate::{self, Limits};
+use flipbook_storage::{Error, EventStore, SnapshotStore};
+use futures::{Stream, StreamExt, stream};
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use crate::metrics as m;
+
+/// The largest response message the server builds. Clients' default decode limit is 4 MiB;
+/// a page above this is split, and one event can never exceed it (payload and metadata limits).
+const MAX_RESPONSE_BYTES: usize = 3 * 1024 * 1024;
+
+/// What every service shares: the stores and the limits in force.
+#[derive(Clone, Debug)]
+pub struct Flipbook {
+    pub events: Arc<dyn EventStore>,
+    pub snapshots: Arc<dyn SnapshotStore>,
+    pub limits: Limits,
+}
+
+impl Flipbook {
+    /// The server's limits, lowered to what the event backend can hold.
+    pub fn new(events: Arc<dyn EventStore>, snapshots: Arc<dyn SnapshotStore>, mut limits: Limits) -> Self {
+        if let Some(max) = events.limits().max_events_per_append {
+            limits.max_events_per_append = limits.max_events_per_append.min(max);
+        }
+        Self { events, snapshots, limits }
+    }
+}
+
+/// Records the call's outcome and latency, and turns a storage error into its status.
+async fn observe<T>(method: &'static str, call: impl Future<Output = Result<T, Error>>) -> Result<Response<T>, Status> {
+    let started = Instant::now();
+    let result = call.await;
+    m::record_call(method, started.elapsed(), result.as_ref().err());
+    result.map(Response::new).map_err(|e| to_status(&e))
+}
+
+type PageStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Pages of events as response messages, each under [`MAX_RESPONSE_BYTES`]. The stream pulls a
+/// page from the store only when the previous message has been taken by the transport.
+fn page_messages<T, S>(method: &'static str, pages: S, wrap: fn(Vec<v1::RecordedEvent>) -> T) -> PageStream<T>
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<Vec<RecordedEvent>, Error>> + Send + 'static,
+{
+    pages
+        .flat_map(move |page| {
+            let messages: Vec<Result<T, Status>> = match page {
+                Ok(events) => split_by_size(events).into_iter().map(|chunk| Ok(wrap(chunk))).collect(),
+                Err(error) => {
+                    m::record_stream_error(method, &error);
+                    vec![Err(to_status(&error))]
+                }
+            };
+            stream::iter(messages)
+        })
+        .boxed()
+}
+
+fn split_by_size(events: Vec<RecordedEvent>) -> Vec<Vec<v1::RecordedEvent>> {
+    let mut messages = vec![Vec::new()];
+    let mut size = 0;
+    for event in events {
+        let event = v1::RecordedEvent::from(event);
+        let len = event.encoded_len() + 8;
+        let current = messages.last_mut().expect("one message at least");
+        if size + len > MAX_RESPONSE_BYTES && !current.is_empty() {
+            messages.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        messages.last_mut().expect("one message at least").push(event);
+    }
+    messages
+}
+
+#[tonic::async_trait]
+impl event_store_server::EventStore for Flipbook {
+    async fn append(&self, request: Request<v1::AppendRequest>) -> Result<Response<v1::AppendResponse>, Status> {
+        observe("Append", async {
+            let request = AppendRequest::try_from(request.into_inner())?;
+            validate::append(&request, &self.limits)?;
+            let count = request.events.len() as u64;
+            let outcome = self.events.append(request).await?;
+            m::record_appended(count);
+            Ok(outcome.into())
+        })
+        .await
+    }
+
+    type ReadStateStream = PageStream<v1::ReadStateResponse>;
+
+    async fn read_state(
+        &self,
+        request: Request<v1::ReadStateRequest>,
+    ) -> Result<Response<Self::ReadStateStream>, Status> {
+        observe("ReadState", async {
+            let query = StateQuery::try_from(request.into_inner())?;
+            validate::state_query(&query)?;
+            let pages = state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
+            Ok(page_messages("ReadState", pages, |events| v1::ReadStateResponse { events }))
+        })
+        .await
+    }
+
+    async fn get_head(&self, request: Request<v1::GetHeadRequest>) -> Result<Response<v1::GetHeadResponse>, Status> {
+        let state_id = request.into_inner().state_id;
+        let head = observe("GetHead", async {
+            validate::head(&state_id)?;
+            self.events.head(&state_id).await
+        })
+        .await?
+        .into_inner();
+        match head {
+            Some(head) => Ok(Response::new(v1::GetHeadResponse { head: Some(head.into()) })),
+            None => Err(not_found("head", &state_id)),
+        }
+    }
+
+    type ReadAllStream = PageStream<v1::ReadAllResponse>;
+
+    async fn read_all(&self, request: Request<v1::ReadAllRequest>) -> Result<Response<Self::ReadAllStream>, Status> {
+        observe("ReadAll", async {
+            let query = AllQuery::from(request.into_inner());
+            validate::all_query(&query)?;
+            let pages = all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
+            Ok(page_messages("ReadAll", pages, |events| v1::ReadAllResponse { events }))
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl snapshot_store_server::SnapshotStore for Flipbook {
+    async fn put_snapshot(
+        &self,
+        request: Request<v1::PutSnapshotRequest>,
+    ) -> Result<Response<v1::PutSnapshotResponse>, Status> {
+        observe("PutSnapshot", async {
+            let snapshot = snapshot_to_store(request.into_inner().snapshot, Timestamp::now())?;
+            validate::snapshot(&snapshot, &self.limits)?;
+            self.snapshots.put(snapshot).await?;
+            Ok(v1::PutSnapshotResponse {})
+        })
+        .await
+    }
+
+    async fn get_snapshot(
+        &self,
+        request: Request<v1::GetSnapshotRequest>,
+    ) -> Result<Response<v1::GetSnapshotResponse>, Status> {
+        let query = SnapshotQuery::from(request.into_inner());
+        let found = observe("GetSnapshot", async {
+            validate::snapshot_query(&query)?;
+            self.snapshots.get(&query).await
+        })
+        .await?
+        .into_inner();
+        match found {
+            Some(snapshot) => Ok(Response::new(v1::GetSnapshotResponse { snapshot: Some(snapshot.into()) })),
+            None => Err(not_found("snapshot", &query.state_id)),
+        }
+    }
+
+    async fn delete_snapshots(
+        &self,
+        request: Request<v1::DeleteSnapshotsRequest>,
+    ) -> Result<Response<v1::DeleteSnapshotsResponse>, Status> {
+        observe("DeleteSnapshots", async {
+            let state_id = request.into_inner().state_id;
+            validate::head(&state_id)?;
+            Ok(v1::DeleteSnapshotsResponse { deleted: self.snapshots.delete(&state_id).await? })
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl server_info_server::ServerInfo for Flipbook {
+    async fn get_server_info(
+        &self,
+        _: Request<v1::GetServerInfoRequest>,
+    ) -> Result<Response<v1::GetServerInfoResponse>, Status> {
+        let limits = &self.limits;
+        Ok(Response::new(v1::GetServerInfoResponse {
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
+            event_backend: self.events.backend().to_owned(),
+            snapshot_backend: self.snapshots.backend().to_owned(),
+            durable: self.events.durable(),
+            limits: Some(v1::Limits {
+                max_events_per_append: limits.max_events_per_append,
+                max_payload_bytes: limits.max_payload_bytes,
+                max_snapshot_bytes: limits.max_snapshot_bytes,
+                max_state_id_bytes: validate::MAX_STATE_ID_BYTES as u32,
+                max_name_bytes: validate::MAX_NAME_BYTES as u32,
+                max_request_bytes: limits.max_request_bytes,
+            }),
+        }))
+    }
+}
