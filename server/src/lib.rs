@@ -78,11 +78,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     health.set_serving::<event_store_server::EventStoreServer<Flipbook>>().await;
     health.set_serving::<snapshot_store_server::SnapshotStoreServer<Flipbook>>().await;
     health.set_serving::<server_info_server::ServerInfoServer<Flipbook>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building the reflection service")?;
+    // Reflection in both versions: grpcurl and older tools still ask v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().context("building the reflection service")?;
+    let reflection_v1alpha = reflection().build_v1alpha().context("building the reflection service")?;
 
     let max_request = usize::try_from(limits.max_request_bytes).unwrap_or(usize::MAX);
     let router = Server::builder()
@@ -90,7 +93,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true)
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(event_store_server::EventStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request))
         .add_service(
             snapshot_store_server::SnapshotStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),

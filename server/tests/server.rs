@@ -1,0 +1,229 @@
+//! The server as an operator meets it: health, reflection, server info, metrics, streamed
+//! reads, graceful shutdown and durability across a crash.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flipbook_proto::v1::event_store_client::EventStoreClient;
+use flipbook_proto::v1::server_info_client::ServerInfoClient;
+use flipbook_proto::v1::{self};
+use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent, StateQuery};
+use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore};
+use flipbook_storage::{EventStore, read};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+fn events_of(count: u64, payload_bytes: usize) -> Vec<v1::ProposedEvent> {
+    (0..count)
+        .map(|_| v1::ProposedEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            name: "Deposited".into(),
+            payload: vec![b'7'; payload_bytes],
+            ..Default::default()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn health_answers_serving_and_reflection_lists_the_services() {
+    let server = common::start_server().await;
+    let channel = common::channel(server.addr).await;
+
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "flipbook.v1.EventStore", "flipbook.v1.SnapshotStore", "flipbook.v1.ServerInfo"] {
+        let request = tonic_health::pb::HealthCheckRequest { service: service.into() };
+        let status = health.check(request).await.expect("health check").into_inner().status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses =
+        reflection.server_reflection_info(tokio_stream::iter([request])).await.expect("reflection").into_inner();
+    let response = responses.next().await.expect("a response").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("not a service list: {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in
+        ["flipbook.v1.EventStore", "flipbook.v1.SnapshotStore", "flipbook.v1.ServerInfo", "grpc.health.v1.Health"]
+    {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn server_info_reports_the_backends_and_limits() {
+    let server = common::start_server().await;
+    let mut info = ServerInfoClient::new(common::channel(server.addr).await);
+    let info = info.get_server_info(v1::GetServerInfoRequest {}).await.expect("server info").into_inner();
+    assert_eq!(info.event_backend, "sqlite");
+    assert_eq!(info.snapshot_backend, "sqlite");
+    assert!(info.durable, "SQLite with synchronous=FULL is durable by default");
+    let limits = info.limits.expect("limits");
+    assert_eq!(limits.max_events_per_append, 1000);
+    assert_eq!(limits.max_payload_bytes, 1024 * 1024);
+    assert_eq!(limits.max_state_id_bytes, 256);
+}
+
+/// A GET over a bare TCP connection: enough HTTP/1.1 for one response.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    response
+}
+
+#[tokio::test]
+async fn metrics_count_requests_appends_and_conflicts() {
+    let mut config = common::test_config(common::fresh_db());
+    config.metrics_listen = Some("127.0.0.1:0".parse().expect("address"));
+    let server = flipbook_server::start(config).await.expect("start");
+    let mut client = EventStoreClient::new(common::channel(server.addr).await);
+    let append = |expected| v1::AppendRequest {
+        state_id: "metered".into(),
+        events: events_of(3, 10),
+        expected: Some(v1::append_request::Expected::ExactVersion(expected)),
+        ..Default::default()
+    };
+    client.append(append(0)).await.expect("append");
+    client.append(append(0)).await.expect_err("conflict");
+
+    let metrics = http_get(server.metrics_addr.expect("metrics address"), "/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    let line = |prefix: &str| metrics.lines().find(|l| l.starts_with(prefix)).map(str::to_owned);
+    let appended = line("flipbook_events_appended_total").expect("appended counter");
+    // Process-wide counters: other tests of this binary may have appended too.
+    let count: u64 = appended.rsplit(' ').next().and_then(|n| n.parse().ok()).expect("a count");
+    assert!(count >= 3, "{appended}");
+    assert!(line("flipbook_version_conflicts_total").is_some(), "{metrics}");
+    assert!(metrics.contains("flipbook_requests_total{method=\"Append\",code=\"Ok\"}"), "{metrics}");
+    assert!(metrics.contains("flipbook_requests_total{method=\"Append\",code=\"Aborted\"}"), "{metrics}");
+    assert!(metrics.contains("flipbook_request_duration_seconds_bucket{method=\"Append\""), "{metrics}");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn reads_stream_in_messages_a_default_client_accepts() {
+    let server = common::start_server().await;
+    // A client with tonic's default 4 MiB decode limit.
+    let mut client = EventStoreClient::new(common::channel(server.addr).await);
+    for _ in 0..4 {
+        let request = v1::AppendRequest { state_id: "big".into(), events: events_of(5, 900_000), ..Default::default() };
+        client.append(request).await.expect("append 4.5 MB");
+    }
+    let request = v1::ReadStateRequest { state_id: "big".into(), ..Default::default() };
+    let mut stream = client.read_state(request).await.expect("read").into_inner();
+    let (mut messages, mut versions) = (0, Vec::new());
+    while let Some(message) = stream.message().await.expect("a message under 4 MiB") {
+        messages += 1;
+        versions.extend(message.events.iter().filter_map(|e| e.version));
+    }
+    assert_eq!(versions, (1..=20).collect::<Vec<_>>());
+    assert!(messages >= 6, "18 MB must come in several messages, came in {messages}");
+
+    // A reader that goes away mid-stream costs the server nothing.
+    let request = v1::ReadStateRequest { state_id: "big".into(), ..Default::default() };
+    let mut stream = client.read_state(request).await.expect("read").into_inner();
+    stream.message().await.expect("first message");
+    drop(stream);
+    let head = client.get_head(v1::GetHeadRequest { state_id: "big".into() }).await.expect("still serving");
+    assert_eq!(head.into_inner().head.expect("head").last_version, Some(20));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_loses_no_acknowledged_append() {
+    let db = common::fresh_db();
+    let server = flipbook_server::start(common::test_config(db.clone())).await.expect("start");
+    let client = EventStoreClient::new(common::channel(server.addr).await);
+    let mut appends = Vec::new();
+    for n in 0..64 {
+        let mut client = client.clone();
+        appends.push(tokio::spawn(async move {
+            let request = v1::AppendRequest {
+                state_id: format!("shutdown-{}", n % 4),
+                events: events_of(2, 100),
+                ..Default::default()
+            };
+            client.append(request).await
+        }));
+    }
+    // Stop while those are on their way or in flight.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    tokio::time::timeout(Duration::from_secs(30), server.stop()).await.expect("stops within the grace").expect("stop");
+
+    let mut acknowledged = 0;
+    for append in appends {
+        match append.await.expect("task") {
+            Ok(_) => acknowledged += 2,
+            Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
+        }
+    }
+    let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&SqliteConfig::new(&db)).await.expect("reopen"));
+    let mut stored = 0;
+    for n in 0..4 {
+        stored += read::collect_state(Arc::clone(&store), StateQuery::all(format!("shutdown-{n}")))
+            .await
+            .expect("read")
+            .len();
+    }
+    assert_eq!(stored, acknowledged, "every acknowledged append is stored, and nothing else");
+}
+
+#[tokio::test]
+async fn acknowledged_appends_survive_a_killed_server() {
+    let db = common::fresh_db();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("address").port()
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flipbook"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
+        .arg("--sqlite-path")
+        .arg(&db)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn flipbook");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let channel = loop {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await {
+            break channel;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut client = EventStoreClient::new(channel);
+    for n in 0..20u64 {
+        let request = v1::AppendRequest {
+            state_id: "crash".into(),
+            events: events_of(1, 32),
+            expected: Some(v1::append_request::Expected::ExactVersion(n)),
+            ..Default::default()
+        };
+        client.append(request).await.expect("append");
+    }
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("reaped");
+
+    let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&SqliteConfig::new(&db)).await.expect("reopen"));
+    let stored = read::collect_state(Arc::clone(&store), StateQuery::all("crash")).await.expect("read");
+    assert_eq!(stored.iter().filter_map(|e| e.version).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+    // And the state goes on where it was.
+    let next = AppendRequest::new("crash", Expectation::Exactly(20), vec![ProposedEvent::new("After", b"{}".to_vec())]);
+    assert_eq!(store.append(next).await.expect("append after restart").last_version, Some(21));
+}

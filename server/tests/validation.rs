@@ -1,0 +1,227 @@
+//! Bad input at the edge: one test per rule. Each asserts INVALID_ARGUMENT, the reason, the
+//! field named in `google.rpc.BadRequest`, that nothing was stored, and that the server goes on
+//! serving.
+
+mod common;
+
+use std::collections::HashMap;
+
+use flipbook_proto::status::{reason, reason_of};
+use flipbook_proto::v1::event_store_client::EventStoreClient;
+use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
+use flipbook_proto::v1::{self, append_request::Expected};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+struct Fixture {
+    events: EventStoreClient<Channel>,
+    snapshots: SnapshotStoreClient<Channel>,
+}
+
+async fn fixture() -> Fixture {
+    let server = common::start_server().await;
+    let channel = common::channel(server.addr).await;
+    let max = 64 * 1024 * 1024;
+    Fixture {
+        events: EventStoreClient::new(channel.clone()).max_encoding_message_size(max),
+        snapshots: SnapshotStoreClient::new(channel).max_encoding_message_size(max),
+    }
+}
+
+fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
+    let status = result.expect_err("bad input must be refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason_of(&status).as_deref(), Some(reason::INVALID_ARGUMENT));
+    let details = status.get_error_details();
+    let violations = &details.bad_request().expect("a BadRequest detail").field_violations;
+    assert_eq!(violations[0].field, field, "{status:?}");
+    assert!(!violations[0].description.is_empty());
+}
+
+const STATE: &str = "wallet-1";
+
+fn event(n: u32) -> v1::ProposedEvent {
+    v1::ProposedEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        name: "Deposited".into(),
+        payload: format!("{{\"amount\":{n}}}").into_bytes(),
+        ..Default::default()
+    }
+}
+
+fn append(events: Vec<v1::ProposedEvent>) -> v1::AppendRequest {
+    v1::AppendRequest { state_id: STATE.into(), events, ..Default::default() }
+}
+
+impl Fixture {
+    /// Nothing reached the store, and a good append still works afterwards.
+    async fn assert_nothing_stored_and_still_serving(&mut self) {
+        let all = self.events.read_all(v1::ReadAllRequest::default()).await.expect("read all");
+        let mut stream = all.into_inner();
+        assert!(stream.message().await.expect("a message").is_none(), "nothing stored");
+        let head = self.events.get_head(v1::GetHeadRequest { state_id: STATE.into() }).await;
+        assert_eq!(head.expect_err("no head").code(), Code::NotFound);
+        let ok = self.events.append(append(vec![event(1)])).await.expect("the server still serves");
+        assert_eq!(ok.into_inner().last_version, Some(1));
+    }
+
+    async fn refuse_append(&mut self, request: v1::AppendRequest, field: &str) {
+        assert_invalid(self.events.append(request).await, field);
+        self.assert_nothing_stored_and_still_serving().await;
+    }
+}
+
+macro_rules! bad_append {
+    ($($name:ident: $request:expr => $field:expr;)+) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let mut fixture = fixture().await;
+                fixture.refuse_append($request, $field).await;
+            }
+        )+
+    };
+}
+
+fn with_event(change: impl FnOnce(&mut v1::ProposedEvent)) -> v1::AppendRequest {
+    let mut e = event(1);
+    change(&mut e);
+    append(vec![event(0), e])
+}
+
+fn versioned(versions: &[Option<u64>]) -> Vec<v1::ProposedEvent> {
+    versions.iter().map(|&version| v1::ProposedEvent { version, ..event(1) }).collect()
+}
+
+bad_append! {
+    state_id_empty: v1::AppendRequest { state_id: String::new(), ..append(vec![event(1)]) } => "state_id";
+    state_id_too_long: v1::AppendRequest { state_id: "s".repeat(257), ..append(vec![event(1)]) } => "state_id";
+    state_id_control_character: v1::AppendRequest { state_id: "wallet\n1".into(), ..append(vec![event(1)]) } => "state_id";
+    no_events: append(vec![]) => "events";
+    too_many_events: append((0..1001).map(event).collect()) => "events";
+    event_id_not_a_uuid: with_event(|e| e.event_id = "not-a-uuid".into()) => "events[1].event_id";
+    event_id_twice_in_one_append: {
+        let e = event(1);
+        append(vec![e.clone(), e])
+    } => "events[1].event_id";
+    name_empty: with_event(|e| e.name = String::new()) => "events[1].name";
+    name_too_long: with_event(|e| e.name = "n".repeat(129)) => "events[1].name";
+    name_control_character: with_event(|e| e.name = "Depo\u{7}sited".into()) => "events[1].name";
+    payload_too_large: with_event(|e| e.payload = vec![b'x'; 1024 * 1024 + 1]) => "events[1].payload";
+    content_type_control_character: with_event(|e| e.content_type = "text/\tplain".into()) => "events[1].content_type";
+    timestamp_out_of_range: with_event(|e| e.timestamp = Some(prost_types::Timestamp { seconds: 0, nanos: -5 })) => "events[1].timestamp";
+    timestamp_past_2262: with_event(|e| e.timestamp = Some(prost_types::Timestamp { seconds: i64::MAX / 2, nanos: 0 })) => "events[1].timestamp";
+    metadata_empty_key: with_event(|e| e.metadata = HashMap::from([(String::new(), "v".into())])) => "events[1].metadata[\"\"]";
+    metadata_too_large: with_event(|e| e.metadata = HashMap::from([("k".into(), "v".repeat(70_000))])) => "events[1].metadata";
+    versions_on_some_events_only: append(versioned(&[Some(1), None])) => "events[1].version";
+    version_zero: append(versioned(&[Some(0)])) => "events[0].version";
+    versions_with_a_gap: append(versioned(&[Some(1), Some(3)])) => "events[1].version";
+    versions_not_after_expected: v1::AppendRequest {
+        expected: Some(Expected::ExactVersion(4)),
+        ..append(versioned(&[Some(4)]))
+    } => "events[0].version";
+    version_on_a_neutral_append: v1::AppendRequest { version_neutral: true, ..append(versioned(&[Some(1)])) } => "events[0].version";
+    exact_version_on_a_neutral_append: v1::AppendRequest {
+        version_neutral: true,
+        expected: Some(Expected::ExactVersion(0)),
+        ..append(vec![event(1)])
+    } => "expected";
+    state_metadata_control_character_key: v1::AppendRequest {
+        state_metadata: HashMap::from([("own\u{0}er".into(), "ada".into())]),
+        ..append(vec![event(1)])
+    } => "state_metadata[\"own\\0er\"]";
+}
+
+#[tokio::test]
+async fn bad_reads_are_refused() {
+    let mut f = fixture().await;
+    let read = |change: fn(&mut v1::ReadStateRequest)| {
+        let mut request = v1::ReadStateRequest { state_id: STATE.into(), ..Default::default() };
+        change(&mut request);
+        request
+    };
+    assert_invalid(f.events.read_state(read(|r| r.state_id.clear())).await, "state_id");
+    assert_invalid(f.events.read_state(read(|r| r.state_id = "x".repeat(300))).await, "state_id");
+    assert_invalid(
+        f.events
+            .read_state(read(|r| {
+                r.min_version = Some(5);
+                r.max_version = Some(4);
+            }))
+            .await,
+        "min_version",
+    );
+    assert_invalid(f.events.read_state(read(|r| r.direction = 7)).await, "direction");
+    assert_invalid(f.events.read_state(read(|r| r.names = vec![String::new()])).await, "names[0]");
+    assert_invalid(
+        f.events
+            .read_state(read(|r| r.as_of = Some(prost_types::Timestamp { seconds: 1, nanos: 2_000_000_000 })))
+            .await,
+        "as_of",
+    );
+    assert_invalid(f.events.get_head(v1::GetHeadRequest { state_id: String::new() }).await, "state_id");
+    let all = |change: fn(&mut v1::ReadAllRequest)| {
+        let mut request = v1::ReadAllRequest::default();
+        change(&mut request);
+        request
+    };
+    assert_invalid(f.events.read_all(all(|r| r.state_id_prefix = "p".repeat(257))).await, "state_id_prefix");
+    assert_invalid(f.events.read_all(all(|r| r.names = vec!["ok".into(), "\n".into()])).await, "names[1]");
+    f.assert_nothing_stored_and_still_serving().await;
+}
+
+fn snapshot(change: impl FnOnce(&mut v1::Snapshot)) -> v1::PutSnapshotRequest {
+    let mut snapshot = v1::Snapshot {
+        state_id: STATE.into(),
+        version: 3,
+        reducer_revision: "wallet-v1".into(),
+        payload: b"{\"balance\":3}".to_vec(),
+        ..Default::default()
+    };
+    change(&mut snapshot);
+    v1::PutSnapshotRequest { snapshot: Some(snapshot) }
+}
+
+#[tokio::test]
+async fn bad_snapshots_are_refused_and_not_stored() {
+    let mut f = fixture().await;
+    let puts = [
+        (v1::PutSnapshotRequest { snapshot: None }, "snapshot"),
+        (snapshot(|s| s.state_id.clear()), "snapshot.state_id"),
+        (snapshot(|s| s.reducer_revision.clear()), "snapshot.reducer_revision"),
+        (snapshot(|s| s.reducer_revision = "r".repeat(129)), "snapshot.reducer_revision"),
+        (snapshot(|s| s.version = 0), "snapshot.version"),
+        (snapshot(|s| s.content_type = "\u{1b}[31m".into()), "snapshot.content_type"),
+        (snapshot(|s| s.payload = vec![0; 16 * 1024 * 1024 + 1]), "snapshot.payload"),
+        (snapshot(|s| s.created_at = Some(prost_types::Timestamp { seconds: 0, nanos: -1 })), "snapshot.created_at"),
+    ];
+    for (request, field) in puts {
+        assert_invalid(f.snapshots.put_snapshot(request).await, field);
+    }
+    let get =
+        v1::GetSnapshotRequest { state_id: STATE.into(), reducer_revision: "wallet-v1".into(), max_version: None };
+    assert_eq!(f.snapshots.get_snapshot(get.clone()).await.expect_err("nothing stored").code(), Code::NotFound);
+    let no_revision = v1::GetSnapshotRequest { reducer_revision: String::new(), ..get.clone() };
+    assert_invalid(f.snapshots.get_snapshot(no_revision).await, "reducer_revision");
+    assert_invalid(
+        f.snapshots.delete_snapshots(v1::DeleteSnapshotsRequest { state_id: String::new() }).await,
+        "state_id",
+    );
+
+    f.snapshots.put_snapshot(snapshot(|_| {})).await.expect("a good snapshot is stored");
+    assert_eq!(
+        f.snapshots.get_snapshot(get).await.expect("stored").into_inner().snapshot.expect("a snapshot").version,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_request_above_the_message_limit_is_refused_whole() {
+    let mut f = fixture().await;
+    // 40 events of 1 MiB: each within the payload limit, together above max_request_bytes.
+    let big: Vec<_> = (0..40).map(|n| v1::ProposedEvent { payload: vec![b'x'; 1024 * 1024], ..event(n) }).collect();
+    let status = f.events.append(append(big)).await.expect_err("too large");
+    assert!(matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted | Code::InvalidArgument), "{status:?}");
+    f.assert_nothing_stored_and_still_serving().await;
+}
