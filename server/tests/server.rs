@@ -227,3 +227,36 @@ async fn acknowledged_appends_survive_a_killed_server() {
     let next = AppendRequest::new("crash", Expectation::Exactly(20), vec![ProposedEvent::new("After", b"{}".to_vec())]);
     assert_eq!(store.append(next).await.expect("append after restart").last_version, Some(21));
 }
+
+/// The README's command: `flipbook serve` with no flags and no set-up serves on 127.0.0.1:7420
+/// from ./flipbook.db, answers health checks, and exits cleanly on SIGTERM.
+#[tokio::test]
+async fn flipbook_serve_with_defaults_needs_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flipbook"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("FLIPBOOK_LISTEN")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn flipbook");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], flipbook_server::config::DEFAULT_PORT));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let channel = loop {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await {
+            break channel;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
+    let status = HealthClient::new(channel).check(request).await.expect("health").into_inner().status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    assert!(dir.path().join("flipbook.db").exists(), "the embedded default store is ./flipbook.db");
+
+    let pid = child.id().expect("a pid").to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(killed.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("status");
+    assert!(exit.success(), "SIGTERM is a clean shutdown: {exit:?}");
+}

@@ -1,0 +1,301 @@
+//! Flipbook on SQLite against SQLite itself, measured in the same run.
+//!
+//! `cargo run --release -p flipbook-benches --bin sqlite-bench` (add `--smoke` for a quick run
+//! that only proves it works). The baseline does the same work directly with sqlx on the same
+//! schema with the same durability (WAL, synchronous=FULL): read the state's tip, insert the
+//! event, update the tip, one transaction per append; and read a state's rows in order.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use flipbook_benches::{ChildServer, Target, rate, report, serve_child};
+use flipbook_proto::v1::{self, append_request::Expected, event_store_client::EventStoreClient};
+use flipbook_storage::EventStore;
+use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
+use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, Row, SqliteConnection};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+const PAYLOAD: &[u8] = br#"{"account":"acc-0001","amount":1250,"currency":"EUR","reference":"invoice 2026-11-27/0042"}"#;
+
+struct Sizes {
+    appends: u64,
+    read_events: u64,
+    read_rounds: u64,
+    large_state: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve-child") {
+        return serve_child(Path::new(args.get(1).context("serve-child DB")?)).await;
+    }
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let sizes = if smoke {
+        Sizes { appends: 64, read_events: 1_000, read_rounds: 2, large_state: 20_000 }
+    } else {
+        Sizes { appends: 2_000, read_events: 10_000, read_rounds: 20, large_state: 1_000_000 }
+    };
+    if cfg!(debug_assertions) && !smoke {
+        eprintln!("warning: a debug build; run with --release for figures");
+    }
+    let dir = tempfile::Builder::new().prefix("flipbook-bench-").tempdir()?;
+    println!("SQLite benchmark ({} mode), data in {}", if smoke { "smoke" } else { "full" }, dir.path().display());
+
+    let mut met = true;
+    for clients in [1, 16] {
+        let baseline = direct_appends(&dir.path().join(format!("direct-{clients}.db")), clients, sizes.appends).await?;
+        let flipbook = flipbook_appends(&dir.path().join(format!("flipbook-{clients}.db")), clients, sizes.appends).await?;
+        let target = if clients == 1 { Target::AtLeast(0.6) } else { Target::Above(1.0) };
+        met &= report(&format!("append 1 event, {clients} client(s)"), "appends/s", flipbook, "sqlite", baseline, target);
+    }
+
+    let db = dir.path().join("read.db");
+    load_state(&db, "read-me", sizes.read_events).await?;
+    let baseline = direct_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?;
+    let flipbook = flipbook_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?;
+    met &= report(
+        &format!("read a {}-event state", sizes.read_events),
+        "events/s",
+        flipbook,
+        "sqlite",
+        baseline,
+        Target::AtLeast(0.8),
+    );
+
+    let db = dir.path().join("large.db");
+    load_state(&db, "large", sizes.large_state).await?;
+    let (peak, events_per_second) = large_read(&db, "large", sizes.large_state).await?;
+    let bounded = peak < 100.0;
+    println!(
+        "{:<44} server peak RSS {peak:.1} MiB while streaming {} events at {events_per_second:.0} events/s (target < 100 MiB) {}",
+        format!("read a {}-event state", sizes.large_state),
+        sizes.large_state,
+        if bounded { "met" } else { "MISSED" }
+    );
+    met &= bounded;
+    if !met && !smoke {
+        println!("some targets were missed");
+    }
+    Ok(())
+}
+
+fn event(n: u64) -> ProposedEvent {
+    let mut event = ProposedEvent::new("Deposited", PAYLOAD.to_vec());
+    event.metadata.insert("n".into(), n.to_string());
+    event
+}
+
+fn wire_event() -> v1::ProposedEvent {
+    v1::ProposedEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        name: "Deposited".into(),
+        payload: PAYLOAD.to_vec(),
+        content_type: "application/json".into(),
+        ..Default::default()
+    }
+}
+
+/// Creates the schema by opening the store once, then appends `count` events in big batches.
+async fn load_state(db: &Path, state: &str, count: u64) -> anyhow::Result<()> {
+    let store = SqliteEventStore::open(&SqliteConfig::new(db)).await?;
+    let mut done = 0;
+    while done < count {
+        let batch = (count - done).min(1000);
+        let events = (done..done + batch).map(event).collect();
+        store.append(AppendRequest::new(state, Expectation::Exactly(done), events)).await?;
+        done += batch;
+    }
+    Ok(())
+}
+
+async fn direct_connection(db: &Path) -> anyhow::Result<SqliteConnection> {
+    SqliteEventStore::open(&SqliteConfig::new(db)).await?; // the same schema
+    let options = SqliteConnectOptions::new()
+        .filename(db)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(std::time::Duration::from_secs(5));
+    Ok(SqliteConnection::connect_with(&options).await?)
+}
+
+/// One append the direct way: one transaction that checks the version, inserts, moves the tip.
+async fn direct_append(conn: &mut SqliteConnection, state: &str, expected: u64) -> anyhow::Result<()> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let last: Option<i64> = sqlx::query("SELECT last_seq FROM states WHERE state_id = ?1")
+        .bind(state)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.get(0));
+    anyhow::ensure!(last.unwrap_or(0) as u64 == expected, "version conflict");
+    let seq = expected as i64 + 1;
+    let position = sqlx::query(
+        "INSERT INTO events (state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
+         recorded_at, metadata) VALUES (?1, ?2, ?2, ?3, 'Deposited', ?4, 'application/json', NULL, ?5, '{}')",
+    )
+    .bind(state)
+    .bind(seq)
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(PAYLOAD)
+    .bind(0_i64)
+    .execute(&mut *tx)
+    .await?
+    .last_insert_rowid();
+    sqlx::query(
+        "INSERT INTO states (state_id, version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, \
+         metadata) VALUES (?1, 0, ?2, ?3, 0, 0, '{}') ON CONFLICT (state_id) DO UPDATE SET last_seq = excluded.last_seq, \
+         last_position = excluded.last_position",
+    )
+    .bind(state)
+    .bind(seq)
+    .bind(position)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `clients` tasks, each appending to its own state, through one connection (SQLite has one
+/// writer; a mutex serialises without the busy-handler sleeps of competing connections).
+async fn direct_appends(db: &Path, clients: u64, total: u64) -> anyhow::Result<f64> {
+    let conn = Arc::new(Mutex::new(direct_connection(db).await?));
+    rate(total, || async {
+        let mut tasks = Vec::new();
+        for client in 0..clients {
+            let conn = Arc::clone(&conn);
+            tasks.push(tokio::spawn(async move {
+                for n in 0..total / clients {
+                    direct_append(&mut *conn.lock().await, &format!("direct-{client}"), n).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn client(addr: std::net::SocketAddr) -> anyhow::Result<EventStoreClient<Channel>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+    Ok(EventStoreClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+async fn flipbook_appends(db: &Path, clients: u64, total: u64) -> anyhow::Result<f64> {
+    SqliteEventStore::open(&SqliteConfig::new(db)).await?; // create the file before the server
+    let server = ChildServer::spawn(db).await?;
+    // One HTTP/2 connection per client, as separate application processes would have.
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        connections.push(client(server.addr).await?);
+    }
+    let result = rate(total, || async {
+        let mut tasks = Vec::new();
+        for (n, mut client) in connections.into_iter().enumerate() {
+            tasks.push(tokio::spawn(async move {
+                for version in 0..total / clients {
+                    let request = v1::AppendRequest {
+                        state_id: format!("flipbook-{n}"),
+                        events: vec![wire_event()],
+                        expected: Some(Expected::ExactVersion(version)),
+                        ..Default::default()
+                    };
+                    client.append(request).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    })
+    .await;
+    server.stop().await?;
+    result
+}
+
+/// What a reader does with each event: keeps the fields a reducer would use.
+#[derive(Debug, Default)]
+struct Fold {
+    events: u64,
+    bytes: usize,
+    last_version: u64,
+}
+
+async fn direct_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyhow::Result<f64> {
+    let mut conn = direct_connection(db).await?;
+    rate(count * rounds, || async {
+        for _ in 0..rounds {
+            let rows = sqlx::query(
+                "SELECT position, state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
+                 recorded_at, metadata FROM events WHERE state_id = ?1 ORDER BY state_seq",
+            )
+            .bind(state)
+            .fetch_all(&mut conn)
+            .await?;
+            let mut fold = Fold::default();
+            for row in rows {
+                let payload: Vec<u8> = row.try_get(6)?;
+                let _: String = row.try_get(4)?;
+                let _: String = row.try_get(5)?;
+                let _: String = row.try_get(10)?;
+                fold.events += 1;
+                fold.bytes += payload.len();
+                fold.last_version = row.try_get::<i64, _>(3)? as u64;
+            }
+            anyhow::ensure!(fold.events == count, "read {} of {count}", fold.events);
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn read_through(client: &mut EventStoreClient<Channel>, state: &str) -> anyhow::Result<Fold> {
+    let request = v1::ReadStateRequest { state_id: state.to_owned(), ..Default::default() };
+    let mut stream = client.read_state(request).await?.into_inner();
+    let mut fold = Fold::default();
+    while let Some(page) = stream.message().await? {
+        for event in page.events {
+            fold.events += 1;
+            fold.bytes += event.payload.len();
+            fold.last_version = event.version.unwrap_or_default();
+        }
+    }
+    Ok(fold)
+}
+
+async fn flipbook_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyhow::Result<f64> {
+    let server = ChildServer::spawn(db).await?;
+    let mut client = client(server.addr).await?;
+    let result = rate(count * rounds, || async {
+        for _ in 0..rounds {
+            let fold = read_through(&mut client, state).await?;
+            anyhow::ensure!(fold.events == count, "read {} of {count}", fold.events);
+        }
+        Ok(())
+    })
+    .await;
+    server.stop().await?;
+    result
+}
+
+async fn large_read(db: &PathBuf, state: &str, count: u64) -> anyhow::Result<(f64, f64)> {
+    let server = ChildServer::spawn(db).await?;
+    let mut client = client(server.addr).await?;
+    let events_per_second = rate(count, || async {
+        let fold = read_through(&mut client, state).await?;
+        anyhow::ensure!(fold.events == count && fold.last_version == count, "read {} of {count}", fold.events);
+        Ok(())
+    })
+    .await?;
+    let peak = server.peak_rss_mib()?;
+    server.stop().await?;
+    Ok((peak, events_per_second))
+}
