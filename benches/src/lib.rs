@@ -93,11 +93,7 @@ impl ChildServer {
 
 /// The child side of [`ChildServer`]: serves the SQLite file until stdin closes.
 pub async fn serve_child(db: &Path) -> anyhow::Result<()> {
-    let mut config = flipbook_server::Config::default();
-    config.listen = "127.0.0.1:0".parse()?;
-    config.metrics_listen = None;
-    config.events.sqlite.path = db.to_owned();
-    let running = flipbook_server::start(config).await?;
+    let running = flipbook_server::start(flipbook_server::Config::local(db)).await?;
     println!("listening {}", running.addr);
     let mut stdin = tokio::io::stdin();
     let mut sink = Vec::new();

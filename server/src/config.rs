@@ -207,6 +207,15 @@ pub struct ServeArgs {
 }
 
 impl Config {
+    /// A server on a free loopback port, without a metrics endpoint, over this SQLite file:
+    /// for tests, benchmarks and tools that run a server in-process.
+    pub fn local(sqlite_path: impl Into<PathBuf>) -> Self {
+        let mut config =
+            Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), metrics_listen: None, ..Self::default() };
+        config.events.sqlite.path = sqlite_path.into();
+        config
+    }
+
     /// Defaults, then the file, then environment and flags (clap puts flags over environment).
     pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
         let mut config = match &args.config {
@@ -323,15 +332,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "[events]\nbackend = \"cassandra\"\n").expect("write config");
-        let error = Config::load(&ServeArgs { config: Some(file.clone()), ..ServeArgs::default() }).unwrap_err();
+        let error =
+            Config::load(&ServeArgs { config: Some(file.clone()), ..ServeArgs::default() }).expect_err("refused");
         assert!(format!("{error:#}").contains("cassandra"), "{error:#}");
 
         std::fs::write(&file, "listne = \"x\"\n").expect("write config");
-        let error = Config::load(&ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap_err();
+        let error = Config::load(&ServeArgs { config: Some(file), ..ServeArgs::default() }).expect_err("refused");
         assert!(format!("{error:#}").contains("listne"), "{error:#}");
 
         let args = ServeArgs { sqlite_durability: Some("sometimes".into()), ..ServeArgs::default() };
-        assert!(Config::load(&args).unwrap_err().to_string().contains("sometimes"));
+        assert!(Config::load(&args).expect_err("refused").to_string().contains("sometimes"));
         let args = ServeArgs { max_events_per_append: Some(0), ..ServeArgs::default() };
         assert!(Config::load(&args).is_err());
     }

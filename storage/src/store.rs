@@ -86,10 +86,10 @@ pub struct Tip {
 pub fn plan_append(tip: Option<Tip>, request: &AppendRequest) -> Result<u64> {
     let conflict = |actual_version| Error::VersionConflict { state_id: request.state_id.clone(), actual_version };
     let last = tip.map_or(0, |t| t.last_seq);
-    if let Some(tip) = tip {
-        if tip.kind != request.kind {
-            return Err(Error::StateKindMismatch { state_id: request.state_id.clone(), stored: tip.kind });
-        }
+    if let Some(tip) = tip
+        && tip.kind != request.kind
+    {
+        return Err(Error::StateKindMismatch { state_id: request.state_id.clone(), stored: tip.kind });
     }
     match request.expected {
         Expectation::Any => {}

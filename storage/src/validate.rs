@@ -144,10 +144,10 @@ pub fn append(request: &AppendRequest, limits: &Limits) -> Result<()> {
 
 pub fn state_query(query: &StateQuery) -> Result<()> {
     state_id("state_id", &query.state_id)?;
-    if let (Some(min), Some(max)) = (query.min_version, query.max_version) {
-        if min > max {
-            return Err(Error::invalid("min_version", "must not exceed max_version"));
-        }
+    if let (Some(min), Some(max)) = (query.min_version, query.max_version)
+        && min > max
+    {
+        return Err(Error::invalid("min_version", "must not exceed max_version"));
     }
     names("names", &query.names)
 }

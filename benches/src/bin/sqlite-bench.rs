@@ -5,7 +5,7 @@
 //! schema with the same durability (WAL, synchronous=FULL): read the state's tip, insert the
 //! event, update the tip, one transaction per append; and read a state's rows in order.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -19,7 +19,8 @@ use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
-const PAYLOAD: &[u8] = br#"{"account":"acc-0001","amount":1250,"currency":"EUR","reference":"invoice 2026-11-27/0042"}"#;
+const PAYLOAD: &[u8] =
+    br#"{"account":"acc-0001","amount":1250,"currency":"EUR","reference":"invoice 2026-11-27/0042"}"#;
 
 struct Sizes {
     appends: u64,
@@ -49,9 +50,11 @@ async fn main() -> anyhow::Result<()> {
     let mut met = true;
     for clients in [1, 16] {
         let baseline = direct_appends(&dir.path().join(format!("direct-{clients}.db")), clients, sizes.appends).await?;
-        let flipbook = flipbook_appends(&dir.path().join(format!("flipbook-{clients}.db")), clients, sizes.appends).await?;
+        let flipbook =
+            flipbook_appends(&dir.path().join(format!("flipbook-{clients}.db")), clients, sizes.appends).await?;
         let target = if clients == 1 { Target::AtLeast(0.6) } else { Target::Above(1.0) };
-        met &= report(&format!("append 1 event, {clients} client(s)"), "appends/s", flipbook, "sqlite", baseline, target);
+        met &=
+            report(&format!("append 1 event, {clients} client(s)"), "appends/s", flipbook, "sqlite", baseline, target);
     }
 
     let db = dir.path().join("read.db");
@@ -286,7 +289,7 @@ async fn flipbook_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyh
     result
 }
 
-async fn large_read(db: &PathBuf, state: &str, count: u64) -> anyhow::Result<(f64, f64)> {
+async fn large_read(db: &Path, state: &str, count: u64) -> anyhow::Result<(f64, f64)> {
     let server = ChildServer::spawn(db).await?;
     let mut client = client(server.addr).await?;
     let events_per_second = rate(count, || async {

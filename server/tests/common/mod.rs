@@ -10,7 +10,7 @@ use flipbook_proto::status::{from_status, reason, reason_of};
 use flipbook_proto::v1::event_store_client::EventStoreClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self};
-use flipbook_server::config::{Config, SnapshotBackend};
+use flipbook_server::config::Config;
 use flipbook_storage::model::{AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery};
 use flipbook_storage::{Error, EventStore, Page, Result, SnapshotStore};
 use tonic::transport::Channel;
@@ -21,12 +21,7 @@ pub fn fresh_db() -> PathBuf {
 }
 
 pub fn test_config(db: PathBuf) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().expect("address");
-    config.metrics_listen = None;
-    config.events.sqlite.path = db;
-    config.snapshots.backend = SnapshotBackend::Sqlite;
-    config
+    Config::local(db)
 }
 
 pub async fn start_server() -> flipbook_server::Running {
