@@ -27,6 +27,8 @@ where
 pub enum Target {
     AtLeast(f64),
     Above(f64),
+    /// A figure that explains another; no target.
+    None,
 }
 
 /// Prints one line: the figure, the baseline, their ratio, the target and whether it is met.
@@ -35,6 +37,7 @@ pub fn report(what: &str, unit: &str, flipbook: f64, baseline_name: &str, baseli
     let (met, wanted) = match target {
         Target::AtLeast(t) => (ratio >= t, format!(">= {t}")),
         Target::Above(t) => (ratio > t, format!("> {t}")),
+        Target::None => (true, "none".to_owned()),
     };
     println!(
         "{what:<44} flipbook {flipbook:>12.0} {unit:<9} {baseline_name} {baseline:>12.0} {unit:<9} ratio {ratio:>6.2} (target {wanted}) {}",

@@ -11,7 +11,7 @@ use flipbook_proto::convert::snapshot_to_store;
 use flipbook_proto::status::{not_found, to_status};
 use flipbook_proto::v1::{self, event_store_server, server_info_server, snapshot_store_server};
 use flipbook_storage::model::{AllQuery, AppendRequest, RecordedEvent, SnapshotQuery, StateQuery, Timestamp};
-use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, state_pages};
+use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_pages};
 use flipbook_storage::validate::{self, Limits};
 use flipbook_storage::{Error, EventStore, SnapshotStore};
 use futures::{Stream, StreamExt, stream};
@@ -50,6 +50,10 @@ async fn observe<T>(method: &'static str, call: impl Future<Output = Result<T, E
     result.map(Response::new).map_err(|e| to_status(&e))
 }
 
+/// Pages a read fetches ahead of the transport: the store reads the next page while this one
+/// is encoded and sent.
+const READ_AHEAD_PAGES: usize = 2;
+
 type PageStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Pages of events as response messages, each under [`MAX_RESPONSE_BYTES`]. The stream pulls a
@@ -59,7 +63,7 @@ where
     T: Send + 'static,
     S: Stream<Item = Result<Vec<RecordedEvent>, Error>> + Send + 'static,
 {
-    pages
+    read_ahead(pages.boxed(), READ_AHEAD_PAGES)
         .flat_map(move |page| {
             let messages: Vec<Result<T, Status>> = match page {
                 Ok(events) => split_by_size(events).into_iter().map(|chunk| Ok(wrap(chunk))).collect(),

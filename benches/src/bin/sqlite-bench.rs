@@ -13,6 +13,7 @@ use flipbook_benches::{ChildServer, Target, rate, report, serve_child};
 use flipbook_proto::v1::{self, append_request::Expected, event_store_client::EventStoreClient};
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
+use flipbook_storage::read::DEFAULT_PAGE_SIZE;
 use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection};
@@ -36,6 +37,9 @@ async fn main() -> anyhow::Result<()> {
         return serve_child(Path::new(args.get(1).context("serve-child DB")?)).await;
     }
     let smoke = args.iter().any(|a| a == "--smoke");
+    // `--only appends|reads|memory` runs one part.
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let sizes = if smoke {
         Sizes { appends: 64, read_events: 1_000, read_rounds: 2, large_state: 20_000 }
     } else {
@@ -48,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     println!("SQLite benchmark ({} mode), data in {}", if smoke { "smoke" } else { "full" }, dir.path().display());
 
     let mut met = true;
-    for clients in [1, 16] {
+    for clients in [1, 16].into_iter().filter(|_| run("appends")) {
         let baseline = direct_appends(&dir.path().join(format!("direct-{clients}.db")), clients, sizes.appends).await?;
         let flipbook =
             flipbook_appends(&dir.path().join(format!("flipbook-{clients}.db")), clients, sizes.appends).await?;
@@ -57,20 +61,38 @@ async fn main() -> anyhow::Result<()> {
             report(&format!("append 1 event, {clients} client(s)"), "appends/s", flipbook, "sqlite", baseline, target);
     }
 
-    let db = dir.path().join("read.db");
+    if run("reads") {
+        met &= reads(dir.path(), &sizes).await?;
+    }
+    if run("memory") {
+        met &= memory(dir.path(), &sizes).await?;
+    }
+    if !met && !smoke {
+        println!("some targets were missed");
+    }
+    Ok(())
+}
+
+async fn reads(dir: &Path, sizes: &Sizes) -> anyhow::Result<bool> {
+    let db = dir.join("read.db");
     load_state(&db, "read-me", sizes.read_events).await?;
     let baseline = direct_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?;
     let flipbook = flipbook_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?;
-    met &= report(
+    // Where the time goes: the storage layer alone, in-process, without gRPC.
+    let in_process = storage_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?;
+    report("  (storage trait in-process, no gRPC)", "events/s", in_process, "sqlite", baseline, Target::None);
+    Ok(report(
         &format!("read a {}-event state", sizes.read_events),
         "events/s",
         flipbook,
         "sqlite",
         baseline,
         Target::AtLeast(0.8),
-    );
+    ))
+}
 
-    let db = dir.path().join("large.db");
+async fn memory(dir: &Path, sizes: &Sizes) -> anyhow::Result<bool> {
+    let db = dir.join("large.db");
     load_state(&db, "large", sizes.large_state).await?;
     let (peak, events_per_second) = large_read(&db, "large", sizes.large_state).await?;
     let bounded = peak < 100.0;
@@ -80,11 +102,7 @@ async fn main() -> anyhow::Result<()> {
         sizes.large_state,
         if bounded { "met" } else { "MISSED" }
     );
-    met &= bounded;
-    if !met && !smoke {
-        println!("some targets were missed");
-    }
-    Ok(())
+    Ok(bounded)
 }
 
 fn event(n: u64) -> ProposedEvent {
@@ -252,6 +270,27 @@ async fn direct_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyhow
                 fold.events += 1;
                 fold.bytes += payload.len();
                 fold.last_version = row.try_get::<i64, _>(3)? as u64;
+            }
+            anyhow::ensure!(fold.events == count, "read {} of {count}", fold.events);
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn storage_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyhow::Result<f64> {
+    let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&SqliteConfig::new(db)).await?);
+    rate(count * rounds, || async {
+        for _ in 0..rounds {
+            let query = flipbook_storage::model::StateQuery::all(state);
+            let mut pages = flipbook_storage::read::state_pages(Arc::clone(&store), query, DEFAULT_PAGE_SIZE);
+            let mut fold = Fold::default();
+            while let Some(page) = futures::StreamExt::next(&mut pages).await {
+                for event in page? {
+                    fold.events += 1;
+                    fold.bytes += event.payload.len();
+                    fold.last_version = event.version.unwrap_or_default();
+                }
             }
             anyhow::ensure!(fold.events == count, "read {} of {count}", fold.events);
         }

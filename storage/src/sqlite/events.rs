@@ -202,11 +202,20 @@ async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) 
     let _ = conn.close().await;
 }
 
-/// Runs every job in one transaction, each in its own savepoint, and commits once. A job's own
-/// refusal (a conflict) rolls back that job alone; a failure of the transaction fails all.
+/// Runs every job in one transaction and commits once. With several jobs each runs in its own
+/// savepoint, so one refused append rolls back alone; a failure of the transaction fails all.
 async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<AppendOutcome>>> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sql_error)?;
     let now = Timestamp::now();
+    if let [job] = jobs {
+        // The common case without contention: no savepoint round trips.
+        let result = append_one(&mut tx, &job.request, now).await;
+        match result {
+            Ok(_) => tx.commit().await.map_err(sql_error)?,
+            Err(_) => tx.rollback().await.map_err(sql_error)?,
+        }
+        return Ok(vec![result]);
+    }
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let mut savepoint = tx.begin().await.map_err(sql_error)?;
@@ -223,23 +232,27 @@ async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<R
 
 async fn append_one(conn: &mut SqliteConnection, request: &AppendRequest, now: Timestamp) -> Result<AppendOutcome> {
     let state_id = request.state_id.as_str();
-    let tip_row =
-        sqlx::query("SELECT version_neutral, last_seq, first_recorded_at, metadata FROM states WHERE state_id = ?1")
-            .bind(state_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(sql_error)?;
+    // The tip, and where the batch's first event id is already stored (a re-send), in one query.
+    let first_id = request.events.first().map(|e| e.event_id.hyphenated().to_string()).unwrap_or_default();
+    let tip_row = sqlx::query(
+        "SELECT s.version_neutral, s.last_seq, s.first_recorded_at, s.metadata, \
+         (SELECT state_seq FROM events WHERE state_id = ?1 AND event_id = ?2) \
+         FROM (SELECT 1) LEFT JOIN states s ON s.state_id = ?1",
+    )
+    .bind(state_id)
+    .bind(first_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(sql_error)?;
 
-    if let Some(outcome) = replay(conn, request).await? {
-        return Ok(outcome);
+    if let Some(seq) = tip_row.try_get::<Option<i64>, _>(4).map_err(sql_error)? {
+        return replay(conn, request, seq).await;
     }
-
-    let (tip, first_recorded_at, mut metadata) = match &tip_row {
-        Some(row) => (
-            Some(Tip {
-                kind: kind(row.try_get(0).map_err(sql_error)?),
-                last_seq: to_u64(row.try_get(1).map_err(sql_error)?),
-            }),
+    // Another of the batch's ids already stored trips the unique index below: a duplicate.
+    let row = &tip_row;
+    let (tip, first_recorded_at, mut metadata) = match row.try_get::<Option<i64>, _>(1).map_err(sql_error)? {
+        Some(last_seq) => (
+            Some(Tip { kind: kind(row.try_get(0).map_err(sql_error)?), last_seq: to_u64(last_seq) }),
             Timestamp::from_unix_nanos(row.try_get(2).map_err(sql_error)?),
             metadata_from_json(row.try_get(3).map_err(sql_error)?)?,
         ),
@@ -298,22 +311,9 @@ async fn append_one(conn: &mut SqliteConnection, request: &AppendRequest, now: T
     Ok(AppendOutcome { last_version: versioned.then_some(last_seq), global_positions: positions })
 }
 
-/// If any of the request's event ids is already stored in the state, the append is a re-send:
-/// answers the original outcome, or a duplicate error (see [`replayed`]).
-async fn replay(conn: &mut SqliteConnection, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
-    let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
-    let ids = serde_json::to_string(&ids).map_err(|e| Error::Internal(e.to_string()))?;
-    let found = sqlx::query(
-        "SELECT state_seq, event_id FROM events WHERE state_id = ?1 \
-         AND event_id IN (SELECT value FROM json_each(?2)) ORDER BY state_seq LIMIT 1",
-    )
-    .bind(&request.state_id)
-    .bind(ids)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(sql_error)?;
-    let Some(found) = found else { return Ok(None) };
-    let seq: i64 = found.try_get(0).map_err(sql_error)?;
+/// The batch's first event id is stored at `seq`: the append is a re-send, answered with the
+/// original outcome, or a duplicate (see [`replayed`]).
+async fn replay(conn: &mut SqliteConnection, request: &AppendRequest, seq: i64) -> Result<AppendOutcome> {
     let stored = sqlx::query(concat!(
         "SELECT ",
         event_columns!(),
@@ -326,5 +326,5 @@ async fn replay(conn: &mut SqliteConnection, request: &AppendRequest) -> Result<
     .await
     .map_err(sql_error)?;
     let stored = stored.iter().map(recorded_event).collect::<Result<Vec<_>>>()?;
-    replayed(request, &stored).map(Some)
+    replayed(request, &stored)
 }

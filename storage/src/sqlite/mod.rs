@@ -88,6 +88,9 @@ impl SqliteConfig {
             .synchronous(self.durability.synchronous())
             .busy_timeout(self.busy_timeout)
             .statement_cache_capacity(64)
+            // sqlx hands rows from its worker thread over a channel; room for a whole page
+            // spares a thread wake-up every few rows.
+            .row_buffer_size(crate::read::DEFAULT_PAGE_SIZE)
             .disable_statement_logging()
     }
 
@@ -167,10 +170,16 @@ fn to_i64(value: u64) -> i64 {
 }
 
 fn metadata_json(metadata: &crate::model::Metadata) -> String {
+    if metadata.is_empty() {
+        return "{}".to_owned();
+    }
     serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
 }
 
 fn metadata_from_json(text: &str) -> Result<crate::model::Metadata, Error> {
+    if text == "{}" {
+        return Ok(crate::model::Metadata::new());
+    }
     serde_json::from_str(text).map_err(|e| Error::Internal(format!("corrupt metadata: {e}")))
 }
 
