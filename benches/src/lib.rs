@@ -22,6 +22,12 @@ where
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The median of some measurements (the upper one of the middle two for an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// What a target asks of a ratio.
 #[derive(Clone, Copy, Debug)]
 pub enum Target {

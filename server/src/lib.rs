@@ -20,6 +20,7 @@ use flipbook_storage::validate::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
@@ -91,7 +92,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let router = Server::builder()
         .timeout(config.request_timeout)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .tcp_nodelay(true)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -119,7 +119,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 health.set_not_serving::<event_store_server::EventStoreServer<Flipbook>>().await;
             }
         };
-        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_signal);
+        // tonic applies its TCP settings only to listeners it binds itself: without NODELAY a
+        // response's small frames wait for the client's delayed ACK (40 ms on Linux).
+        let incoming = TcpListenerStream::new(listener).map(|stream| {
+            if let Ok(stream) = &stream
+                && let Err(error) = stream.set_nodelay(true)
+            {
+                tracing::debug!(%error, "TCP_NODELAY");
+            }
+            stream
+        });
+        let serve = router.serve_with_incoming_shutdown(incoming, stop_signal);
         tokio::pin!(serve);
         // Calls in flight get the grace period after the signal; then the server stops anyway.
         let result = tokio::select! {

@@ -12,7 +12,7 @@ use flipbook_proto::v1::{self};
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent, StateQuery};
 use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore};
 use flipbook_storage::{EventStore, read};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -187,26 +187,29 @@ async fn graceful_shutdown_loses_no_acknowledged_append() {
 #[tokio::test]
 async fn acknowledged_appends_survive_a_killed_server() {
     let db = common::fresh_db();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        probe.local_addr().expect("address").port()
-    };
+    // Port 0, and the bound address read from the server's JSON log: no port race with the
+    // other tests.
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flipbook"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", "json"])
         .arg("--sqlite-path")
         .arg(&db)
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn flipbook");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let channel = loop {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await {
-            break channel;
+    let mut log = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = log.next_line().await.expect("a log line") {
+            if line.contains("flipbook serving") {
+                let addr = line.split("\"addr\":\"").nth(1).and_then(|rest| rest.split('"').next());
+                return addr.expect("the address in the log").to_owned();
+            }
         }
-        assert!(tokio::time::Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        panic!("the server exited before serving");
+    })
+    .await
+    .expect("the server did not start");
+    let channel = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
     let mut client = EventStoreClient::new(channel);
     for n in 0..20u64 {
         let request = v1::AppendRequest {

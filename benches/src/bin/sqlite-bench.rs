@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use flipbook_benches::{ChildServer, Target, rate, report, serve_child};
+use flipbook_benches::{ChildServer, Target, median, rate, report, serve_child};
 use flipbook_proto::v1::{self, append_request::Expected, event_store_client::EventStoreClient};
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
@@ -27,6 +27,9 @@ struct Sizes {
     appends: u64,
     read_events: u64,
     read_rounds: u64,
+    /// Each figure is the median of this many runs, Flipbook and baseline alternating, so a
+    /// noisy neighbour (fsync latency varies a lot on shared disks) skews both alike.
+    repeats: usize,
     large_state: u64,
 }
 
@@ -41,9 +44,9 @@ async fn main() -> anyhow::Result<()> {
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let sizes = if smoke {
-        Sizes { appends: 64, read_events: 1_000, read_rounds: 2, large_state: 20_000 }
+        Sizes { appends: 64, read_events: 1_000, read_rounds: 2, large_state: 20_000, repeats: 1 }
     } else {
-        Sizes { appends: 2_000, read_events: 10_000, read_rounds: 20, large_state: 1_000_000 }
+        Sizes { appends: 1_000, read_events: 10_000, read_rounds: 10, large_state: 1_000_000, repeats: 5 }
     };
     if cfg!(debug_assertions) && !smoke {
         eprintln!("warning: a debug build; run with --release for figures");
@@ -53,9 +56,13 @@ async fn main() -> anyhow::Result<()> {
 
     let mut met = true;
     for clients in [1, 16].into_iter().filter(|_| run("appends")) {
-        let baseline = direct_appends(&dir.path().join(format!("direct-{clients}.db")), clients, sizes.appends).await?;
-        let flipbook =
-            flipbook_appends(&dir.path().join(format!("flipbook-{clients}.db")), clients, sizes.appends).await?;
+        let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
+        for run in 0..sizes.repeats {
+            let db = |who: &str| dir.path().join(format!("{who}-{clients}-{run}.db"));
+            baseline.push(direct_appends(&db("direct"), clients, sizes.appends).await?);
+            flipbook.push(flipbook_appends(&db("flipbook"), clients, sizes.appends).await?);
+        }
+        let (baseline, flipbook) = (median(baseline), median(flipbook));
         let target = if clients == 1 { Target::AtLeast(0.6) } else { Target::Above(1.0) };
         met &=
             report(&format!("append 1 event, {clients} client(s)"), "appends/s", flipbook, "sqlite", baseline, target);
@@ -76,10 +83,14 @@ async fn main() -> anyhow::Result<()> {
 async fn reads(dir: &Path, sizes: &Sizes) -> anyhow::Result<bool> {
     let db = dir.join("read.db");
     load_state(&db, "read-me", sizes.read_events).await?;
-    let baseline = direct_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?;
-    let flipbook = flipbook_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?;
-    // Where the time goes: the storage layer alone, in-process, without gRPC.
-    let in_process = storage_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?;
+    let (mut baseline, mut flipbook, mut in_process) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..sizes.repeats {
+        baseline.push(direct_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?);
+        flipbook.push(flipbook_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?);
+        // Where the time goes: the storage layer alone, in-process, without gRPC.
+        in_process.push(storage_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?);
+    }
+    let (baseline, flipbook, in_process) = (median(baseline), median(flipbook), median(in_process));
     report("  (storage trait in-process, no gRPC)", "events/s", in_process, "sqlite", baseline, Target::None);
     Ok(report(
         &format!("read a {}-event state", sizes.read_events),

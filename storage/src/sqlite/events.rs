@@ -202,55 +202,84 @@ async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) 
     let _ = conn.close().await;
 }
 
-/// Runs every job in one transaction and commits once. With several jobs each runs in its own
-/// savepoint, so one refused append rolls back alone; a failure of the transaction fails all.
+/// Runs every job in one transaction and commits once (one fsync for the group).
+///
+/// A job is checked before it writes anything (tip, expectation, stored event ids), so a refused
+/// append leaves nothing to undo and needs no savepoint. Should a job fail after it began
+/// writing (an I/O error), the transaction is rolled back and the group runs again without it.
 async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<AppendOutcome>>> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sql_error)?;
-    let now = Timestamp::now();
-    if let [job] = jobs {
-        // The common case without contention: no savepoint round trips.
-        let result = append_one(&mut tx, &job.request, now).await;
-        match result {
-            Ok(_) => tx.commit().await.map_err(sql_error)?,
-            Err(_) => tx.rollback().await.map_err(sql_error)?,
+    let mut failed: Vec<Option<Error>> = vec![None; jobs.len()];
+    loop {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sql_error)?;
+        let now = Timestamp::now();
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut dirty = None;
+        for (i, job) in jobs.iter().enumerate() {
+            if let Some(error) = &failed[i] {
+                results.push(Err(error.clone()));
+                continue;
+            }
+            let result = match check(&mut tx, &job.request, now).await {
+                Ok(Checked::Replay(outcome)) => Ok(outcome),
+                Ok(Checked::Write(plan)) => match write(&mut tx, &job.request, plan, now).await {
+                    Ok(outcome) => Ok(outcome),
+                    Err(error) => {
+                        dirty = Some((i, error));
+                        break;
+                    }
+                },
+                Err(refused) => Err(refused),
+            };
+            results.push(result);
         }
-        return Ok(vec![result]);
-    }
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let mut savepoint = tx.begin().await.map_err(sql_error)?;
-        let result = append_one(&mut savepoint, &job.request, now).await;
-        match result {
-            Ok(_) => savepoint.commit().await.map_err(sql_error)?,
-            Err(_) => savepoint.rollback().await.map_err(sql_error)?,
+        match dirty {
+            None => {
+                tx.commit().await.map_err(sql_error)?;
+                return Ok(results);
+            }
+            Some((i, error)) => {
+                tx.rollback().await.map_err(sql_error)?;
+                tracing::warn!(%error, "an append failed while writing; its group runs again without it");
+                failed[i] = Some(error);
+            }
         }
-        results.push(result);
     }
-    tx.commit().await.map_err(sql_error)?;
-    Ok(results)
 }
 
-async fn append_one(conn: &mut SqliteConnection, request: &AppendRequest, now: Timestamp) -> Result<AppendOutcome> {
-    let state_id = request.state_id.as_str();
-    // The tip, and where the batch's first event id is already stored (a re-send), in one query.
-    let first_id = request.events.first().map(|e| e.event_id.hyphenated().to_string()).unwrap_or_default();
-    let tip_row = sqlx::query(
+/// What a checked append does next.
+enum Checked {
+    /// A re-send: answer the original outcome, write nothing.
+    Replay(AppendOutcome),
+    Write(Plan),
+}
+
+/// Where an append's events go, and the head it leaves.
+struct Plan {
+    first_seq: u64,
+    first_recorded_at: Timestamp,
+    metadata: Metadata,
+}
+
+/// Everything that can refuse an append, before it writes: reads the tip and where any of the
+/// batch's event ids is already stored, in one query.
+async fn check(conn: &mut SqliteConnection, request: &AppendRequest, now: Timestamp) -> Result<Checked> {
+    let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
+    let ids = serde_json::to_string(&ids).map_err(|e| Error::Internal(e.to_string()))?;
+    let row = sqlx::query(
         "SELECT s.version_neutral, s.last_seq, s.first_recorded_at, s.metadata, \
-         (SELECT state_seq FROM events WHERE state_id = ?1 AND event_id = ?2) \
+         (SELECT min(state_seq) FROM events WHERE state_id = ?1 AND event_id IN (SELECT value FROM json_each(?2))) \
          FROM (SELECT 1) LEFT JOIN states s ON s.state_id = ?1",
     )
-    .bind(state_id)
-    .bind(first_id)
+    .bind(&request.state_id)
+    .bind(ids)
     .fetch_one(&mut *conn)
     .await
     .map_err(sql_error)?;
 
-    if let Some(seq) = tip_row.try_get::<Option<i64>, _>(4).map_err(sql_error)? {
-        return replay(conn, request, seq).await;
+    if let Some(seq) = row.try_get::<Option<i64>, _>(4).map_err(sql_error)? {
+        return replay(conn, request, seq).await.map(Checked::Replay);
     }
-    // Another of the batch's ids already stored trips the unique index below: a duplicate.
-    let row = &tip_row;
-    let (tip, first_recorded_at, mut metadata) = match row.try_get::<Option<i64>, _>(1).map_err(sql_error)? {
+    let (tip, first_recorded_at, metadata) = match row.try_get::<Option<i64>, _>(1).map_err(sql_error)? {
         Some(last_seq) => (
             Some(Tip { kind: kind(row.try_get(0).map_err(sql_error)?), last_seq: to_u64(last_seq) }),
             Timestamp::from_unix_nanos(row.try_get(2).map_err(sql_error)?),
@@ -259,10 +288,20 @@ async fn append_one(conn: &mut SqliteConnection, request: &AppendRequest, now: T
         None => (None, now, Metadata::new()),
     };
     let first_seq = plan_append(tip, request)?;
-    let versioned = request.kind == StateKind::Versioned;
+    Ok(Checked::Write(Plan { first_seq, first_recorded_at, metadata }))
+}
 
+/// Writes a checked append's events and moves the state's head.
+async fn write(
+    conn: &mut SqliteConnection,
+    request: &AppendRequest,
+    plan: Plan,
+    now: Timestamp,
+) -> Result<AppendOutcome> {
+    let state_id = request.state_id.as_str();
+    let versioned = request.kind == StateKind::Versioned;
     let mut positions = Vec::with_capacity(request.events.len());
-    for (seq, event) in (first_seq..).zip(&request.events) {
+    for (seq, event) in (plan.first_seq..).zip(&request.events) {
         let done = sqlx::query(
             "INSERT INTO events (state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
              recorded_at, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -279,19 +318,13 @@ async fn append_one(conn: &mut SqliteConnection, request: &AppendRequest, now: T
         .bind(metadata_json(&event.metadata))
         .execute(&mut *conn)
         .await
-        .map_err(|e| match &e {
-            // The replay check saw no stored id; a unique violation here is another event id of
-            // the batch already stored in this state.
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                Error::Duplicate { state_id: state_id.to_owned(), event_id: event.event_id }
-            }
-            _ => sql_error(e),
-        })?;
+        .map_err(sql_error)?;
         positions.push(to_u64(done.last_insert_rowid()));
     }
 
+    let mut metadata = plan.metadata;
     metadata.extend(request.state_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let last_seq = first_seq + request.events.len() as u64 - 1;
+    let last_seq = plan.first_seq + request.events.len() as u64 - 1;
     sqlx::query(
         "INSERT INTO states (state_id, version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, \
          metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (state_id) DO UPDATE SET last_seq = excluded.last_seq, \
@@ -301,7 +334,7 @@ async fn append_one(conn: &mut SqliteConnection, request: &AppendRequest, now: T
     .bind(!versioned)
     .bind(to_i64(last_seq))
     .bind(to_i64(positions.last().copied().unwrap_or_default()))
-    .bind(first_recorded_at.unix_nanos())
+    .bind(plan.first_recorded_at.unix_nanos())
     .bind(now.unix_nanos())
     .bind(metadata_json(&metadata))
     .execute(&mut *conn)
@@ -311,8 +344,8 @@ async fn append_one(conn: &mut SqliteConnection, request: &AppendRequest, now: T
     Ok(AppendOutcome { last_version: versioned.then_some(last_seq), global_positions: positions })
 }
 
-/// The batch's first event id is stored at `seq`: the append is a re-send, answered with the
-/// original outcome, or a duplicate (see [`replayed`]).
+/// One of the batch's event ids is stored at `seq` (the earliest): the append is a re-send,
+/// answered with the original outcome, or a duplicate (see [`replayed`]).
 async fn replay(conn: &mut SqliteConnection, request: &AppendRequest, seq: i64) -> Result<AppendOutcome> {
     let stored = sqlx::query(concat!(
         "SELECT ",
