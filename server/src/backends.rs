@@ -8,13 +8,27 @@ use flipbook_storage::memory::MemorySnapshotStore;
 use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore, SqliteSnapshotStore};
 use flipbook_storage::{EventStore, SnapshotStore};
 
-use crate::config::{Config, EventBackend, SnapshotBackend, SqliteSettings};
+use crate::config::{Config, EventBackend, PostgresSettings, SnapshotBackend, SqliteSettings};
 
 fn sqlite_config(settings: &SqliteSettings) -> anyhow::Result<SqliteConfig> {
     let mut config = SqliteConfig::new(&settings.path);
     config.durability = settings.durability.parse().map_err(anyhow::Error::msg)?;
     config.read_connections = settings.read_connections.max(1);
     Ok(config)
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_config(settings: &PostgresSettings) -> flipbook_storage::postgres::PostgresConfig {
+    let mut config = flipbook_storage::postgres::PostgresConfig::new(&settings.url);
+    config.max_connections = settings.max_connections;
+    config.acquire_timeout = settings.acquire_timeout;
+    config
+}
+
+/// The error for a backend this binary was built without.
+#[cfg(not(feature = "postgres"))]
+fn missing(feature: &str) -> anyhow::Error {
+    anyhow::anyhow!("this flipbook was built without the `{feature}` cargo feature")
 }
 
 pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn SnapshotStore>)> {
@@ -27,6 +41,14 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<d
                     .with_context(|| format!("opening the SQLite event store {}", sqlite.path.display()))?,
             )
         }
+        #[cfg(feature = "postgres")]
+        EventBackend::Postgres => Arc::new(
+            flipbook_storage::postgres::PostgresEventStore::open(&postgres_config(&config.events.postgres))
+                .await
+                .context("opening the PostgreSQL event store")?,
+        ),
+        #[cfg(not(feature = "postgres"))]
+        EventBackend::Postgres => return Err(missing("postgres")),
     };
     let snapshots: Arc<dyn SnapshotStore> = match config.snapshots.backend {
         SnapshotBackend::Memory => Arc::new(MemorySnapshotStore::new()),
@@ -41,6 +63,17 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<d
                     .with_context(|| format!("opening the SQLite snapshot store {}", sqlite.path.display()))?,
             )
         }
+        #[cfg(feature = "postgres")]
+        SnapshotBackend::Postgres => {
+            let settings = config.snapshots.postgres.as_ref().unwrap_or(&config.events.postgres);
+            Arc::new(
+                flipbook_storage::postgres::PostgresSnapshotStore::open(&postgres_config(settings))
+                    .await
+                    .context("opening the PostgreSQL snapshot store")?,
+            )
+        }
+        #[cfg(not(feature = "postgres"))]
+        SnapshotBackend::Postgres => return Err(missing("postgres")),
     };
     if !events.durable() {
         tracing::warn!(

@@ -11,8 +11,13 @@
 //! path = "flipbook.db"
 //! durability = "full"                 # full | normal | off
 //!
+//! [events.postgres]                   # with backend = "postgres"
+//! url = "postgres://postgres@127.0.0.1:5432/postgres"
+//! max_connections = 32
+//!
 //! [snapshots]
 //! backend = "sqlite"                  # sqlite (the events' file unless `path` is set) | memory
+//!                                     # | postgres ([snapshots.postgres], else the events')
 //!
 //! [limits]
 //! max_events_per_append = 1000
@@ -76,6 +81,7 @@ impl Default for Config {
 pub enum EventBackend {
     #[default]
     Sqlite,
+    Postgres,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -84,6 +90,7 @@ pub enum SnapshotBackend {
     #[default]
     Sqlite,
     Memory,
+    Postgres,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -91,6 +98,7 @@ pub enum SnapshotBackend {
 pub struct EventsConfig {
     pub backend: EventBackend,
     pub sqlite: SqliteSettings,
+    pub postgres: PostgresSettings,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -99,6 +107,29 @@ pub struct SnapshotsConfig {
     pub backend: SnapshotBackend,
     /// The SQLite file for snapshots; the event store's file when unset.
     pub path: Option<PathBuf>,
+    /// The PostgreSQL database for snapshots; the event store's settings when unset.
+    pub postgres: Option<PostgresSettings>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// `postgres://user:password@host:port/database`
+    pub url: String,
+    pub max_connections: u32,
+    /// Seconds a call waits for a connection before it answers UNAVAILABLE.
+    #[serde(with = "seconds")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+            max_connections: 32,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -194,6 +225,9 @@ pub struct ServeArgs {
     /// full (survives power loss), normal (survives a process crash) or off [default: full].
     #[arg(long, env = "FLIPBOOK_SQLITE_DURABILITY")]
     pub sqlite_durability: Option<String>,
+    /// The PostgreSQL database of the postgres backends [default: postgres://postgres@127.0.0.1:5432/postgres].
+    #[arg(long, env = "FLIPBOOK_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
     #[arg(long, env = "FLIPBOOK_MAX_EVENTS_PER_APPEND")]
     pub max_events_per_append: Option<u32>,
     #[arg(long, env = "FLIPBOOK_MAX_PAYLOAD_BYTES")]
@@ -246,6 +280,7 @@ impl Config {
         set(&mut self.snapshots.backend, &args.snapshot_store);
         set(&mut self.events.sqlite.path, &args.sqlite_path);
         set(&mut self.events.sqlite.durability, &args.sqlite_durability);
+        set(&mut self.events.postgres.url, &args.postgres_url);
         set(&mut self.limits.max_events_per_append, &args.max_events_per_append);
         set(&mut self.limits.max_payload_bytes, &args.max_payload_bytes);
         set(&mut self.log.format, &args.log_format);

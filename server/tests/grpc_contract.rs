@@ -1,12 +1,33 @@
-//! The storage contract end to end: the same test kit, through the real server's gRPC API.
+//! The storage contract end to end: the same test kit, through the real server's gRPC API, on
+//! every backend, and across two servers sharing one backend.
 
 mod common;
 
-use common::{grpc_events, grpc_snapshots};
+mod sqlite {
+    use crate::common::{grpc_events, grpc_snapshots};
 
-flipbook_storage::event_store_contract!(grpc_events());
+    flipbook_storage::event_store_contract!(grpc_events());
 
-mod snapshots {
-    use super::*;
-    flipbook_storage::snapshot_store_contract!(grpc_snapshots());
+    mod snapshots {
+        use super::*;
+        flipbook_storage::snapshot_store_contract!(grpc_snapshots());
+    }
+}
+
+mod postgres {
+    use crate::common::{grpc_postgres_events, grpc_postgres_snapshots};
+
+    flipbook_storage::event_store_contract!(grpc_postgres_events());
+
+    mod snapshots {
+        use super::*;
+        flipbook_storage::snapshot_store_contract!(grpc_postgres_snapshots());
+    }
+}
+
+/// Two stateless servers over one PostgreSQL database: each call goes to the other server.
+mod two_postgres_servers {
+    use crate::common::two_postgres_servers;
+
+    flipbook_storage::event_store_contract!(two_postgres_servers());
 }

@@ -6,17 +6,21 @@
 //! - [`EventStore`] and [`SnapshotStore`]: the two traits; [`plan_append`] and [`replayed`] hold
 //!   the append rules every backend shares.
 //! - [`read`]: reads as bounded streams of pages over any backend.
-//! - Backends: [`sqlite`] (feature `sqlite`, the embedded default) and [`memory`] (snapshots).
-//! - [`testkit`] (feature `testkit`): the contract tests every backend runs unchanged.
+//! - Backends: [`sqlite`] (feature `sqlite`, the embedded default), `postgres` (feature
+//!   `postgres`) and [`memory`] (snapshots).
+//! - [`testkit`]: the contract tests every backend runs unchanged.
 
 pub mod error;
 pub mod memory;
 pub mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod read;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod store;
-#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod validate;
 

@@ -10,7 +10,7 @@ use flipbook_proto::status::{from_status, reason, reason_of};
 use flipbook_proto::v1::event_store_client::EventStoreClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self};
-use flipbook_server::config::Config;
+use flipbook_server::config::{Config, EventBackend, SnapshotBackend};
 use flipbook_storage::model::{AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery};
 use flipbook_storage::{Error, EventStore, Page, Result, SnapshotStore};
 use tonic::transport::Channel;
@@ -26,6 +26,25 @@ pub fn test_config(db: PathBuf) -> Config {
 
 pub async fn start_server() -> flipbook_server::Running {
     flipbook_server::start(test_config(fresh_db())).await.expect("start the server")
+}
+
+/// The PostgreSQL database the tests use (scripts/test starts one).
+pub fn postgres_url() -> String {
+    std::env::var("FLIPBOOK_TEST_POSTGRES_URL")
+        .expect("FLIPBOOK_TEST_POSTGRES_URL must name a PostgreSQL database (scripts/test starts one)")
+}
+
+/// A server keeping events and snapshots in the test PostgreSQL database.
+pub fn postgres_config() -> Config {
+    let mut config = Config::local(fresh_db());
+    config.events.backend = EventBackend::Postgres;
+    config.events.postgres.url = postgres_url();
+    config.snapshots.backend = SnapshotBackend::Postgres;
+    config
+}
+
+pub async fn start_postgres_server() -> flipbook_server::Running {
+    flipbook_server::start(postgres_config()).await.expect("start the server")
 }
 
 pub async fn channel(addr: std::net::SocketAddr) -> Channel {
@@ -172,6 +191,68 @@ impl SnapshotStore for GrpcStore {
 
 pub async fn grpc_events() -> Arc<dyn EventStore> {
     Arc::new(GrpcStore::start().await)
+}
+
+pub async fn grpc_postgres_events() -> Arc<dyn EventStore> {
+    Arc::new(GrpcStore::connect(start_postgres_server().await.addr).await)
+}
+
+pub async fn grpc_postgres_snapshots() -> Arc<dyn SnapshotStore> {
+    Arc::new(GrpcStore::connect(start_postgres_server().await.addr).await)
+}
+
+/// Two servers over one backend, called in turn: every call goes to the other server than the
+/// one before, so each case of the kit runs across both (concurrent writers included).
+#[derive(Debug)]
+pub struct TwoServers {
+    servers: [GrpcStore; 2],
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl TwoServers {
+    pub async fn start(config: impl Fn() -> Config) -> Self {
+        let first = flipbook_server::start(config()).await.expect("start the first server");
+        let second = flipbook_server::start(config()).await.expect("start the second server");
+        Self {
+            servers: [GrpcStore::connect(first.addr).await, GrpcStore::connect(second.addr).await],
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn pick(&self) -> &GrpcStore {
+        &self.servers[self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2]
+    }
+}
+
+#[async_trait]
+impl EventStore for TwoServers {
+    fn backend(&self) -> &'static str {
+        "two servers"
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        self.pick().append(request).await
+    }
+
+    async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
+        self.pick().head(state_id).await
+    }
+
+    async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
+        self.pick().read_state_page(query, after, max).await
+    }
+
+    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
+        self.pick().read_all_page(query, after, max).await
+    }
+}
+
+pub async fn two_postgres_servers() -> Arc<dyn EventStore> {
+    Arc::new(TwoServers::start(postgres_config).await)
 }
 
 pub async fn grpc_snapshots() -> Arc<dyn SnapshotStore> {

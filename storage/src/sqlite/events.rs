@@ -4,15 +4,13 @@ use sqlx::{Connection, Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{
-    Durability, MAX_GROUP, SqliteConfig, create_schema, metadata_from_json, metadata_json, names_json, sql_error,
-    to_i64, to_u64,
-};
+use super::{Durability, MAX_GROUP, SqliteConfig, create_schema, names_json, sql_error};
 use crate::error::{Error, Result};
 use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
     Timestamp,
 };
+use crate::sql::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::store::{EventStore, Page, Tip, plan_append, replayed};
 
 /// The SQLite event store. Cheap to clone; the writer task stops when the last clone is dropped,
@@ -121,7 +119,7 @@ impl EventStore for SqliteEventStore {
             .fetch_all(&self.reads)
             .await
             .map_err(sql_error)?;
-        page(rows, max, |row| row.try_get::<i64, _>("state_seq"))
+        page(rows, max, "state_seq")
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
@@ -140,7 +138,7 @@ impl EventStore for SqliteEventStore {
         .fetch_all(&self.reads)
         .await
         .map_err(sql_error)?;
-        page(rows, max, |row| row.try_get::<i64, _>("position"))
+        page(rows, max, "position")
     }
 }
 
@@ -173,14 +171,8 @@ fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent> {
     })
 }
 
-/// Turns a page's rows into a [`Page`]; a page shorter than asked is the last one.
-fn page(rows: Vec<SqliteRow>, max: usize, cursor: impl Fn(&SqliteRow) -> sqlx::Result<i64>) -> Result<Page> {
-    let next = match rows.last() {
-        Some(last) if rows.len() >= max => Some(to_u64(cursor(last).map_err(sql_error)?)),
-        _ => None,
-    };
-    let events = rows.iter().map(recorded_event).collect::<Result<_>>()?;
-    Ok(Page { events, next })
+fn page(rows: Vec<SqliteRow>, max: usize, cursor: &str) -> Result<Page> {
+    crate::sql::page(&rows, max, |row| row.try_get::<i64, _>(cursor).map_err(sql_error), recorded_event)
 }
 
 /// The writer task: group commit over the only write connection.

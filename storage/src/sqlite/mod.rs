@@ -161,28 +161,6 @@ fn sql_error(error: sqlx::Error) -> Error {
     }
 }
 
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or_default()
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn metadata_json(metadata: &crate::model::Metadata) -> String {
-    if metadata.is_empty() {
-        return "{}".to_owned();
-    }
-    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
-}
-
-fn metadata_from_json(text: &str) -> Result<crate::model::Metadata, Error> {
-    if text == "{}" {
-        return Ok(crate::model::Metadata::new());
-    }
-    serde_json::from_str(text).map_err(|e| Error::Internal(format!("corrupt metadata: {e}")))
-}
-
 /// A JSON array of names for `IN (SELECT value FROM json_each(?))`; `None` for "all names".
 fn names_json(names: &[String]) -> Option<String> {
     (!names.is_empty()).then(|| serde_json::to_string(names).unwrap_or_default())

@@ -1,0 +1,128 @@
+//! PostgreSQL: events, heads and snapshots in three tables, shared by any number of stateless
+//! `flipbook` servers.
+//!
+//! - **Conflicts come from constraints.** An append reads the state's tip without locking and
+//!   inserts its events at the next sequence numbers. `UNIQUE (state_id, state_seq)` lets only
+//!   one of two racing appends insert a given number: the other blocks on the index until the
+//!   first commits, fails with a unique violation, and is retried from the start; the retry
+//!   reads the new tip, so an `exactly N` append then gets a version conflict naming the actual
+//!   version, and an `any` append goes in after the winner. No read-then-write race can pass.
+//! - **Idempotency**: `UNIQUE (state_id, event_id)`; a re-sent batch is answered from what is
+//!   stored (the shared `replayed` rule), also when it races with its own first attempt.
+//! - **Global positions** come from an identity column. A sequence value can become visible
+//!   after a higher one; each event also records its transaction id (`txid xid8`) so the event
+//!   bus can tell a settled position from one still in flight.
+
+mod events;
+mod snapshots;
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+pub use events::PostgresEventStore;
+pub use snapshots::PostgresSnapshotStore;
+
+use crate::error::Error;
+
+/// Where and how to connect.
+#[derive(Clone, Debug)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a call waits for a connection before it answers `Unavailable`.
+    pub acquire_timeout: Duration,
+}
+
+impl PostgresConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+    }
+
+    /// A pool; creates the schema if it is missing (safe when several servers start at once).
+    pub async fn connect(&self) -> Result<PgPool, Error> {
+        let options: PgConnectOptions =
+            self.url.parse().map_err(|e| Error::Internal(format!("bad PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections.max(1))
+            .acquire_timeout(self.acquire_timeout)
+            .connect_lazy_with(options);
+        migrate(&pool).await?;
+        Ok(pool)
+    }
+}
+
+/// The schema, created under an advisory lock so concurrent starts do not race.
+const SCHEMA: &str = r#"
+SELECT pg_advisory_xact_lock(7420);
+
+CREATE TABLE IF NOT EXISTS flipbook_states (
+    state_id          TEXT    PRIMARY KEY,
+    version_neutral   BOOLEAN NOT NULL,
+    last_seq          BIGINT  NOT NULL,
+    last_position     BIGINT  NOT NULL,
+    first_recorded_at BIGINT  NOT NULL,
+    last_recorded_at  BIGINT  NOT NULL,
+    metadata          TEXT    NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS flipbook_events (
+    position     BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    state_id     TEXT    NOT NULL,
+    state_seq    BIGINT  NOT NULL,
+    version      BIGINT,
+    event_id     UUID    NOT NULL,
+    name         TEXT    NOT NULL,
+    payload      BYTEA   NOT NULL,
+    content_type TEXT    NOT NULL,
+    timestamp    BIGINT,
+    recorded_at  BIGINT  NOT NULL,
+    metadata     TEXT    NOT NULL,
+    txid         xid8    NOT NULL DEFAULT pg_current_xact_id(),
+    UNIQUE (state_id, state_seq),
+    UNIQUE (state_id, event_id)
+);
+
+CREATE TABLE IF NOT EXISTS flipbook_snapshots (
+    state_id         TEXT   NOT NULL,
+    reducer_revision TEXT   NOT NULL,
+    version          BIGINT NOT NULL,
+    content_type     TEXT   NOT NULL,
+    payload          BYTEA  NOT NULL,
+    created_at       BIGINT NOT NULL,
+    PRIMARY KEY (state_id, reducer_revision, version)
+);
+"#;
+
+async fn migrate(pool: &PgPool) -> Result<(), Error> {
+    let mut tx = pool.begin().await.map_err(sql_error)?;
+    sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(sql_error)?;
+    tx.commit().await.map_err(sql_error)
+}
+
+/// Maps sqlx's errors: connection trouble and the server's transient states can pass; the rest
+/// are bugs. (Unique violations are handled where they mean something.)
+fn sql_error(error: sqlx::Error) -> Error {
+    use sqlx::Error as E;
+    match &error {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::Protocol(_) => {
+            Error::Unavailable(error.to_string())
+        }
+        E::Database(db) => match db.code().as_deref() {
+            // connection exception, insufficient resources, operator intervention (shutdown),
+            // serialization failure, deadlock: all pass.
+            Some(code) if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") => {
+                Error::Unavailable(error.to_string())
+            }
+            Some("40001" | "40P01") => Error::Unavailable(error.to_string()),
+            _ => Error::Internal(error.to_string()),
+        },
+        _ => Error::Internal(error.to_string()),
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}

@@ -1,0 +1,46 @@
+//! What the SQL backends share: number and metadata encodings, and turning rows into pages.
+
+use crate::error::{Error, Result};
+use crate::model::{Metadata, RecordedEvent};
+use crate::store::Page;
+
+/// Numbers are `u64` in the model and `BIGINT` in SQL; values above `i64::MAX` never occur
+/// (positions and versions count events).
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Metadata is stored as a JSON object; empty maps (the common case) skip the JSON codec.
+pub(crate) fn metadata_json(metadata: &Metadata) -> String {
+    if metadata.is_empty() {
+        return "{}".to_owned();
+    }
+    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
+}
+
+pub(crate) fn metadata_from_json(text: &str) -> Result<Metadata> {
+    if text == "{}" {
+        return Ok(Metadata::new());
+    }
+    serde_json::from_str(text).map_err(|e| Error::Internal(format!("corrupt metadata: {e}")))
+}
+
+/// A page from its rows: `cursor` reads the row's cursor column (sequence number or position),
+/// `decode` the event. A page shorter than asked is the last one.
+pub(crate) fn page<R>(
+    rows: &[R],
+    max: usize,
+    cursor: impl Fn(&R) -> Result<i64>,
+    decode: impl Fn(&R) -> Result<RecordedEvent>,
+) -> Result<Page> {
+    let next = match rows.last() {
+        Some(last) if rows.len() >= max => Some(to_u64(cursor(last)?)),
+        _ => None,
+    };
+    let events = rows.iter().map(decode).collect::<Result<_>>()?;
+    Ok(Page { events, next })
+}
