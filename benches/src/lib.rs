@@ -8,8 +8,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use flipbook_proto::v1::{self, event_store_client::EventStoreClient};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tonic::transport::Channel;
 
 /// A rate, in operations (or events) per second, over `count` operations.
 pub async fn rate<F, Fut>(count: u64, run: F) -> anyhow::Result<f64>
@@ -23,6 +25,15 @@ where
 }
 
 /// The median of some measurements (the upper one of the middle two for an even count).
+/// The child side, when this process was started as one: call first thing in `main`.
+pub async fn child_main() -> Option<anyhow::Result<()>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.split_first() {
+        Some((first, rest)) if first == "serve-child" => Some(serve_child(rest).await),
+        _ => None,
+    }
+}
+
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -61,11 +72,21 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    pub async fn spawn(db: &Path) -> anyhow::Result<Self> {
+    /// A server over this SQLite file.
+    pub async fn sqlite(db: &Path) -> anyhow::Result<Self> {
+        Self::spawn(&["sqlite", db.to_str().context("a UTF-8 path")?]).await
+    }
+
+    /// A server keeping events and snapshots in this PostgreSQL database.
+    pub async fn postgres(url: &str) -> anyhow::Result<Self> {
+        Self::spawn(&["postgres", url]).await
+    }
+
+    async fn spawn(args: &[&str]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
             .arg("serve-child")
-            .arg(db)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -100,12 +121,71 @@ impl ChildServer {
     }
 }
 
-/// The child side of [`ChildServer`]: serves the SQLite file until stdin closes.
-pub async fn serve_child(db: &Path) -> anyhow::Result<()> {
-    let running = flipbook_server::start(flipbook_server::Config::local(db)).await?;
+/// The child side of [`ChildServer`] (`serve-child sqlite PATH` or `serve-child postgres URL`):
+/// serves until stdin closes.
+pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
+    use flipbook_server::config::{EventBackend, SnapshotBackend};
+    let config = match args {
+        [backend, path] if backend == "sqlite" => flipbook_server::Config::local(path),
+        [backend, url] if backend == "postgres" => {
+            let mut config = flipbook_server::Config::local("unused.db");
+            config.events.backend = EventBackend::Postgres;
+            config.events.postgres.url.clone_from(url);
+            config.snapshots.backend = SnapshotBackend::Postgres;
+            config
+        }
+        _ => bail!("serve-child sqlite PATH | serve-child postgres URL"),
+    };
+    let running = flipbook_server::start(config).await?;
     println!("listening {}", running.addr);
     let mut stdin = tokio::io::stdin();
     let mut sink = Vec::new();
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut stdin, &mut sink).await;
     running.stop().await
+}
+
+// ---- what every benchmark's client does -------------------------------------------------
+
+/// A typical event payload (≈ 90 bytes of JSON).
+pub const PAYLOAD: &[u8] =
+    br#"{"account":"acc-0001","amount":1250,"currency":"EUR","reference":"invoice 2026-11-27/0042"}"#;
+
+/// A single event as a client proposes it.
+pub fn wire_event() -> v1::ProposedEvent {
+    v1::ProposedEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        name: "Deposited".into(),
+        payload: PAYLOAD.to_vec(),
+        content_type: "application/json".into(),
+        ..Default::default()
+    }
+}
+
+/// A client with a connection of its own (as a separate application process would have).
+pub async fn client(addr: std::net::SocketAddr) -> anyhow::Result<EventStoreClient<Channel>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+    Ok(EventStoreClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+/// What a reader does with each event: keeps the fields a reducer would use.
+#[derive(Debug, Default)]
+pub struct Fold {
+    pub events: u64,
+    pub bytes: usize,
+    pub last_version: u64,
+}
+
+/// Reads a whole state through gRPC, folding each event.
+pub async fn read_through(client: &mut EventStoreClient<Channel>, state: &str) -> anyhow::Result<Fold> {
+    let request = v1::ReadStateRequest { state_id: state.to_owned(), ..Default::default() };
+    let mut stream = client.read_state(request).await?.into_inner();
+    let mut fold = Fold::default();
+    while let Some(page) = stream.message().await? {
+        for event in page.events {
+            fold.events += 1;
+            fold.bytes += event.payload.len();
+            fold.last_version = event.version.unwrap_or_default();
+        }
+    }
+    Ok(fold)
 }

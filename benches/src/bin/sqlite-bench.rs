@@ -8,9 +8,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
-use flipbook_benches::{ChildServer, Target, median, rate, report, serve_child};
-use flipbook_proto::v1::{self, append_request::Expected, event_store_client::EventStoreClient};
+use flipbook_benches::{
+    ChildServer, Fold, PAYLOAD, Target, child_main, client, median, rate, read_through, report, wire_event,
+};
+use flipbook_proto::v1::{self, append_request::Expected};
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::read::DEFAULT_PAGE_SIZE;
@@ -18,10 +19,6 @@ use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
-
-const PAYLOAD: &[u8] =
-    br#"{"account":"acc-0001","amount":1250,"currency":"EUR","reference":"invoice 2026-11-27/0042"}"#;
 
 struct Sizes {
     appends: u64,
@@ -35,10 +32,10 @@ struct Sizes {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("serve-child") {
-        return serve_child(Path::new(args.get(1).context("serve-child DB")?)).await;
+    if let Some(child) = child_main().await {
+        return child;
     }
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let smoke = args.iter().any(|a| a == "--smoke");
     // `--only appends|reads|memory` runs one part.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
@@ -120,16 +117,6 @@ fn event(n: u64) -> ProposedEvent {
     let mut event = ProposedEvent::new("Deposited", PAYLOAD.to_vec());
     event.metadata.insert("n".into(), n.to_string());
     event
-}
-
-fn wire_event() -> v1::ProposedEvent {
-    v1::ProposedEvent {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        name: "Deposited".into(),
-        payload: PAYLOAD.to_vec(),
-        content_type: "application/json".into(),
-        ..Default::default()
-    }
 }
 
 /// Creates the schema by opening the store once, then appends `count` events in big batches.
@@ -214,14 +201,9 @@ async fn direct_appends(db: &Path, clients: u64, total: u64) -> anyhow::Result<f
     .await
 }
 
-async fn client(addr: std::net::SocketAddr) -> anyhow::Result<EventStoreClient<Channel>> {
-    let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
-    Ok(EventStoreClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
-}
-
 async fn flipbook_appends(db: &Path, clients: u64, total: u64) -> anyhow::Result<f64> {
     SqliteEventStore::open(&SqliteConfig::new(db)).await?; // create the file before the server
-    let server = ChildServer::spawn(db).await?;
+    let server = ChildServer::sqlite(db).await?;
     // One HTTP/2 connection per client, as separate application processes would have.
     let mut connections = Vec::new();
     for _ in 0..clients {
@@ -251,14 +233,6 @@ async fn flipbook_appends(db: &Path, clients: u64, total: u64) -> anyhow::Result
     .await;
     server.stop().await?;
     result
-}
-
-/// What a reader does with each event: keeps the fields a reducer would use.
-#[derive(Debug, Default)]
-struct Fold {
-    events: u64,
-    bytes: usize,
-    last_version: u64,
 }
 
 async fn direct_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyhow::Result<f64> {
@@ -310,22 +284,8 @@ async fn storage_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyho
     .await
 }
 
-async fn read_through(client: &mut EventStoreClient<Channel>, state: &str) -> anyhow::Result<Fold> {
-    let request = v1::ReadStateRequest { state_id: state.to_owned(), ..Default::default() };
-    let mut stream = client.read_state(request).await?.into_inner();
-    let mut fold = Fold::default();
-    while let Some(page) = stream.message().await? {
-        for event in page.events {
-            fold.events += 1;
-            fold.bytes += event.payload.len();
-            fold.last_version = event.version.unwrap_or_default();
-        }
-    }
-    Ok(fold)
-}
-
 async fn flipbook_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyhow::Result<f64> {
-    let server = ChildServer::spawn(db).await?;
+    let server = ChildServer::sqlite(db).await?;
     let mut client = client(server.addr).await?;
     let result = rate(count * rounds, || async {
         for _ in 0..rounds {
@@ -340,7 +300,7 @@ async fn flipbook_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyh
 }
 
 async fn large_read(db: &Path, state: &str, count: u64) -> anyhow::Result<(f64, f64)> {
-    let server = ChildServer::spawn(db).await?;
+    let server = ChildServer::sqlite(db).await?;
     let mut client = client(server.addr).await?;
     let events_per_second = rate(count, || async {
         let fold = read_through(&mut client, state).await?;

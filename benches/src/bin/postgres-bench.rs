@@ -1,0 +1,227 @@
+//! Flipbook on PostgreSQL against PostgreSQL itself (sqlx), measured in the same run.
+//!
+//! `cargo run --release -p flipbook-benches --bin postgres-bench -- --url postgres://…`
+//! (default: $FLIPBOOK_TEST_POSTGRES_URL; `--smoke` for a quick run that only proves it works).
+//! The raw baseline does the same work with sqlx over its own pool: per append one transaction
+//! that reads the state's version, inserts the events (one statement) and moves the head;
+//! and reads a state's rows in order.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use flipbook_benches::{
+    ChildServer, Fold, PAYLOAD, Target, child_main, client, median, rate, read_through, report, wire_event,
+};
+use flipbook_proto::v1::{self, append_request::Expected};
+use flipbook_storage::EventStore;
+use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
+use flipbook_storage::postgres::{PostgresConfig, PostgresEventStore};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Row};
+
+struct Sizes {
+    appends_per_client: u64,
+    read_events: u64,
+    read_rounds: u64,
+    repeats: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    if let Some(child) = child_main().await {
+        return child;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let url = match args.iter().position(|a| a == "--url").and_then(|i| args.get(i + 1)) {
+        Some(url) => url.clone(),
+        None => std::env::var("FLIPBOOK_TEST_POSTGRES_URL").context("--url or FLIPBOOK_TEST_POSTGRES_URL")?,
+    };
+    let sizes = if smoke {
+        Sizes { appends_per_client: 8, read_events: 1_000, read_rounds: 2, repeats: 1 }
+    } else {
+        Sizes { appends_per_client: 100, read_events: 10_000, read_rounds: 10, repeats: 3 }
+    };
+    println!("PostgreSQL benchmark ({} mode)", if smoke { "smoke" } else { "full" });
+    // The schema, and a raw pool as large as the server's.
+    PostgresEventStore::open(&PostgresConfig::new(&url)).await?;
+    let raw = PgPoolOptions::new().max_connections(32).connect(&url).await?;
+    let server = ChildServer::postgres(&url).await?;
+
+    let mut met = true;
+    if run("appends") {
+        for (clients, batch) in [(1, 1), (1, 10), (16, 1), (16, 10), (32, 1), (32, 10)] {
+            let total = sizes.appends_per_client * clients * if clients == 1 { 5 } else { 1 };
+            let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
+            for _ in 0..sizes.repeats {
+                baseline.push(raw_appends(&raw, clients, batch, total).await?);
+                flipbook.push(flipbook_appends(server.addr, clients, batch, total).await?);
+            }
+            let target = if clients == 32 { Target::AtLeast(0.8) } else { Target::None };
+            met &= report(
+                &format!("append {batch} event(s), {clients} client(s)"),
+                "appends/s",
+                median(flipbook),
+                "postgres",
+                median(baseline),
+                target,
+            );
+        }
+    }
+    if run("reads") {
+        let state = format!("bench-read-{}", uuid::Uuid::new_v4().simple());
+        let store = PostgresEventStore::open(&PostgresConfig::new(&url)).await?;
+        for start in (0..sizes.read_events).step_by(1000) {
+            let events = (0..1000).map(|_| ProposedEvent::new("Deposited", PAYLOAD.to_vec())).collect();
+            store.append(AppendRequest::new(&state, Expectation::Exactly(start), events)).await?;
+        }
+        let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
+        let mut grpc = client(server.addr).await?;
+        for _ in 0..sizes.repeats {
+            baseline.push(raw_reads(&raw, &state, sizes.read_events, sizes.read_rounds).await?);
+            flipbook.push(
+                rate(sizes.read_events * sizes.read_rounds, || async {
+                    for _ in 0..sizes.read_rounds {
+                        let fold = read_through(&mut grpc, &state).await?;
+                        anyhow::ensure!(fold.events == sizes.read_events, "read {} events", fold.events);
+                    }
+                    Ok(())
+                })
+                .await?,
+            );
+        }
+        met &= report(
+            &format!("read a {}-event state", sizes.read_events),
+            "events/s",
+            median(flipbook),
+            "postgres",
+            median(baseline),
+            Target::AtLeast(0.9),
+        );
+    }
+    server.stop().await?;
+    if !met && !smoke {
+        println!("some targets were missed");
+    }
+    Ok(())
+}
+
+/// `clients` tasks, each appending `batch` events at a time to a state of its own.
+async fn raw_appends(pool: &PgPool, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    rate(total, || async {
+        let mut tasks = Vec::new();
+        for client in 0..clients {
+            let (pool, state) = (pool.clone(), format!("raw-{prefix}-{client}"));
+            tasks.push(tokio::spawn(async move {
+                for n in 0..total / clients {
+                    raw_append(&pool, &state, n * batch, batch).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// One append the raw way: read the version, insert the events, move the head, in one transaction.
+async fn raw_append(pool: &PgPool, state: &str, expected: u64, batch: u64) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    let last: Option<i64> = sqlx::query("SELECT last_seq FROM flipbook_states WHERE state_id = $1")
+        .bind(state)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.get(0));
+    anyhow::ensure!(last.unwrap_or(0) as u64 == expected, "version conflict");
+    let seqs: Vec<i64> = (expected as i64 + 1..=(expected + batch) as i64).collect();
+    let ids: Vec<uuid::Uuid> = seqs.iter().map(|_| uuid::Uuid::new_v4()).collect();
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO flipbook_events (state_id, state_seq, version, event_id, name, payload, content_type, \
+         recorded_at, metadata) SELECT $1, s, s, id, 'Deposited', $4, 'application/json', 0, '{}' \
+         FROM UNNEST($2::bigint[], $3::uuid[]) AS e(s, id) RETURNING position",
+    )
+    .bind(state)
+    .bind(&seqs)
+    .bind(&ids)
+    .bind(PAYLOAD)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO flipbook_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
+         last_recorded_at, metadata) VALUES ($1, false, $2, $3, 0, 0, '{}') ON CONFLICT (state_id) DO UPDATE SET \
+         last_seq = EXCLUDED.last_seq, last_position = EXCLUDED.last_position",
+    )
+    .bind(state)
+    .bind((expected + batch) as i64)
+    .bind(positions.iter().max().copied().unwrap_or_default())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn flipbook_appends(addr: std::net::SocketAddr, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        connections.push(client(addr).await?);
+    }
+    let connections = Arc::new(tokio::sync::Mutex::new(connections));
+    rate(total, || async {
+        let mut tasks = Vec::new();
+        for n in 0..clients {
+            let mut client = connections.lock().await.pop().context("a connection")?;
+            let state = format!("flipbook-{prefix}-{n}");
+            tasks.push(tokio::spawn(async move {
+                for version in 0..total / clients {
+                    let request = v1::AppendRequest {
+                        state_id: state.clone(),
+                        events: (0..batch).map(|_| wire_event()).collect(),
+                        expected: Some(Expected::ExactVersion(version * batch)),
+                        ..Default::default()
+                    };
+                    client.append(request).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn raw_reads(pool: &PgPool, state: &str, count: u64, rounds: u64) -> anyhow::Result<f64> {
+    rate(count * rounds, || async {
+        for _ in 0..rounds {
+            let rows = sqlx::query(
+                "SELECT position, state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
+                 recorded_at, metadata FROM flipbook_events WHERE state_id = $1 ORDER BY state_seq",
+            )
+            .bind(state)
+            .fetch_all(pool)
+            .await?;
+            let mut fold = Fold::default();
+            for row in rows {
+                let payload: Vec<u8> = row.try_get(6)?;
+                let _: uuid::Uuid = row.try_get(4)?;
+                let _: String = row.try_get(5)?;
+                let _: String = row.try_get(10)?;
+                fold.events += 1;
+                fold.bytes += payload.len();
+                fold.last_version = row.try_get::<i64, _>(3)? as u64;
+            }
+            anyhow::ensure!(fold.events == count, "read {} of {count}", fold.events);
+        }
+        Ok(())
+    })
+    .await
+}
