@@ -1,4 +1,5 @@
-# Backing services for the tests, as local processes: sourced by scripts/test.
+# Backing services for the tests, as local processes: sourced by scripts/test. PostgreSQL, Redis
+# (durable: appendfsync always) and a three-node Redis Cluster.
 #
 # Each `start_*` installs its Debian package when missing, starts a throwaway instance on a
 # private port under $FLIPBOOK_SERVICES (a temp dir), and exports the URL the tests read. When
@@ -55,7 +56,63 @@ CONF
   echo "PostgreSQL: $("$bin/postgres" --version), $FLIPBOOK_TEST_POSTGRES_URL"
 }
 
+start_redis() {
+  if [ -n "${FLIPBOOK_TEST_REDIS_URL:-}" ]; then
+    echo "Redis: using $FLIPBOOK_TEST_REDIS_URL"
+    return
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  local dir="$FLIPBOOK_SERVICES/redis" port=56379
+  mkdir -p "$dir"
+  # Durable as Flipbook asks of an event store: every write fsynced before it is acknowledged.
+  # FLIPBOOK_REDIS_START / _STOP: what the outage tests run to take it away and back.
+  export FLIPBOOK_REDIS_START="redis-server --daemonize yes --port $port --bind 127.0.0.1 --dir $dir --save '' \
+    --appendonly yes --appendfsync always --pidfile $dir/redis.pid --logfile $dir/redis.log"
+  export FLIPBOOK_REDIS_STOP="redis-cli -p $port shutdown"
+  sh -c "$FLIPBOOK_REDIS_START"
+  wait_for_redis "$port"
+  export FLIPBOOK_TEST_REDIS_URL="redis://127.0.0.1:$port/"
+  echo "Redis: $(redis-server --version | cut -d' ' -f3), $FLIPBOOK_TEST_REDIS_URL"
+}
+
+start_redis_cluster() {
+  if [ -n "${FLIPBOOK_TEST_REDIS_CLUSTER_URLS:-}" ]; then
+    echo "Redis Cluster: using $FLIPBOOK_TEST_REDIS_CLUSTER_URLS"
+    return
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  local urls=() nodes=() port
+  for port in 47001 47002 47003; do  # the cluster bus listens on port + 10000
+    local dir="$FLIPBOOK_SERVICES/redis-cluster-$port"
+    mkdir -p "$dir"
+    redis-server --daemonize yes --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    wait_for_redis "$port"
+    nodes+=("127.0.0.1:$port")
+    urls+=("redis://127.0.0.1:$port/")
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$FLIPBOOK_SERVICES/cluster-create.log"
+  for _ in $(seq 100); do
+    redis-cli -p 47001 cluster info | grep -q 'cluster_state:ok' && break
+    sleep 0.1
+  done
+  export FLIPBOOK_TEST_REDIS_CLUSTER_URLS="${urls[*]}"
+  echo "Redis Cluster: $FLIPBOOK_TEST_REDIS_CLUSTER_URLS"
+}
+
+wait_for_redis() {
+  for _ in $(seq 100); do
+    redis-cli -p "$1" ping >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "redis on port $1 did not start" >&2
+  return 1
+}
+
 stop_services() {
+  for pidfile in "$FLIPBOOK_SERVICES"/redis*/redis.pid; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
+  done
   if [ -n "${FLIPBOOK_PG_CTL:-}" ]; then
     $FLIPBOOK_PG_CTL -m immediate stop >/dev/null 2>&1 || true
   fi

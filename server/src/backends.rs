@@ -8,7 +8,7 @@ use flipbook_storage::memory::MemorySnapshotStore;
 use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore, SqliteSnapshotStore};
 use flipbook_storage::{EventStore, SnapshotStore};
 
-use crate::config::{Config, EventBackend, PostgresSettings, SnapshotBackend, SqliteSettings};
+use crate::config::{Config, EventBackend, PostgresSettings, RedisSettings, SnapshotBackend, SqliteSettings};
 
 fn sqlite_config(settings: &SqliteSettings) -> anyhow::Result<SqliteConfig> {
     let mut config = SqliteConfig::new(&settings.path);
@@ -25,8 +25,15 @@ fn postgres_config(settings: &PostgresSettings) -> flipbook_storage::postgres::P
     config
 }
 
+#[cfg(feature = "redis")]
+fn redis_config(settings: &RedisSettings) -> flipbook_storage::redis::RedisConfig {
+    let mut config = flipbook_storage::redis::RedisConfig::new(&settings.url);
+    config.response_timeout = settings.response_timeout;
+    config
+}
+
 /// The error for a backend this binary was built without.
-#[cfg(not(feature = "postgres"))]
+#[cfg(not(all(feature = "postgres", feature = "redis")))]
 fn missing(feature: &str) -> anyhow::Error {
     anyhow::anyhow!("this flipbook was built without the `{feature}` cargo feature")
 }
@@ -49,6 +56,14 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<d
         ),
         #[cfg(not(feature = "postgres"))]
         EventBackend::Postgres => return Err(missing("postgres")),
+        #[cfg(feature = "redis")]
+        EventBackend::Redis => Arc::new(
+            flipbook_storage::redis::RedisEventStore::open(&redis_config(&config.events.redis))
+                .await
+                .context("opening the Redis event store")?,
+        ),
+        #[cfg(not(feature = "redis"))]
+        EventBackend::Redis => return Err(missing("redis")),
     };
     let snapshots: Arc<dyn SnapshotStore> = match config.snapshots.backend {
         SnapshotBackend::Memory => Arc::new(MemorySnapshotStore::new()),
@@ -74,6 +89,29 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<d
         }
         #[cfg(not(feature = "postgres"))]
         SnapshotBackend::Postgres => return Err(missing("postgres")),
+        #[cfg(feature = "redis")]
+        SnapshotBackend::Redis => {
+            let settings = config.snapshots.redis.as_ref().unwrap_or(&config.events.redis);
+            Arc::new(
+                flipbook_storage::redis::RedisSnapshotStore::open(&redis_config(settings))
+                    .await
+                    .context("opening the Redis snapshot store")?,
+            )
+        }
+        #[cfg(feature = "redis")]
+        SnapshotBackend::RedisCluster => {
+            let settings = config.snapshots.redis.as_ref().unwrap_or(&config.events.redis);
+            Arc::new(
+                flipbook_storage::redis::RedisSnapshotStore::open_cluster(
+                    &config.snapshots.redis_cluster,
+                    &redis_config(settings),
+                )
+                .await
+                .context("opening the Redis Cluster snapshot store")?,
+            )
+        }
+        #[cfg(not(feature = "redis"))]
+        SnapshotBackend::Redis | SnapshotBackend::RedisCluster => return Err(missing("redis")),
     };
     if !events.durable() {
         tracing::warn!(

@@ -15,9 +15,14 @@
 //! url = "postgres://postgres@127.0.0.1:5432/postgres"
 //! max_connections = 32
 //!
+//! [events.redis]                      # with backend = "redis" (a node, not a cluster)
+//! url = "redis://127.0.0.1:6379/"
+//!
 //! [snapshots]
 //! backend = "sqlite"                  # sqlite (the events' file unless `path` is set) | memory
 //!                                     # | postgres ([snapshots.postgres], else the events')
+//!                                     # | redis ([snapshots.redis], else the events')
+//!                                     # | redis-cluster (redis_cluster = ["redis://…", …])
 //!
 //! [limits]
 //! max_events_per_append = 1000
@@ -82,6 +87,7 @@ pub enum EventBackend {
     #[default]
     Sqlite,
     Postgres,
+    Redis,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -91,6 +97,10 @@ pub enum SnapshotBackend {
     Sqlite,
     Memory,
     Postgres,
+    Redis,
+    #[serde(rename = "redis-cluster")]
+    #[value(name = "redis-cluster")]
+    RedisCluster,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -99,6 +109,7 @@ pub struct EventsConfig {
     pub backend: EventBackend,
     pub sqlite: SqliteSettings,
     pub postgres: PostgresSettings,
+    pub redis: RedisSettings,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -109,6 +120,26 @@ pub struct SnapshotsConfig {
     pub path: Option<PathBuf>,
     /// The PostgreSQL database for snapshots; the event store's settings when unset.
     pub postgres: Option<PostgresSettings>,
+    /// The Redis node for snapshots; the event store's settings when unset.
+    pub redis: Option<RedisSettings>,
+    /// The Redis Cluster for snapshots: any of its nodes.
+    pub redis_cluster: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`
+    pub url: String,
+    /// Seconds one command may take before the call answers UNAVAILABLE.
+    #[serde(with = "seconds")]
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379/".to_owned(), response_timeout: Duration::from_secs(5) }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -228,6 +259,12 @@ pub struct ServeArgs {
     /// The PostgreSQL database of the postgres backends [default: postgres://postgres@127.0.0.1:5432/postgres].
     #[arg(long, env = "FLIPBOOK_POSTGRES_URL")]
     pub postgres_url: Option<String>,
+    /// The Redis node of the redis backends [default: redis://127.0.0.1:6379/].
+    #[arg(long, env = "FLIPBOOK_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The nodes of the Redis Cluster for snapshots, comma-separated.
+    #[arg(long, env = "FLIPBOOK_REDIS_CLUSTER", value_delimiter = ',')]
+    pub redis_cluster: Option<Vec<String>>,
     #[arg(long, env = "FLIPBOOK_MAX_EVENTS_PER_APPEND")]
     pub max_events_per_append: Option<u32>,
     #[arg(long, env = "FLIPBOOK_MAX_PAYLOAD_BYTES")]
@@ -281,6 +318,8 @@ impl Config {
         set(&mut self.events.sqlite.path, &args.sqlite_path);
         set(&mut self.events.sqlite.durability, &args.sqlite_durability);
         set(&mut self.events.postgres.url, &args.postgres_url);
+        set(&mut self.events.redis.url, &args.redis_url);
+        set(&mut self.snapshots.redis_cluster, &args.redis_cluster);
         set(&mut self.limits.max_events_per_append, &args.max_events_per_append);
         set(&mut self.limits.max_payload_bytes, &args.max_payload_bytes);
         set(&mut self.log.format, &args.log_format);
@@ -300,6 +339,9 @@ impl Config {
             bail!("limits.max_snapshot_bytes must be above 0 and below limits.max_request_bytes");
         }
         self.events.sqlite.durability.parse::<flipbook_storage::sqlite::Durability>().map_err(anyhow::Error::msg)?;
+        if self.snapshots.backend == SnapshotBackend::RedisCluster && self.snapshots.redis_cluster.is_empty() {
+            bail!("snapshots.redis_cluster must name the cluster's nodes (--redis-cluster)");
+        }
         Ok(())
     }
 }

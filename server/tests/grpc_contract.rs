@@ -31,3 +31,21 @@ mod two_postgres_servers {
 
     flipbook_storage::event_store_contract!(two_postgres_servers());
 }
+
+/// Events on Redis, snapshots on a Redis Cluster.
+mod redis {
+    use crate::common::{grpc_redis_events, grpc_redis_snapshots};
+
+    flipbook_storage::event_store_contract!(grpc_redis_events());
+
+    mod snapshots {
+        use super::*;
+        flipbook_storage::snapshot_store_contract!(grpc_redis_snapshots());
+    }
+}
+
+mod two_redis_servers {
+    use crate::common::two_redis_servers;
+
+    flipbook_storage::event_store_contract!(two_redis_servers());
+}

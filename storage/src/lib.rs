@@ -6,18 +6,20 @@
 //! - [`EventStore`] and [`SnapshotStore`]: the two traits; [`plan_append`] and [`replayed`] hold
 //!   the append rules every backend shares.
 //! - [`read`]: reads as bounded streams of pages over any backend.
-//! - Backends: [`sqlite`] (feature `sqlite`, the embedded default), `postgres` (feature
-//!   `postgres`) and [`memory`] (snapshots).
+//! - Backends: [`sqlite`] (feature `sqlite`, the embedded default), `postgres` and `redis`
+//!   (features of the same names) and [`memory`] (snapshots).
 //! - [`testkit`]: the contract tests every backend runs unchanged.
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+mod encoding;
 pub mod error;
 pub mod memory;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod read;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod sql;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod store;

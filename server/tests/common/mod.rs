@@ -43,6 +43,33 @@ pub fn postgres_config() -> Config {
     config
 }
 
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (scripts/test starts the services)"))
+}
+
+/// A server keeping events on the test Redis node and snapshots on the test Redis Cluster.
+pub fn redis_config() -> Config {
+    let mut config = Config::local(fresh_db());
+    config.events.backend = EventBackend::Redis;
+    config.events.redis.url = env("FLIPBOOK_TEST_REDIS_URL");
+    config.snapshots.backend = SnapshotBackend::RedisCluster;
+    config.snapshots.redis_cluster =
+        env("FLIPBOOK_TEST_REDIS_CLUSTER_URLS").split_whitespace().map(str::to_owned).collect();
+    config
+}
+
+pub async fn grpc_redis_events() -> Arc<dyn EventStore> {
+    Arc::new(GrpcStore::connect(flipbook_server::start(redis_config()).await.expect("start").addr).await)
+}
+
+pub async fn grpc_redis_snapshots() -> Arc<dyn SnapshotStore> {
+    Arc::new(GrpcStore::connect(flipbook_server::start(redis_config()).await.expect("start").addr).await)
+}
+
+pub async fn two_redis_servers() -> Arc<dyn EventStore> {
+    Arc::new(TwoServers::start(redis_config).await)
+}
+
 pub async fn start_postgres_server() -> flipbook_server::Running {
     flipbook_server::start(postgres_config()).await.expect("start the server")
 }

@@ -4,12 +4,12 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::{PostgresConfig, is_unique_violation, sql_error};
+use crate::encoding::{metadata_from_json, metadata_json, page, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
     Timestamp,
 };
-use crate::sql::{metadata_from_json, metadata_json, page, to_i64, to_u64};
 use crate::store::{EventStore, Page, Tip, plan_append, replayed};
 
 /// How often an append is tried again after losing a race for a sequence number before the

@@ -5,12 +5,12 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{Durability, MAX_GROUP, SqliteConfig, create_schema, names_json, sql_error};
+use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
     Timestamp,
 };
-use crate::sql::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::store::{EventStore, Page, Tip, plan_append, replayed};
 
 /// The SQLite event store. Cheap to clone; the writer task stops when the last clone is dropped,
@@ -172,7 +172,7 @@ fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent> {
 }
 
 fn page(rows: Vec<SqliteRow>, max: usize, cursor: &str) -> Result<Page> {
-    crate::sql::page(&rows, max, |row| row.try_get::<i64, _>(cursor).map_err(sql_error), recorded_event)
+    crate::encoding::page(&rows, max, |row| row.try_get::<i64, _>(cursor).map_err(sql_error), recorded_event)
 }
 
 /// The writer task: group commit over the only write connection.

@@ -2,9 +2,9 @@ use async_trait::async_trait;
 use sqlx::{Row, SqlitePool};
 
 use super::{SqliteConfig, create_schema, sql_error};
+use crate::encoding::{to_i64, to_u64};
 use crate::error::Result;
 use crate::model::{Snapshot, SnapshotQuery, Timestamp};
-use crate::sql::{to_i64, to_u64};
 use crate::store::SnapshotStore;
 
 /// Snapshots in a SQLite file (by default the event store's own file).

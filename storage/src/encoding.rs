@@ -1,4 +1,4 @@
-//! What the SQL backends share: number and metadata encodings, and turning rows into pages.
+//! What the backends share: number and metadata encodings, and turning rows into pages.
 
 use crate::error::{Error, Result};
 use crate::model::{Metadata, RecordedEvent};
@@ -29,6 +29,7 @@ pub(crate) fn metadata_from_json(text: &str) -> Result<Metadata> {
     serde_json::from_str(text).map_err(|e| Error::Internal(format!("corrupt metadata: {e}")))
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A page from its rows: `cursor` reads the row's cursor column (sequence number or position),
 /// `decode` the event. A page shorter than asked is the last one.
 pub(crate) fn page<R>(

@@ -1,0 +1,272 @@
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use super::codec::{decode_event, encode_event};
+use super::{RedisConfig, redis_error};
+use crate::encoding::{metadata_from_json, metadata_json};
+use crate::error::{Error, Result};
+use crate::model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
+    Timestamp,
+};
+use crate::store::{EventStore, Page, Tip, plan_append, replayed};
+
+const POSITION: &str = "flipbook:position";
+const EVENTS: &str = "flipbook:events";
+
+/// Tries before an `any` append to a very hot state gives up with `Unavailable`.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Writes a checked append if the state's tip and event ids are still as the check saw them:
+/// the compare-and-set that makes the check and the write one atomic step. Returns the first
+/// global position, or nil when another append got there first (the caller checks again).
+const APPEND: &str = r"
+local head, seqs, ids, events, position = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local seen, neutral, now, first_recorded_at, metadata = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local last = redis.call('HGET', head, 'last_seq')
+if (seen == '' and last) or (seen ~= '' and last ~= seen) then return false end
+local n = (#ARGV - 5) / 2
+for i = 0, n - 1 do
+  if redis.call('HEXISTS', ids, ARGV[6 + 2 * i]) == 1 then return false end
+end
+local last_position = redis.call('INCRBY', position, n)
+local first_position = last_position - n + 1
+local seq = tonumber(last or '0')
+for i = 0, n - 1 do
+  redis.call('HSET', events, first_position + i, ARGV[7 + 2 * i])
+  redis.call('RPUSH', seqs, first_position + i)
+  redis.call('HSET', ids, ARGV[6 + 2 * i], seq + i + 1)
+end
+redis.call('HSET', head, 'neutral', neutral, 'last_seq', seq + n, 'last_position', last_position,
+  'first_recorded_at', first_recorded_at, 'last_recorded_at', now, 'metadata', metadata)
+return first_position
+";
+
+#[derive(Clone)]
+pub struct RedisEventStore {
+    conn: ConnectionManager,
+    append: Script,
+    durable: bool,
+}
+
+impl std::fmt::Debug for RedisEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisEventStore").field("durable", &self.durable).finish_non_exhaustive()
+    }
+}
+
+fn key(state_id: &str, what: &str) -> String {
+    format!("flipbook:{{{state_id}}}:{what}")
+}
+
+impl RedisEventStore {
+    pub async fn open(config: &RedisConfig) -> Result<Self> {
+        let mut conn = config.connect().await?;
+        let settings: Vec<String> =
+            redis::cmd("CONFIG").arg("GET").arg("append*").query_async(&mut conn).await.map_err(redis_error)?;
+        let setting = |name: &str| settings.iter().position(|s| s == name).and_then(|i| settings.get(i + 1));
+        let durable =
+            setting("appendonly").is_some_and(|v| v == "yes") && setting("appendfsync").is_some_and(|v| v == "always");
+        Ok(Self { conn, append: Script::new(APPEND), durable })
+    }
+
+    /// The positions of a state's events with sequence numbers in `first..=last` (1-based).
+    async fn positions(&self, state_id: &str, first: u64, last: u64) -> Result<Vec<u64>> {
+        if first > last || first == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let from = isize::try_from(first - 1).unwrap_or(isize::MAX);
+        let to = isize::try_from(last - 1).unwrap_or(isize::MAX);
+        conn.lrange(key(state_id, "seq"), from, to).await.map_err(redis_error)
+    }
+
+    async fn events_at(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<Vec<u8>>> =
+            redis::cmd("HMGET").arg(EVENTS).arg(positions).query_async(&mut conn).await.map_err(redis_error)?;
+        positions
+            .iter()
+            .zip(values)
+            .map(|(&position, value)| {
+                let value = value.ok_or_else(|| Error::Internal(format!("event {position} is missing")))?;
+                decode_event(position, &value)
+            })
+            .collect()
+    }
+
+    async fn try_append(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
+        let (head, stored): (Vec<Option<String>>, Vec<Option<u64>>) = redis::pipe()
+            .hmget(key(&request.state_id, "head"), &["neutral", "last_seq", "first_recorded_at", "metadata"])
+            .hmget(key(&request.state_id, "ids"), &ids)
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+
+        if let Some(first) = stored.iter().flatten().min().copied() {
+            let last = first + request.events.len() as u64 - 1;
+            let positions = self.positions(&request.state_id, first, last).await?;
+            return replayed(request, &self.events_at(&positions).await?).map(Some);
+        }
+        let now = Timestamp::now();
+        let parse = |value: &Option<String>| value.as_deref().and_then(|v| v.parse::<i64>().ok());
+        let (tip, seen, first_recorded_at, mut metadata) = match parse(&head[1]) {
+            Some(last_seq) => (
+                Some(Tip {
+                    kind: if head[0].as_deref() == Some("1") {
+                        StateKind::VersionNeutral
+                    } else {
+                        StateKind::Versioned
+                    },
+                    last_seq: u64::try_from(last_seq).unwrap_or_default(),
+                }),
+                last_seq.to_string(),
+                parse(&head[2]).map_or(now, Timestamp::from_unix_nanos),
+                metadata_from_json(head[3].as_deref().unwrap_or("{}"))?,
+            ),
+            None => (None, String::new(), now, Metadata::new()),
+        };
+        let first_seq = plan_append(tip, request)?;
+        metadata.extend(request.state_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let versioned = request.kind == StateKind::Versioned;
+
+        let mut invocation = self.append.prepare_invoke();
+        for what in ["head", "seq", "ids"] {
+            invocation.key(key(&request.state_id, what));
+        }
+        invocation
+            .key(EVENTS)
+            .key(POSITION)
+            .arg(seen)
+            .arg(if versioned { "0" } else { "1" })
+            .arg(now.unix_nanos())
+            .arg(first_recorded_at.unix_nanos())
+            .arg(metadata_json(&metadata));
+        for ((seq, event), id) in (first_seq..).zip(&request.events).zip(&ids) {
+            let recorded = RecordedEvent {
+                state_id: request.state_id.clone(),
+                version: versioned.then_some(seq),
+                global_position: 0,
+                event_id: event.event_id,
+                name: event.name.clone(),
+                payload: event.payload.clone(),
+                content_type: event.content_type.clone(),
+                timestamp: event.timestamp,
+                recorded_at: now,
+                metadata: event.metadata.clone(),
+            };
+            invocation.arg(id).arg(encode_event(&recorded));
+        }
+        let first_position: Option<u64> = invocation.invoke_async(&mut conn).await.map_err(redis_error)?;
+        Ok(first_position.map(|first| AppendOutcome {
+            last_version: versioned.then_some(first_seq + request.events.len() as u64 - 1),
+            global_positions: (first..first + request.events.len() as u64).collect(),
+        }))
+    }
+}
+
+#[async_trait]
+impl EventStore for RedisEventStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some(outcome) = self.try_append(&request).await? {
+                return Ok(outcome);
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(Error::Unavailable(format!(
+            "state {:?} is contended: {MAX_ATTEMPTS} attempts lost the race for the next version",
+            request.state_id
+        )))
+    }
+
+    async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
+        let mut conn = self.conn.clone();
+        let fields: Vec<Option<String>> = conn
+            .hmget(
+                key(state_id, "head"),
+                &["neutral", "last_seq", "last_position", "first_recorded_at", "last_recorded_at", "metadata"],
+            )
+            .await
+            .map_err(redis_error)?;
+        let number = |i: usize| fields[i].as_deref().and_then(|v| v.parse::<i64>().ok()).unwrap_or_default();
+        if fields[1].is_none() {
+            return Ok(None);
+        }
+        Ok(Some(StateHead {
+            state_id: state_id.to_owned(),
+            kind: if fields[0].as_deref() == Some("1") { StateKind::VersionNeutral } else { StateKind::Versioned },
+            event_count: u64::try_from(number(1)).unwrap_or_default(),
+            last_global_position: u64::try_from(number(2)).unwrap_or_default(),
+            first_recorded_at: Timestamp::from_unix_nanos(number(3)),
+            last_recorded_at: Timestamp::from_unix_nanos(number(4)),
+            metadata: metadata_from_json(fields[5].as_deref().unwrap_or("{}"))?,
+        }))
+    }
+
+    /// Scans `max` sequence numbers from the cursor and filters them here: a page may hold fewer
+    /// events than asked and still not be the last.
+    async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
+        let mut conn = self.conn.clone();
+        let count: u64 = conn.llen(key(&query.state_id, "seq")).await.map_err(redis_error)?;
+        let low = query.min_version.unwrap_or(1).max(1);
+        let high = query.max_version.unwrap_or(u64::MAX).min(count);
+        let (first, last) = match query.direction {
+            Direction::Forward => {
+                let first = after.map_or(low, |a| a + 1).max(low);
+                (first, high.min(first.saturating_add(max as u64 - 1)))
+            }
+            Direction::Backward => {
+                let last = after.map_or(high, |b| b.saturating_sub(1)).min(high);
+                (last.saturating_sub(max as u64 - 1).max(low), last)
+            }
+        };
+        if first > last {
+            return Ok(Page::default());
+        }
+        let positions = self.positions(&query.state_id, first, last).await?;
+        let mut events = self.events_at(&positions).await?;
+        let next = match query.direction {
+            Direction::Forward => (last < high).then_some(last),
+            Direction::Backward => {
+                events.reverse();
+                (first > low).then_some(first)
+            }
+        };
+        events.retain(|e| {
+            (query.names.is_empty() || query.names.contains(&e.name))
+                && query.as_of.is_none_or(|t| e.timestamp.is_none_or(|at| at <= t))
+        });
+        Ok(Page { events, next })
+    }
+
+    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
+        let mut conn = self.conn.clone();
+        let newest: Option<u64> = conn.get(POSITION).await.map_err(redis_error)?;
+        let newest = newest.unwrap_or_default();
+        let last = newest.min(after.saturating_add(max as u64));
+        if after >= last {
+            return Ok(Page::default());
+        }
+        let positions: Vec<u64> = (after + 1..=last).collect();
+        let mut events = self.events_at(&positions).await?;
+        events.retain(|e| {
+            e.state_id.starts_with(&query.state_id_prefix) && (query.names.is_empty() || query.names.contains(&e.name))
+        });
+        Ok(Page { events, next: (last < newest).then_some(last) })
+    }
+}

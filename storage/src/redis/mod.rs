@@ -1,0 +1,70 @@
+//! Redis: events on a single node (or a primary with replicas); snapshots on a node or a Redis
+//! Cluster.
+//!
+//! Events cannot live on a cluster: a global position must be assigned atomically with the
+//! append, and a cluster cannot run one script across slots. Redis is durable only with
+//! `appendonly yes` and `appendfsync always`; the store reports itself not durable otherwise,
+//! and the server warns at start.
+//!
+//! Keys (the `{…}` hash tags keep a state's keys in one slot):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `flipbook:position` | string | the last global position given out |
+//! | `flipbook:events` | hash | global position -> event |
+//! | `flipbook:{<state>}:head` | hash | kind, last_seq, last_position, recorded-at times, metadata |
+//! | `flipbook:{<state>}:seq` | list | the state's global positions; index = sequence number - 1 |
+//! | `flipbook:{<state>}:ids` | hash | event id -> sequence number |
+//! | `flipbook:snapshot:{<state>}` | hash | "revision\nversion" -> snapshot |
+//! | `flipbook:snapshots:{<state>}` | sorted set | "revision\nversion" members, for the newest-at-or-below lookup |
+
+mod codec;
+mod events;
+mod snapshots;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use events::RedisEventStore;
+pub use snapshots::RedisSnapshotStore;
+
+use crate::error::Error;
+
+/// Where and how to connect.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`; for a cluster, any of its nodes (see [`RedisSnapshotStore::open_cluster`]).
+    pub url: String,
+    /// How long one command may take before it answers `Unavailable`.
+    pub response_timeout: Duration,
+    pub connection_timeout: Duration,
+}
+
+impl RedisConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), response_timeout: Duration::from_secs(5), connection_timeout: Duration::from_secs(2) }
+    }
+
+    /// A multiplexed connection that reconnects by itself.
+    async fn connect(&self) -> Result<ConnectionManager, Error> {
+        let client = redis::Client::open(self.url.as_str()).map_err(redis_error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.response_timeout))
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_number_of_retries(1);
+        ConnectionManager::new_with_config(client, config).await.map_err(redis_error)
+    }
+}
+
+/// Connection trouble, timeouts and the server's transient states (loading, cluster down,
+/// try again) can pass; the rest are bugs.
+fn redis_error(error: redis::RedisError) -> Error {
+    use redis::RetryMethod as R;
+    let transient = error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+        || error.is_connection_refusal()
+        || !matches!(error.retry_method(), R::NoRetry);
+    if transient { Error::Unavailable(error.to_string()) } else { Error::Internal(error.to_string()) }
+}
