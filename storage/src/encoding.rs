@@ -45,3 +45,15 @@ pub(crate) fn page<R>(
     let events = rows.iter().map(decode).collect::<Result<_>>()?;
     Ok(Page { events, next })
 }
+
+/// The exclusive/inclusive bounds on `state_seq` of a SQL page query: forward reads
+/// `(from, to]`, backward reads `[to, from)`, whatever the query's version bounds and cursor.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn seq_window(query: &crate::model::StateQuery, after: Option<u64>) -> (u64, u64) {
+    let min = query.min_version.unwrap_or(1).max(1);
+    let max = query.max_version.unwrap_or(u64::MAX);
+    match query.direction {
+        crate::model::Direction::Forward => (after.unwrap_or(0).max(min - 1), max),
+        crate::model::Direction::Backward => (after.unwrap_or(u64::MAX).min(max.saturating_add(1)), min),
+    }
+}

@@ -80,33 +80,23 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
-        let min = query.min_version.unwrap_or(1).max(1);
-        let max_version = query.max_version.unwrap_or(u64::MAX);
-        // Bounds on state_seq: forward reads (after, upper]; backward reads [lower, before).
-        let (sql, from, to) = match query.direction {
-            Direction::Forward => (
-                concat!(
-                    "SELECT ",
-                    event_columns!(),
-                    " FROM events WHERE state_id = ?1 AND state_seq > ?2 AND state_seq <= ?3 ",
-                    "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
-                    "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
-                    "ORDER BY state_seq LIMIT ?6"
-                ),
-                after.unwrap_or(0).max(min - 1),
-                max_version,
+        let (from, to) = crate::encoding::seq_window(query, after);
+        let sql = match query.direction {
+            Direction::Forward => concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE state_id = ?1 AND state_seq > ?2 AND state_seq <= ?3 ",
+                "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
+                "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
+                "ORDER BY state_seq LIMIT ?6"
             ),
-            Direction::Backward => (
-                concat!(
-                    "SELECT ",
-                    event_columns!(),
-                    " FROM events WHERE state_id = ?1 AND state_seq < ?2 AND state_seq >= ?3 ",
-                    "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
-                    "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
-                    "ORDER BY state_seq DESC LIMIT ?6"
-                ),
-                after.unwrap_or(u64::MAX).min(max_version.saturating_add(1)),
-                min,
+            Direction::Backward => concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE state_id = ?1 AND state_seq < ?2 AND state_seq >= ?3 ",
+                "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
+                "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
+                "ORDER BY state_seq DESC LIMIT ?6"
             ),
         };
         let rows = sqlx::query(sql)
