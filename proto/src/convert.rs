@@ -141,7 +141,11 @@ pub fn snapshot_to_store(snapshot: Option<v1::Snapshot>, now: Timestamp) -> Resu
 
 impl From<AppendOutcome> for v1::AppendResponse {
     fn from(outcome: AppendOutcome) -> Self {
-        Self { last_version: outcome.last_version, global_positions: outcome.global_positions }
+        Self {
+            last_version: outcome.last_version,
+            global_positions: outcome.global_positions,
+            recorded_at: Some(wire_timestamp(outcome.recorded_at)),
+        }
     }
 }
 
@@ -256,6 +260,18 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T> {
 
 fn received_timestamp(value: Option<prost_types::Timestamp>, field: &str) -> Result<Timestamp> {
     timestamp(field, value).and_then(|t| required(t, field)).map_err(|e| Error::Internal(e.to_string()))
+}
+
+impl TryFrom<v1::AppendResponse> for AppendOutcome {
+    type Error = Error;
+
+    fn try_from(response: v1::AppendResponse) -> Result<Self> {
+        Ok(Self {
+            recorded_at: received_timestamp(response.recorded_at, "recorded_at")?,
+            last_version: response.last_version,
+            global_positions: response.global_positions,
+        })
+    }
 }
 
 impl TryFrom<v1::RecordedEvent> for RecordedEvent {

@@ -7,7 +7,9 @@
 //!   the append rules every backend shares.
 //! - [`read`]: reads as bounded streams of pages over any backend.
 //! - Backends: [`sqlite`] (feature `sqlite`, the embedded default), `postgres` and `redis`
-//!   (features of the same names) and [`memory`] (snapshots).
+//!   (features of the same names) and [`memory`] (always built, no dependency):
+//!   [`memory::MemoryEventStore`] for the SDK's in-memory mode and tests, and
+//!   [`memory::MemorySnapshotStore`].
 //! - [`testkit`]: the contract tests every backend runs unchanged.
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]

@@ -144,6 +144,8 @@ pub struct AppendOutcome {
     pub last_version: Option<u64>,
     /// The stored events' global positions, in request order.
     pub global_positions: Vec<u64>,
+    /// The store's clock when the append committed: the `recorded_at` its events carry.
+    pub recorded_at: Timestamp,
 }
 
 /// An event as the store recorded it.

@@ -121,8 +121,11 @@ pub fn replayed(request: &AppendRequest, stored: &[RecordedEvent]) -> Result<App
             return Err(duplicate(proposed.event_id));
         }
     }
+    // Not empty: a request has at least one event, and `stored` as many.
+    let last = &stored[stored.len() - 1];
     Ok(AppendOutcome {
-        last_version: stored.last().and_then(|e| e.version),
+        last_version: last.version,
         global_positions: stored.iter().map(|e| e.global_position).collect(),
+        recorded_at: last.recorded_at,
     })
 }

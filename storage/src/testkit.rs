@@ -154,6 +154,9 @@ pub mod events {
         assert_eq!(positions, [first.global_positions.clone(), second.global_positions].concat());
         assert!(stored.iter().all(|e| e.state_id == state));
         assert_eq!(stored[2].name, "Withdrawn");
+        // An outcome carries the recorded_at of the events it stored.
+        assert!(stored[..2].iter().all(|e| e.recorded_at == first.recorded_at), "first append's recorded_at");
+        assert_eq!(stored[2].recorded_at, second.recorded_at);
     }
 
     pub async fn append_no_state(store: Arc<dyn EventStore>) {
@@ -200,9 +203,11 @@ pub mod events {
         let original = append(&store, request.clone()).await;
         append(&store, AppendRequest::new(&state, Expectation::Any, events("After", 1))).await;
 
-        // The same batch again, though its expectation no longer holds: the original result.
+        // The same batch again, though its expectation no longer holds: the original result,
+        // recorded_at included.
         let again = append(&store, request.clone()).await;
         assert_eq!(again, original);
+        assert_eq!(again.recorded_at, original.recorded_at);
         let stored = read(&store, StateQuery::all(&state)).await;
         assert_eq!(stored.len(), 4, "nothing stored twice");
         let ids: HashSet<Uuid> = stored.iter().map(|e| e.event_id).collect();

@@ -178,5 +178,9 @@ pub fn snapshot(snapshot: &Snapshot, limits: &Limits) -> Result<()> {
 
 pub fn snapshot_query(query: &SnapshotQuery) -> Result<()> {
     state_id("state_id", &query.state_id)?;
-    text("reducer_revision", &query.reducer_revision, MAX_REVISION_BYTES)
+    reducer_revision("reducer_revision", &query.reducer_revision)
+}
+
+pub fn reducer_revision(field: &str, value: &str) -> Result<()> {
+    text(field, value, MAX_REVISION_BYTES)
 }

@@ -122,8 +122,7 @@ impl EventStore for GrpcStore {
 
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         let response = self.events.clone().append(v1::AppendRequest::from(request)).await.map_err(error)?;
-        let response = response.into_inner();
-        Ok(AppendOutcome { last_version: response.last_version, global_positions: response.global_positions })
+        AppendOutcome::try_from(response.into_inner())
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {

@@ -245,6 +245,7 @@ async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutc
     Ok(AppendOutcome {
         last_version: versioned.then_some(first_seq + events.len() as u64 - 1),
         global_positions: positions.into_iter().map(to_u64).collect(),
+        recorded_at: now,
     })
 }
 

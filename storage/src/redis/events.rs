@@ -167,6 +167,7 @@ impl RedisEventStore {
         Ok(first_position.map(|first| AppendOutcome {
             last_version: versioned.then_some(first_seq + request.events.len() as u64 - 1),
             global_positions: (first..first + request.events.len() as u64).collect(),
+            recorded_at: now,
         }))
     }
 }

@@ -323,7 +323,7 @@ async fn write(
     .await
     .map_err(sql_error)?;
 
-    Ok(AppendOutcome { last_version: versioned.then_some(last_seq), global_positions: positions })
+    Ok(AppendOutcome { last_version: versioned.then_some(last_seq), global_positions: positions, recorded_at: now })
 }
 
 /// One of the batch's event ids is stored at `seq` (the earliest): the append is a re-send,
