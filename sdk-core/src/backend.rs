@@ -1,0 +1,257 @@
+//! What the client runs on: a server over gRPC ([`Remote`]) or stores in this process
+//! ([`Local`]: the embedded SQLite file, or memory). The [`Client`](crate::Client) validates
+//! every request before it reaches either, so both behave alike down to the errors.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use flipbook_proto::v1::event_store_client::EventStoreClient;
+use flipbook_proto::v1::server_info_client::ServerInfoClient;
+use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
+use flipbook_proto::v1::{self};
+use flipbook_storage::model::{
+    AllQuery, AppendOutcome, AppendRequest, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateQuery,
+};
+use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, state_pages};
+use flipbook_storage::validate::Limits;
+use flipbook_storage::{EventStore, SnapshotStore};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, Result};
+use crate::options::ConnectOptions;
+
+/// A read's events, one page at a time (a page is what crosses into a binding's language at
+/// once). Pages are fetched as the consumer takes them.
+pub type EventPages = BoxStream<'static, Result<Vec<RecordedEvent>>>;
+
+/// What the server (or the embedded store) runs on and accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub server_version: String,
+    pub event_backend: String,
+    pub snapshot_backend: String,
+    pub durable: bool,
+    pub limits: Limits,
+}
+
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + Debug + 'static {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome>;
+    async fn head(&self, state_id: &str) -> Result<Option<StateHead>>;
+    fn read_state(&self, query: StateQuery) -> EventPages;
+    fn read_all(&self, query: AllQuery) -> EventPages;
+    async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()>;
+    async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>>;
+    async fn delete_snapshots(&self, state_id: &str) -> Result<u64>;
+    async fn server_info(&self) -> Result<ServerInfo>;
+}
+
+// ---- stores in this process ----------------------------------------------------------------
+
+/// The storage traits called directly: embedded mode.
+#[derive(Debug)]
+pub(crate) struct Local {
+    pub events: Arc<dyn EventStore>,
+    pub snapshots: Arc<dyn SnapshotStore>,
+    pub limits: Limits,
+}
+
+#[async_trait]
+impl Backend for Local {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        Ok(self.events.append(request).await?)
+    }
+
+    async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
+        Ok(self.events.head(state_id).await?)
+    }
+
+    fn read_state(&self, query: StateQuery) -> EventPages {
+        state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE).map_err(Error::from).boxed()
+    }
+
+    fn read_all(&self, query: AllQuery) -> EventPages {
+        all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE).map_err(Error::from).boxed()
+    }
+
+    async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        Ok(self.snapshots.put(snapshot).await?)
+    }
+
+    async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>> {
+        Ok(self.snapshots.get(&query).await?)
+    }
+
+    async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
+        Ok(self.snapshots.delete(state_id).await?)
+    }
+
+    async fn server_info(&self) -> Result<ServerInfo> {
+        Ok(ServerInfo {
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
+            event_backend: self.events.backend().to_owned(),
+            snapshot_backend: self.snapshots.backend().to_owned(),
+            durable: self.events.durable(),
+            limits: self.limits.clone(),
+        })
+    }
+}
+
+// ---- a server over gRPC --------------------------------------------------------------------
+
+/// Adds the bearer token to every call.
+#[derive(Clone, Debug)]
+pub(crate) struct Auth(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Transport = InterceptedService<Channel, Auth>;
+
+/// Snapshots can be as large as the server allows (16 MiB by default): above tonic's 4 MiB.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// One HTTP/2 connection, shared by every call and every clone of the client.
+#[derive(Clone, Debug)]
+pub(crate) struct Remote {
+    events: EventStoreClient<Transport>,
+    snapshots: SnapshotStoreClient<Transport>,
+    info: ServerInfoClient<Transport>,
+}
+
+impl Remote {
+    pub async fn connect(options: &ConnectOptions) -> Result<Self> {
+        let uri = if options.endpoint.contains("://") {
+            options.endpoint.clone()
+        } else {
+            format!("http://{}", options.endpoint)
+        };
+        if uri.starts_with("https://") {
+            return Err(Error::invalid("endpoint", "TLS is not supported by this build yet; use http://"));
+        }
+        let endpoint = Endpoint::from_shared(uri.clone())
+            .map_err(|e| Error::invalid("endpoint", format!("{uri:?} is not a URI: {e}")))?
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(options.keep_alive_interval)
+            .keep_alive_timeout(options.connect_timeout)
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect().await.map_err(|e| Error::Unavailable(format!("connecting to {uri}: {e}")))?;
+        let token = options
+            .token
+            .as_ref()
+            .map(|t| {
+                MetadataValue::try_from(format!("Bearer {t}"))
+                    .map_err(|_| Error::invalid("token", "must be printable ASCII"))
+            })
+            .transpose()?;
+        let transport = InterceptedService::new(channel, Auth(token));
+        Ok(Self {
+            events: EventStoreClient::new(transport.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
+            snapshots: SnapshotStoreClient::new(transport.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
+            info: ServerInfoClient::new(transport),
+        })
+    }
+}
+
+fn recorded(events: Vec<v1::RecordedEvent>) -> Result<Vec<RecordedEvent>> {
+    events.into_iter().map(|e| RecordedEvent::try_from(e).map_err(Error::from)).collect()
+}
+
+/// A server stream of event pages, started when first polled.
+fn streamed<M, F, Fut>(call: F, events: fn(M) -> Vec<v1::RecordedEvent>) -> EventPages
+where
+    M: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<tonic::Response<tonic::Streaming<M>>, tonic::Status>> + Send + 'static,
+{
+    stream::once(async move { call().await })
+        .map(move |started| match started {
+            Ok(response) => {
+                response.into_inner().map(move |m| m.map_err(Error::from).and_then(|m| recorded(events(m)))).boxed()
+            }
+            Err(status) => stream::iter([Err(Error::from(status))]).boxed(),
+        })
+        .flatten()
+        .boxed()
+}
+
+#[async_trait]
+impl Backend for Remote {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        let response = self.events.clone().append(v1::AppendRequest::from(request)).await?;
+        Ok(AppendOutcome::try_from(response.into_inner())?)
+    }
+
+    async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
+        let request = v1::GetHeadRequest { state_id: state_id.to_owned() };
+        match self.events.clone().get_head(request).await.map_err(Error::from) {
+            Ok(response) => Ok(response.into_inner().head.map(StateHead::try_from).transpose()?),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn read_state(&self, query: StateQuery) -> EventPages {
+        let mut client = self.events.clone();
+        streamed(
+            move || async move { client.read_state(v1::ReadStateRequest::from(query)).await },
+            |m: v1::ReadStateResponse| m.events,
+        )
+    }
+
+    fn read_all(&self, query: AllQuery) -> EventPages {
+        let mut client = self.events.clone();
+        streamed(
+            move || async move { client.read_all(v1::ReadAllRequest::from(query)).await },
+            |m: v1::ReadAllResponse| m.events,
+        )
+    }
+
+    async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        let request = v1::PutSnapshotRequest { snapshot: Some(snapshot.into()) };
+        self.snapshots.clone().put_snapshot(request).await?;
+        Ok(())
+    }
+
+    async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>> {
+        match self.snapshots.clone().get_snapshot(v1::GetSnapshotRequest::from(query)).await.map_err(Error::from) {
+            Ok(response) => Ok(response.into_inner().snapshot.map(Snapshot::try_from).transpose()?),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
+        let request = v1::DeleteSnapshotsRequest { state_id: state_id.to_owned() };
+        Ok(self.snapshots.clone().delete_snapshots(request).await?.into_inner().deleted)
+    }
+
+    async fn server_info(&self) -> Result<ServerInfo> {
+        let info = self.info.clone().get_server_info(v1::GetServerInfoRequest {}).await?.into_inner();
+        let limits = info.limits.ok_or_else(|| Error::Internal("the server sent no limits".to_owned()))?;
+        Ok(ServerInfo {
+            server_version: info.server_version,
+            event_backend: info.event_backend,
+            snapshot_backend: info.snapshot_backend,
+            durable: info.durable,
+            limits: Limits {
+                max_events_per_append: limits.max_events_per_append,
+                max_payload_bytes: limits.max_payload_bytes,
+                max_snapshot_bytes: limits.max_snapshot_bytes,
+                max_request_bytes: limits.max_request_bytes,
+            },
+        })
+    }
+}

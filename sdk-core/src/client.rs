@@ -1,0 +1,167 @@
+//! The client: every call of the `flipbook.v1` API, over a server or embedded, validated before
+//! it leaves (an invalid request costs no round trip), and the state sessions that load and
+//! execute (see [`crate::session`]).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use flipbook_storage::model::{AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery};
+use flipbook_storage::validate::{self, Limits};
+
+use crate::backend::{Backend, EventPages, Local, Remote, ServerInfo};
+use crate::cache::StateCache;
+use crate::error::{Error, Result};
+use crate::options::{ClientOptions, ConnectOptions};
+
+/// A connection to Flipbook: cheap to clone, every clone shares the connection and the cache.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub backend: Box<dyn Backend>,
+    pub limits: Limits,
+    pub options: ClientOptions,
+    pub cache: StateCache,
+}
+
+impl Client {
+    /// Connects to a server (`http://127.0.0.1:7420`) with default options.
+    pub async fn connect(endpoint: impl Into<String>) -> Result<Self> {
+        Self::connect_with(ConnectOptions::new(endpoint), ClientOptions::default()).await
+    }
+
+    /// Connects to a server and reads its limits, which requests are validated against here.
+    pub async fn connect_with(connect: ConnectOptions, options: ClientOptions) -> Result<Self> {
+        let backend = Remote::connect(&connect).await?;
+        let limits = backend.server_info().await?.limits;
+        Ok(Self::from_backend(Box::new(backend), limits, options))
+    }
+
+    /// Embedded mode: the same API over a SQLite file in this process (created when missing;
+    /// events and snapshots in the one file), no server.
+    #[cfg(feature = "embedded")]
+    pub async fn open_embedded(path: impl AsRef<Path>, options: ClientOptions) -> Result<Self> {
+        use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore, SqliteSnapshotStore};
+        let config = SqliteConfig::new(path.as_ref());
+        let events = SqliteEventStore::open(&config).await?;
+        let snapshots = SqliteSnapshotStore::open(&config).await?;
+        Ok(Self::local(Arc::new(events), Arc::new(snapshots), options))
+    }
+
+    /// Everything in this process's memory, gone when the client is: for unit tests.
+    pub fn in_memory(options: ClientOptions) -> Self {
+        use flipbook_storage::memory::{MemoryEventStore, MemorySnapshotStore};
+        Self::local(Arc::new(MemoryEventStore::new()), Arc::new(MemorySnapshotStore::new()), options)
+    }
+
+    /// The client over stores this process opened itself.
+    pub fn local(
+        events: Arc<dyn flipbook_storage::EventStore>,
+        snapshots: Arc<dyn flipbook_storage::SnapshotStore>,
+        options: ClientOptions,
+    ) -> Self {
+        let limits = Limits::default();
+        let backend = Local { events, snapshots, limits: limits.clone() };
+        Self::from_backend(Box::new(backend), limits, options)
+    }
+
+    fn from_backend(backend: Box<dyn Backend>, limits: Limits, options: ClientOptions) -> Self {
+        let cache = StateCache::new(&options.cache);
+        Self { inner: Arc::new(Inner { backend, limits, options, cache }) }
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// What the request is validated against: the server's limits, or the embedded defaults.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Entries and bytes the local state cache holds now.
+    pub fn cache_usage(&self) -> (usize, u64) {
+        self.inner.cache.usage()
+    }
+
+    /// Appends one or more events to one state, atomically, under the request's expectation.
+    /// Sent once: see [`Client::append_resending`] for re-sends after a lost answer.
+    pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        validate::append(&request, &self.inner.limits)?;
+        self.inner.backend.append(request).await
+    }
+
+    /// Appends, and when the server cannot be reached or the answer is lost, sends the same
+    /// request again (same event ids: the server answers the original outcome if it had stored
+    /// it), up to the retry policy's `max_resends`.
+    pub async fn append_resending(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        validate::append(&request, &self.inner.limits)?;
+        let retry = &self.inner.options.retry;
+        let mut resends = 0;
+        loop {
+            match self.inner.backend.append(request.clone()).await {
+                Err(error) if error.is_retryable() && resends < retry.max_resends => {
+                    resends += 1;
+                    tracing::debug!(%error, resends, state_id = %request.state_id, "re-sending an append");
+                    tokio::time::sleep(retry.delay(resends)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// A state's head ("version 0"); [`Error::NotFound`] for a state with no events.
+    pub async fn head(&self, state_id: &str) -> Result<StateHead> {
+        validate::head(state_id)?;
+        self.inner
+            .backend
+            .head(state_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("state {state_id:?} has no events")))
+    }
+
+    /// One state's events, page by page, as the query asks.
+    pub fn read_state(&self, query: StateQuery) -> EventPages {
+        match validate::state_query(&query) {
+            Ok(()) => self.inner.backend.read_state(query),
+            Err(error) => failed(error.into()),
+        }
+    }
+
+    /// Every event of the store in global-position order, page by page.
+    pub fn read_all(&self, query: AllQuery) -> EventPages {
+        match validate::all_query(&query) {
+            Ok(()) => self.inner.backend.read_all(query),
+            Err(error) => failed(error.into()),
+        }
+    }
+
+    pub async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        validate::snapshot(&snapshot, &self.inner.limits)?;
+        self.inner.backend.put_snapshot(snapshot).await
+    }
+
+    /// The newest snapshot of the revision, at or below the query's version; `None` if none.
+    pub async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>> {
+        validate::snapshot_query(&query)?;
+        self.inner.backend.get_snapshot(query).await
+    }
+
+    /// Deletes a state's snapshots of every revision; answers how many were stored.
+    pub async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
+        validate::head(state_id)?;
+        self.inner.backend.delete_snapshots(state_id).await
+    }
+
+    pub async fn server_info(&self) -> Result<ServerInfo> {
+        self.inner.backend.server_info().await
+    }
+}
+
+fn failed(error: Error) -> EventPages {
+    use futures::StreamExt;
+    futures::stream::iter([Err(error)]).boxed()
+}

@@ -1,0 +1,331 @@
+//! SPEC section 6 on every way a client runs: through a real server (SQLite and PostgreSQL),
+//! embedded over a SQLite file, and in memory. Each test runs once per mode.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{ChaosProxy, Fixture, Mode, Wallet, WalletReducer, event, plain, state_id};
+use flipbook_sdk_core::{
+    AppendRequest, ClientOptions, Error, ErrorCode, Expectation, ProposedEvent, Reducer, Repository, Snapshot,
+    StateQuery, Timestamp,
+};
+use futures::TryStreamExt;
+
+/// Runs each named test once per mode, in a module per mode.
+macro_rules! in_every_mode {
+    ($($test:ident),+ $(,)?) => {
+        mod server_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::ServerSqlite).await } )+ }
+        mod server_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::ServerPostgres).await } )+ }
+        mod embedded { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::Embedded).await } )+ }
+        mod memory { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::Memory).await } )+ }
+    };
+}
+
+in_every_mode!(
+    loads_with_and_without_snapshots_agree_on_random_histories,
+    a_snapshot_of_another_revision_is_ignored,
+    an_undecodable_snapshot_is_skipped,
+    losing_every_snapshot_loses_nothing,
+    as_of_loads_see_the_state_at_that_time,
+    contended_deposits_land_exactly_once,
+    a_rejected_decision_appends_nothing,
+    an_empty_decision_appends_nothing,
+    the_cache_is_bounded,
+    invalid_input_is_refused_with_the_field,
+);
+
+fn snapshots_every(n: u64) -> ClientOptions {
+    let mut options = ClientOptions::default();
+    options.snapshots.every = Some(n);
+    options
+}
+
+/// The property: whatever the history and however often snapshots were written, a load with
+/// snapshots and the cache gives exactly the state a plain fold of every event gives.
+async fn loads_with_and_without_snapshots_agree_on_random_histories(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let plain_wallets = Repository::new(fixture.client(plain()).await, WalletReducer);
+    for case in 0..12 {
+        let seed = fastrand::u64(..);
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let id = state_id("wallet");
+        let writer = Repository::new(fixture.client(snapshots_every(rng.u64(1..8))).await, WalletReducer);
+        let commands = rng.usize(0..40);
+        for c in 0..commands {
+            let batch: Vec<ProposedEvent> = (0..rng.usize(1..4))
+                .map(|_| {
+                    let name = ["Deposited", "PaymentMade", "Withdrawn"][rng.usize(0..3)];
+                    event(name, rng.i64(1..1000), &format!("c{c}"))
+                })
+                .collect();
+            writer.execute(&id, move |_| Ok(batch.clone())).await.expect("execute");
+            if rng.u8(0..4) == 0 {
+                // Another client, with its own cache, loads in the middle of the history.
+                let other = Repository::new(fixture.client(snapshots_every(rng.u64(1..5))).await, WalletReducer);
+                other.load(&id).await.expect("load");
+            }
+        }
+        let expected = plain_wallets.load(&id).await.expect("plain load");
+        let fresh = Repository::new(fixture.client(ClientOptions::default()).await, WalletReducer);
+        for (what, loaded) in [
+            ("the writer (cache)", writer.load(&id).await.expect("load")),
+            ("a fresh client (snapshots)", fresh.load(&id).await.expect("load")),
+            ("the fresh client again (cache)", fresh.load(&id).await.expect("load")),
+        ] {
+            assert_eq!(loaded, expected, "case {case} (seed {seed}), {what}");
+        }
+        let events: usize = plain_wallets
+            .client()
+            .read_state(StateQuery::all(id.clone()))
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("read")
+            .iter()
+            .map(Vec::len)
+            .sum();
+        assert_eq!(expected.version, events as u64, "case {case} (seed {seed})");
+    }
+}
+
+async fn history(repository: &Repository<WalletReducer>, id: &str, deposits: i64) {
+    for amount in 1..=deposits {
+        repository.execute(id, move |_| Ok(vec![event("Deposited", amount, "")])).await.expect("execute");
+    }
+}
+
+async fn a_snapshot_of_another_revision_is_ignored(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let id = state_id("wallet");
+    history(&Repository::new(fixture.client(plain()).await, WalletReducer), &id, 5).await;
+    let client = fixture.client(ClientOptions::default()).await;
+    let lie = Wallet { balance: 1_000_000, ..Wallet::default() };
+    for revision in ["wallet-0", "wallet-2"] {
+        let snapshot = Snapshot {
+            state_id: id.clone(),
+            version: 5,
+            reducer_revision: revision.to_owned(),
+            payload: serde_json::to_vec(&lie).expect("json"),
+            content_type: "application/json".to_owned(),
+            created_at: Timestamp::now(),
+        };
+        client.put_snapshot(snapshot).await.expect("put");
+    }
+    let loaded = Repository::new(client, WalletReducer).load(&id).await.expect("load");
+    assert_eq!((loaded.state.balance, loaded.version), (15, 5));
+}
+
+async fn an_undecodable_snapshot_is_skipped(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let id = state_id("wallet");
+    history(&Repository::new(fixture.client(plain()).await, WalletReducer), &id, 4).await;
+    let client = fixture.client(ClientOptions::default()).await;
+    let snapshot = Snapshot {
+        state_id: id.clone(),
+        version: 4,
+        reducer_revision: WalletReducer::REVISION.to_owned(),
+        payload: b"{\"not\": \"a wallet\"".to_vec(),
+        content_type: "application/json".to_owned(),
+        created_at: Timestamp::now(),
+    };
+    client.put_snapshot(snapshot).await.expect("put");
+    let loaded = Repository::new(client, WalletReducer).load(&id).await.expect("load");
+    assert_eq!((loaded.state.balance, loaded.version), (10, 4));
+}
+
+async fn losing_every_snapshot_loses_nothing(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let id = state_id("wallet");
+    let writer = Repository::new(fixture.client(snapshots_every(3)).await, WalletReducer);
+    history(&writer, &id, 20).await;
+    let client = fixture.client(ClientOptions::default()).await;
+    let newest = client
+        .get_snapshot(flipbook_sdk_core::SnapshotQuery {
+            state_id: id.clone(),
+            reducer_revision: WalletReducer::REVISION.to_owned(),
+            max_version: None,
+        })
+        .await
+        .expect("get")
+        .expect("the policy wrote snapshots");
+    assert!(newest.version >= 18, "a snapshot at least every 3 events: newest at {}", newest.version);
+    let before = writer.load(&id).await.expect("load");
+    assert!(client.delete_snapshots(&id).await.expect("delete") >= 6);
+    let after = Repository::new(fixture.client(plain()).await, WalletReducer).load(&id).await.expect("load");
+    assert_eq!(after, before);
+    assert_eq!((after.state.balance, after.version), (210, 20));
+}
+
+async fn as_of_loads_see_the_state_at_that_time(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let id = state_id("wallet");
+    let wallets = Repository::new(fixture.client(snapshots_every(1)).await, WalletReducer);
+    let at = |day: i64| Timestamp::from_unix_nanos(day * 86_400 * 1_000_000_000);
+    let dated = |amount: i64, day: Option<i64>| {
+        let mut e = event("Deposited", amount, "");
+        e.timestamp = day.map(at);
+        e
+    };
+    // Day 1: 10; no date: 1; day 3: 100; day 2 (recorded later): 1000.
+    for e in [dated(10, Some(1)), dated(1, None), dated(100, Some(3)), dated(1000, Some(2))] {
+        wallets.execute(&id, move |_| Ok(vec![e.clone()])).await.expect("execute");
+    }
+    let balance = |day| {
+        let wallets = &wallets;
+        let id = &id;
+        async move { wallets.load_as_of(id, at(day)).await.expect("load").state.balance }
+    };
+    assert_eq!(balance(0).await, 1, "only the time-neutral event");
+    assert_eq!(balance(1).await, 11);
+    assert_eq!(balance(2).await, 1011, "a back-dated event counts from its own date");
+    assert_eq!(balance(3).await, 1111);
+    assert_eq!(wallets.load(&id).await.expect("load").state.balance, 1111, "snapshots do not leak into as-of");
+}
+
+/// 32 tasks, each running 50 deposits on one wallet through retry, over four clients. Through
+/// a server, the connection goes through a proxy that delays answers and cuts connections
+/// mid-answer, so some appends are stored but their answer lost: the client re-sends them.
+async fn contended_deposits_land_exactly_once(mode: Mode) {
+    const TASKS: usize = 32;
+    const DEPOSITS: usize = 50;
+    let fixture = Fixture::new(mode).await;
+    let proxy = match fixture.server_addr() {
+        Some(addr) => Some(ChaosProxy::start(addr, 15, Duration::from_millis(20)).await),
+        None => None,
+    };
+    let mut options = ClientOptions::default();
+    options.retry.max_tries = 100_000;
+    options.retry.max_resends = 1_000;
+    options.retry.first_delay = Duration::from_millis(1);
+    options.retry.max_delay = Duration::from_millis(20);
+    let mut repositories = Vec::new();
+    for _ in 0..4 {
+        let client = match &proxy {
+            Some(proxy) => Fixture::connect(proxy.addr, options.clone()).await,
+            None => fixture.client(options.clone()).await,
+        };
+        repositories.push(Repository::new(client, WalletReducer));
+    }
+    if let Some(proxy) = &proxy {
+        proxy.set_chaos(true);
+    }
+    let id = state_id("wallet");
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let wallets = repositories[task % repositories.len()].clone();
+        let id = id.clone();
+        tasks.spawn(async move {
+            let mut retried = 0;
+            for deposit in 0..DEPOSITS {
+                let command = format!("t{task}-d{deposit}");
+                let done = wallets
+                    .execute(&id, |_| Ok(vec![event("Deposited", 1, &command)]))
+                    .await
+                    .unwrap_or_else(|e| panic!("{command}: {e}"));
+                retried += done.tries - 1;
+            }
+            retried
+        });
+    }
+    let mut retried = 0;
+    while let Some(result) = tasks.join_next().await {
+        retried += result.expect("task");
+    }
+    if let Some(proxy) = &proxy {
+        proxy.set_chaos(false);
+        assert!(proxy.cuts.load(std::sync::atomic::Ordering::Relaxed) > 0, "the proxy cut connections");
+    }
+    let total = (TASKS * DEPOSITS) as u64;
+    let loaded = Repository::new(fixture.client(plain()).await, WalletReducer).load(&id).await.expect("load");
+    assert_eq!(loaded.version, total, "the version equals the number of commands");
+    assert_eq!(loaded.state.balance, total as i64);
+    let events: Vec<_> = fixture
+        .client(plain())
+        .await
+        .read_state(StateQuery::all(id.clone()))
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("read")
+        .concat();
+    let commands: HashSet<String> =
+        events.iter().map(|e| serde_json::from_slice::<common::Amount>(&e.payload).expect("payload").command).collect();
+    assert_eq!(commands.len(), events.len(), "a command's deposit is stored once");
+    let ids: HashSet<_> = events.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids.len(), events.len());
+    assert!(retried > 0, "32 writers on one state conflict");
+}
+
+#[derive(Debug)]
+struct InsufficientFunds;
+
+impl std::fmt::Display for InsufficientFunds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("insufficient funds")
+    }
+}
+
+impl std::error::Error for InsufficientFunds {}
+
+async fn a_rejected_decision_appends_nothing(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let id = state_id("wallet");
+    let wallets = Repository::new(fixture.client(ClientOptions::default()).await, WalletReducer);
+    history(&wallets, &id, 2).await;
+    let error = wallets
+        .execute(&id, |wallet: &Wallet| {
+            if wallet.balance < 100 {
+                return Err(InsufficientFunds.into());
+            }
+            Ok(vec![event("Withdrawn", 100, "")])
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(error.code(), ErrorCode::Rejected);
+    let Error::Rejected(inner) = error else { unreachable!() };
+    assert!(inner.downcast_ref::<InsufficientFunds>().is_some(), "the caller's own error comes back");
+    let loaded = Repository::new(fixture.client(plain()).await, WalletReducer).load(&id).await.expect("load");
+    assert_eq!((loaded.state.balance, loaded.version), (3, 2));
+}
+
+async fn an_empty_decision_appends_nothing(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let id = state_id("wallet");
+    let wallets = Repository::new(fixture.client(ClientOptions::default()).await, WalletReducer);
+    let done = wallets.execute(&id, |_| Ok(vec![])).await.expect("execute");
+    assert_eq!((done.version, done.appended, done.tries), (0, None, 1));
+    let head = wallets.client().head(&id).await.expect_err("no state");
+    assert_eq!(head.code(), ErrorCode::NotFound);
+}
+
+async fn the_cache_is_bounded(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let mut options = ClientOptions::default();
+    options.cache.max_entries = 3;
+    let wallets = Repository::new(fixture.client(options).await, WalletReducer);
+    for _ in 0..20 {
+        history(&wallets, &state_id("wallet"), 1).await;
+    }
+    let (entries, _) = wallets.client().cache_usage();
+    assert!((1..=3).contains(&entries), "{entries} cached states");
+}
+
+async fn invalid_input_is_refused_with_the_field(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let client = fixture.client(ClientOptions::default()).await;
+    let id = state_id("wallet");
+    let cases = [
+        (AppendRequest::new("", Expectation::Any, vec![event("Deposited", 1, "")]), "state_id"),
+        (AppendRequest::new(id.clone(), Expectation::Any, vec![]), "events"),
+        (AppendRequest::new(id.clone(), Expectation::Any, vec![event("", 1, "")]), "events[0].name"),
+        (AppendRequest::new(id.clone(), Expectation::Any, vec![event("Deposited", 1, ""); 1001]), "events"),
+    ];
+    for (request, field) in cases {
+        let error = client.append(request).await.expect_err("refused");
+        assert_eq!((error.code(), error.field()), (ErrorCode::InvalidArgument, Some(field)), "{error}");
+    }
+    let wallets = Repository::new(client.clone(), WalletReducer);
+    let error = wallets.load("bad\nid").await.expect_err("refused");
+    assert_eq!(error.field(), Some("state_id"));
+    assert_eq!(client.head(&id).await.expect_err("nothing stored").code(), ErrorCode::NotFound);
+}
