@@ -20,6 +20,7 @@ pub mod reason {
     pub const DUPLICATE_EVENT: &str = "DUPLICATE_EVENT";
     pub const STATE_KIND_MISMATCH: &str = "STATE_KIND_MISMATCH";
     pub const TOO_LARGE: &str = "TOO_LARGE";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";
 }
@@ -90,6 +91,11 @@ pub fn not_found(what: &str, state_id: &str) -> Status {
         reason::NOT_FOUND,
         &[("state_id", state_id.to_owned())],
     )
+}
+
+/// UNAUTHENTICATED: no bearer token, or not the server's.
+pub fn unauthenticated(message: &str) -> Status {
+    status(Code::Unauthenticated, message.to_owned(), reason::UNAUTHENTICATED, &[])
 }
 
 /// The reason of a Flipbook status, if it carries one.

@@ -19,7 +19,7 @@ use flipbook_storage::{EventStore, SnapshotStore};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{Error, Result};
 use crate::options::ConnectOptions;
@@ -136,18 +136,6 @@ impl Remote {
         } else {
             format!("http://{}", options.endpoint)
         };
-        if uri.starts_with("https://") {
-            return Err(Error::invalid("endpoint", "TLS is not supported by this build yet; use http://"));
-        }
-        let endpoint = Endpoint::from_shared(uri.clone())
-            .map_err(|e| Error::invalid("endpoint", format!("{uri:?} is not a URI: {e}")))?
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(options.keep_alive_interval)
-            .keep_alive_timeout(options.connect_timeout)
-            .keep_alive_while_idle(true);
-        let channel = endpoint.connect().await.map_err(|e| Error::Unavailable(format!("connecting to {uri}: {e}")))?;
         let token = options
             .token
             .as_ref()
@@ -156,6 +144,28 @@ impl Remote {
                     .map_err(|_| Error::invalid("token", "must be printable ASCII"))
             })
             .transpose()?;
+        let mut endpoint = Endpoint::from_shared(uri.clone())
+            .map_err(|e| Error::invalid("endpoint", format!("{uri:?} is not a URI: {e}")))?
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(options.keep_alive_interval)
+            .keep_alive_timeout(options.connect_timeout)
+            .keep_alive_while_idle(true);
+        if uri.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new();
+            tls = match &options.ca_certificate {
+                Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+                None => tls.with_webpki_roots(),
+            };
+            if let Some(domain) = &options.tls_domain {
+                tls = tls.domain_name(domain);
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| Error::invalid("ca_certificate", e.to_string()))?;
+        } else if options.ca_certificate.is_some() {
+            return Err(Error::invalid("endpoint", "a CA certificate needs an https:// endpoint"));
+        }
+        let channel = endpoint.connect().await.map_err(|e| Error::Unavailable(format!("connecting to {uri}: {e}")))?;
         let transport = InterceptedService::new(channel, Auth(token));
         Ok(Self {
             events: EventStoreClient::new(transport.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),

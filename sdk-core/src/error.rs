@@ -143,8 +143,8 @@ impl Error {
         let reason = reason_of(status);
         match (reason.as_deref(), status.code()) {
             (Some(reason::NOT_FOUND), _) | (None, Code::NotFound) => Self::NotFound(status.message().to_owned()),
-            (None, Code::Unauthenticated) => Self::Unauthenticated(status.message().to_owned()),
-            (None, Code::PermissionDenied) => Self::PermissionDenied(status.message().to_owned()),
+            (_, Code::Unauthenticated) => Self::Unauthenticated(status.message().to_owned()),
+            (_, Code::PermissionDenied) => Self::PermissionDenied(status.message().to_owned()),
             (None, Code::Unknown) => Self::Unavailable(format!("transport: {}", status.message())),
             _ => from_status(status).into(),
         }

@@ -11,6 +11,23 @@
 //!   bindings drive from their own language: pages of events cross once per page.
 //!
 //! The contract is `docs/spec.md`; `bindings/README.md` is how bindings use this crate.
+//!
+//! ```
+//! use flipbook_sdk_core::{AppendRequest, Client, ClientOptions, Expectation, ProposedEvent, StateQuery};
+//! use futures::TryStreamExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! // Client::connect("http://127.0.0.1:7420") for a server; in memory here.
+//! let client = Client::in_memory(ClientOptions::default());
+//! let event = ProposedEvent::new("Deposited", r#"{"amount": 100}"#);
+//! let outcome = client.append(AppendRequest::new("wallet-1", Expectation::NoState, vec![event])).await?;
+//! assert_eq!(outcome.last_version, Some(1));
+//! // Reads stream page by page.
+//! let pages: Vec<_> = client.read_state(StateQuery::all("wallet-1")).try_collect().await?;
+//! assert_eq!(pages.concat()[0].name, "Deposited");
+//! # Ok::<(), flipbook_sdk_core::Error>(())
+//! # }).unwrap();
+//! ```
 
 mod backend;
 mod cache;

@@ -6,10 +6,16 @@ use std::time::Duration;
 /// Where and how to reach a server.
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
-    /// `http://host:port` (or `host:port`).
+    /// `http://host:port`, `https://host:port` (TLS), or `host:port`.
     pub endpoint: String,
     /// Sent as `authorization: Bearer <token>` on every call.
     pub token: Option<String>,
+    /// For an `https://` endpoint: the PEM certificate(s) of the CA that signed the server's
+    /// certificate. `None`: the public web CAs (webpki roots).
+    pub ca_certificate: Option<Vec<u8>>,
+    /// For an `https://` endpoint: the name the server's certificate must carry, when it is
+    /// not the endpoint's host.
+    pub tls_domain: Option<String>,
     pub connect_timeout: Duration,
     /// The most one call may take to answer (a stream: to start answering).
     pub request_timeout: Duration,
@@ -22,6 +28,8 @@ impl ConnectOptions {
         Self {
             endpoint: endpoint.into(),
             token: None,
+            ca_certificate: None,
+            tls_domain: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             keep_alive_interval: Duration::from_secs(30),

@@ -1,6 +1,7 @@
 //! SPEC section 6 on every way a client runs: through a real server (SQLite and PostgreSQL),
 //! embedded over a SQLite file, and in memory. Each test runs once per mode.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashSet;
@@ -12,16 +13,6 @@ use flipbook_sdk_core::{
     StateQuery, Timestamp,
 };
 use futures::TryStreamExt;
-
-/// Runs each named test once per mode, in a module per mode.
-macro_rules! in_every_mode {
-    ($($test:ident),+ $(,)?) => {
-        mod server_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::ServerSqlite).await } )+ }
-        mod server_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::ServerPostgres).await } )+ }
-        mod embedded { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::Embedded).await } )+ }
-        mod memory { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::Memory).await } )+ }
-    };
-}
 
 in_every_mode!(
     loads_with_and_without_snapshots_agree_on_random_histories,

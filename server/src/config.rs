@@ -28,6 +28,13 @@
 //! max_events_per_append = 1000
 //! max_payload_bytes = 1048576
 //!
+//! [auth]
+//! token = "…"                         # calls must send `authorization: Bearer …`
+//!
+//! [tls]                               # both set: gRPC over TLS
+//! cert = "server.pem"
+//! key = "server.key"
+//!
 //! [log]
 //! format = "human"                    # human | json
 //! level = "info"                      # a tracing filter: "info,flipbook=debug"
@@ -58,6 +65,8 @@ pub struct Config {
     pub snapshots: SnapshotsConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub tls: TlsConfig,
     /// How long a shutdown waits for in-flight calls before it closes connections.
     #[serde(with = "seconds")]
     pub shutdown_grace: Duration,
@@ -75,6 +84,8 @@ impl Default for Config {
             snapshots: SnapshotsConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             shutdown_grace: Duration::from_secs(20),
             request_timeout: Duration::from_secs(30),
         }
@@ -210,6 +221,28 @@ impl From<&LimitsConfig> for Limits {
     }
 }
 
+/// Who may call. Health and reflection stay open, for probes and tools.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// When set, every call of the Flipbook services must carry `authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig").field("token", &self.token.as_ref().map(|_| "<redacted>")).finish()
+    }
+}
+
+/// gRPC over TLS: a PEM certificate chain and its private key.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -269,6 +302,15 @@ pub struct ServeArgs {
     pub max_events_per_append: Option<u32>,
     #[arg(long, env = "FLIPBOOK_MAX_PAYLOAD_BYTES")]
     pub max_payload_bytes: Option<u64>,
+    /// Calls must send `authorization: Bearer <token>` [default: none, anyone may call].
+    #[arg(long, env = "FLIPBOOK_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// A PEM certificate chain: serve gRPC over TLS (with --tls-key).
+    #[arg(long, env = "FLIPBOOK_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "FLIPBOOK_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// human or json [default: human].
     #[arg(long, env = "FLIPBOOK_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -322,6 +364,15 @@ impl Config {
         set(&mut self.snapshots.redis_cluster, &args.redis_cluster);
         set(&mut self.limits.max_events_per_append, &args.max_events_per_append);
         set(&mut self.limits.max_payload_bytes, &args.max_payload_bytes);
+        if args.auth_token.is_some() {
+            self.auth.token.clone_from(&args.auth_token);
+        }
+        if args.tls_cert.is_some() {
+            self.tls.cert.clone_from(&args.tls_cert);
+        }
+        if args.tls_key.is_some() {
+            self.tls.key.clone_from(&args.tls_key);
+        }
         set(&mut self.log.format, &args.log_format);
         set(&mut self.log.level, &args.log_level);
         Ok(())
@@ -339,6 +390,12 @@ impl Config {
             bail!("limits.max_snapshot_bytes must be above 0 and below limits.max_request_bytes");
         }
         self.events.sqlite.durability.parse::<flipbook_storage::sqlite::Durability>().map_err(anyhow::Error::msg)?;
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            bail!("tls.cert and tls.key go together (--tls-cert, --tls-key)");
+        }
+        if self.auth.token.as_deref().is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic())) {
+            bail!("auth.token must be printable ASCII without spaces");
+        }
         if self.snapshots.backend == SnapshotBackend::RedisCluster && self.snapshots.redis_cluster.is_empty() {
             bail!("snapshots.redis_cluster must name the cluster's nodes (--redis-cluster)");
         }
@@ -421,5 +478,12 @@ mod tests {
         assert!(Config::load(&args).expect_err("refused").to_string().contains("sometimes"));
         let args = ServeArgs { max_events_per_append: Some(0), ..ServeArgs::default() };
         assert!(Config::load(&args).is_err());
+        let args = ServeArgs { tls_cert: Some("server.pem".into()), ..ServeArgs::default() };
+        assert!(Config::load(&args).expect_err("a cert needs its key").to_string().contains("tls.key"));
+        let args = ServeArgs { auth_token: Some("two words".into()), ..ServeArgs::default() };
+        assert!(Config::load(&args).expect_err("refused").to_string().contains("auth.token"));
+        let args = ServeArgs { auth_token: Some("s3cret".into()), ..ServeArgs::default() };
+        let config = Config::load(&args).expect("a token");
+        assert!(!format!("{config:?}").contains("s3cret"), "the token stays out of logs");
     }
 }

@@ -12,9 +12,11 @@ pub mod service;
 pub mod telemetry;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use flipbook_proto::status::unauthenticated;
 use flipbook_proto::v1::{self, event_store_server, server_info_server, snapshot_store_server};
 use flipbook_storage::validate::Limits;
 use tokio::net::TcpListener;
@@ -22,7 +24,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use crate::config::Config;
 use crate::service::Flipbook;
@@ -89,20 +93,30 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let reflection_v1alpha = reflection().build_v1alpha().context("building the reflection service")?;
 
     let max_request = usize::try_from(limits.max_request_bytes).unwrap_or(usize::MAX);
-    let router = Server::builder()
-        .timeout(config.request_timeout)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+    let auth = BearerAuth::new(config.auth.token.as_deref());
+    let mut builder =
+        Server::builder().timeout(config.request_timeout).http2_keepalive_interval(Some(Duration::from_secs(30)));
+    if let Some(tls) = tls_config(&config.tls)? {
+        builder = builder.tls_config(tls).context("configuring TLS")?;
+    }
+    let router = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(event_store_server::EventStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request))
-        .add_service(
+        .add_service(InterceptedService::new(
+            event_store_server::EventStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
             snapshot_store_server::SnapshotStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),
-        )
-        .add_service(server_info_server::ServerInfoServer::new(flipbook.clone()));
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(server_info_server::ServerInfoServer::new(flipbook.clone()), auth));
 
     tracing::info!(
         %addr,
+        tls = config.tls.cert.is_some(),
+        auth = config.auth.token.is_some(),
         metrics = ?metrics_addr,
         events = flipbook.events.backend(),
         snapshots = flipbook.snapshots.backend(),
@@ -147,6 +161,42 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         result.context("serving gRPC")
     });
     Ok(Running { addr, metrics_addr, shutdown, task })
+}
+
+/// The TLS identity, when configured (the configuration checked that cert and key go together).
+fn tls_config(tls: &crate::config::TlsConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else { return Ok(None) };
+    let read = |path: &std::path::Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    Ok(Some(ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?))))
+}
+
+/// Lets a call through when it carries the configured bearer token (or none is configured).
+#[derive(Clone)]
+struct BearerAuth {
+    expected: Option<Arc<str>>,
+}
+
+impl BearerAuth {
+    fn new(token: Option<&str>) -> Self {
+        Self { expected: token.map(Arc::from) }
+    }
+}
+
+impl Interceptor for BearerAuth {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(expected) = &self.expected else { return Ok(request) };
+        let sent = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        match sent.and_then(|v| v.strip_prefix("Bearer ")) {
+            Some(token) if same_secret(token.as_bytes(), expected.as_bytes()) => Ok(request),
+            Some(_) => Err(unauthenticated("the bearer token is not this server's")),
+            None => Err(unauthenticated("this server needs `authorization: Bearer <token>`")),
+        }
+    }
+}
+
+/// Compares in time that depends on the lengths only, not on where the bytes differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// Completes when a stop is requested. Dropping the [`Running`] handle detaches the server: it

@@ -14,6 +14,16 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Runs each named test once per mode, in a module per mode.
+macro_rules! in_every_mode {
+    ($($test:ident),+ $(,)?) => {
+        mod server_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::ServerSqlite).await } )+ }
+        mod server_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::ServerPostgres).await } )+ }
+        mod embedded { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::Embedded).await } )+ }
+        mod memory { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $test() { super::$test(super::Mode::Memory).await } )+ }
+    };
+}
+
 /// Where the clients of one test run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

@@ -1,0 +1,141 @@
+//! The low-level API, the same through a server, embedded and in memory: every call, its
+//! answers and its errors.
+
+#[macro_use]
+mod common;
+
+use common::{Fixture, Mode, event, plain, state_id};
+use flipbook_sdk_core::{
+    AllQuery, AppendRequest, Direction, ErrorCode, Expectation, Snapshot, SnapshotQuery, StateKind, StateQuery,
+    Timestamp,
+};
+use futures::TryStreamExt;
+
+in_every_mode!(
+    append_head_and_read_a_state,
+    a_resent_append_answers_the_original_outcome,
+    conflicts_name_the_actual_version,
+    read_all_follows_global_positions_with_filters,
+    snapshots_put_get_and_delete,
+    server_info_reports_limits,
+);
+
+async fn append_head_and_read_a_state(mode: Mode) {
+    let client = Fixture::new(mode).await.client(plain()).await;
+    let id = state_id("order");
+    let mut request =
+        AppendRequest::new(id.clone(), Expectation::NoState, (1..=5).map(|i| event("Deposited", i, "")).collect());
+    request.state_metadata.insert("owner".into(), "ada".into());
+    let outcome = client.append(request).await.expect("append");
+    assert_eq!(outcome.last_version, Some(5));
+    assert_eq!(outcome.global_positions.len(), 5);
+
+    let head = client.head(&id).await.expect("head");
+    assert_eq!((head.kind, head.event_count, head.last_version()), (StateKind::Versioned, 5, Some(5)));
+    assert_eq!(head.metadata.get("owner").map(String::as_str), Some("ada"));
+    assert_eq!(head.last_recorded_at, outcome.recorded_at);
+
+    let query =
+        StateQuery { direction: Direction::Backward, min_version: Some(2), limit: Some(3), ..StateQuery::all(&id) };
+    let events: Vec<_> = client.read_state(query).try_collect::<Vec<_>>().await.expect("read").concat();
+    let versions: Vec<_> = events.iter().map(|e| e.version.unwrap_or_default()).collect();
+    assert_eq!(versions, [5, 4, 3]);
+    assert!(events.iter().all(|e| e.recorded_at == outcome.recorded_at));
+    let missing = client.head(&state_id("nothing")).await.expect_err("not found");
+    assert_eq!(missing.code(), ErrorCode::NotFound);
+}
+
+async fn a_resent_append_answers_the_original_outcome(mode: Mode) {
+    let client = Fixture::new(mode).await.client(plain()).await;
+    let id = state_id("order");
+    let request = AppendRequest::new(id.clone(), Expectation::Exactly(0), vec![event("Deposited", 1, "")]);
+    let first = client.append_resending(request.clone()).await.expect("append");
+    client
+        .append(AppendRequest::new(id.clone(), Expectation::Any, vec![event("Deposited", 2, "")]))
+        .await
+        .expect("append");
+    let again = client.append_resending(request.clone()).await.expect("the same append, sent again");
+    assert_eq!(again, first);
+    assert_eq!(client.head(&id).await.expect("head").event_count, 2);
+    let mut changed = request;
+    changed.events[0].payload = b"{\"amount\": 99}".to_vec();
+    let error = client.append(changed).await.expect_err("same id, other content");
+    assert_eq!(error.code(), ErrorCode::Duplicate);
+}
+
+async fn conflicts_name_the_actual_version(mode: Mode) {
+    let client = Fixture::new(mode).await.client(plain()).await;
+    let id = state_id("order");
+    let events = || vec![event("Deposited", 1, ""), event("Deposited", 2, "")];
+    client.append(AppendRequest::new(id.clone(), Expectation::Any, events())).await.expect("append");
+    for expected in [Expectation::NoState, Expectation::Exactly(1), Expectation::Exactly(3)] {
+        let error = client.append(AppendRequest::new(id.clone(), expected, events())).await.expect_err("conflict");
+        assert_eq!((error.code(), error.actual_version()), (ErrorCode::VersionConflict, Some(2)), "{expected:?}");
+    }
+    let neutral = AppendRequest::neutral(id.clone(), Expectation::Any, events());
+    let error = client.append(neutral).await.expect_err("kinds do not mix");
+    assert_eq!(error.code(), ErrorCode::StateKindMismatch);
+    assert_eq!(client.head(&id).await.expect("head").event_count, 2, "refused appends store nothing");
+}
+
+async fn read_all_follows_global_positions_with_filters(mode: Mode) {
+    let client = Fixture::new(mode).await.client(plain()).await;
+    let prefix = state_id("shop");
+    for (i, name) in ["Deposited", "Withdrawn", "Deposited"].into_iter().enumerate() {
+        let id = format!("{prefix}/{i}");
+        client.append(AppendRequest::new(id, Expectation::Any, vec![event(name, 1, "")])).await.expect("append");
+    }
+    let query = AllQuery { state_id_prefix: prefix.clone(), names: vec!["Deposited".into()], ..AllQuery::default() };
+    let events: Vec<_> = client.read_all(query).try_collect::<Vec<_>>().await.expect("read").concat();
+    let ids: Vec<_> = events.iter().map(|e| e.state_id.clone()).collect();
+    assert_eq!(ids, [format!("{prefix}/0"), format!("{prefix}/2")]);
+    assert!(events[0].global_position < events[1].global_position);
+    let after = AllQuery { after_position: events[0].global_position, state_id_prefix: prefix, ..AllQuery::default() };
+    let later: Vec<_> = client.read_all(after).try_collect::<Vec<_>>().await.expect("read").concat();
+    assert_eq!(later.len(), 2);
+}
+
+async fn snapshots_put_get_and_delete(mode: Mode) {
+    let client = Fixture::new(mode).await.client(plain()).await;
+    let id = state_id("order");
+    for version in [3, 7] {
+        let snapshot = Snapshot {
+            state_id: id.clone(),
+            version,
+            reducer_revision: "r1".into(),
+            payload: format!("{{\"v\": {version}}}").into_bytes(),
+            content_type: "application/json".into(),
+            created_at: Timestamp::now(),
+        };
+        client.put_snapshot(snapshot).await.expect("put");
+    }
+    let query = |max_version| SnapshotQuery { state_id: id.clone(), reducer_revision: "r1".into(), max_version };
+    assert_eq!(client.get_snapshot(query(None)).await.expect("get").map(|s| s.version), Some(7));
+    assert_eq!(client.get_snapshot(query(Some(5))).await.expect("get").map(|s| s.version), Some(3));
+    let other = SnapshotQuery { reducer_revision: "r2".into(), ..query(None) };
+    assert_eq!(client.get_snapshot(other).await.expect("get"), None);
+    assert_eq!(client.delete_snapshots(&id).await.expect("delete"), 2);
+    assert_eq!(client.get_snapshot(query(None)).await.expect("get"), None);
+    let bad = Snapshot {
+        state_id: id,
+        version: 0,
+        reducer_revision: "r1".into(),
+        payload: vec![],
+        content_type: "application/json".into(),
+        created_at: Timestamp::now(),
+    };
+    assert_eq!(client.put_snapshot(bad).await.expect_err("version 0").field(), Some("snapshot.version"));
+}
+
+async fn server_info_reports_limits(mode: Mode) {
+    let client = Fixture::new(mode).await.client(plain()).await;
+    let info = client.server_info().await.expect("info");
+    assert_eq!(&info.limits, client.limits());
+    assert_eq!(info.limits.max_events_per_append, 1000);
+    let expected = match mode {
+        Mode::ServerSqlite | Mode::Embedded => "sqlite",
+        Mode::ServerPostgres => "postgres",
+        Mode::Memory => "memory",
+    };
+    assert_eq!(info.event_backend, expected);
+}
