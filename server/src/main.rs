@@ -1,10 +1,19 @@
-//! `flipbook`: the server binary.
+//! `flipbook`: the server, and the command-line client (see `cli.rs`).
+
+mod cli;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use flipbook_server::config::{Config, ServeArgs};
 
 #[derive(Parser, Debug)]
-#[command(name = "flipbook", version, about = "Flipbook: event sourcing, done once and correctly.")]
+#[command(
+    name = "flipbook",
+    version,
+    about = "Flipbook: event sourcing, done once and correctly.",
+    after_help = cli::EXIT_CODES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -14,16 +23,20 @@ struct Cli {
 enum Command {
     /// Serves the flipbook.v1 gRPC API (defaults: 127.0.0.1:7420, ./flipbook.db).
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
             let config = Config::load(&args)?;
             flipbook_server::telemetry::init(&config.log);
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Client(command) => Ok(cli::run(command)),
     }
 }
 

@@ -1,0 +1,664 @@
+//! The command-line client: `flipbook append | read | head | snapshot | export | import | info`,
+//! over a server or an embedded SQLite file, built on `flipbook_sdk_core::Client`.
+//!
+//! Every command is one small function; every failure ends in [`exit_code`], the one mapping
+//! from an error to the process's exit code.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::{Args, Subcommand};
+use flipbook_sdk_core::{
+    AllQuery, AppendRequest, Client, ClientOptions, ConnectOptions, Direction, Error, ErrorCode, Expectation, Metadata,
+    ProposedEvent, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, Timestamp,
+};
+use flipbook_storage::model::DEFAULT_CONTENT_TYPE;
+use futures::StreamExt;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Shown by `flipbook --help`; the README's "The command line" says the same.
+pub const EXIT_CODES: &str = "\
+Exit codes of the client commands:
+  0  ok
+  1  internal or other error
+  2  invalid argument or usage
+  3  not found
+  4  version conflict, duplicate event or state kind mismatch
+  5  unavailable (server unreachable, backend down)
+  6  unauthenticated or permission denied";
+
+/// Where a client command goes, and how it answers.
+#[derive(Args, Debug)]
+pub struct Target {
+    /// The server to call.
+    #[arg(long, env = "FLIPBOOK_ENDPOINT", default_value = "http://127.0.0.1:7420", global = true)]
+    endpoint: String,
+    /// Use this SQLite file directly, no server (created when missing).
+    #[arg(long, value_name = "FILE", global = true)]
+    embedded: Option<PathBuf>,
+    /// Bearer token for the server.
+    #[arg(long, env = "FLIPBOOK_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Machine output: one JSON object per line; errors as JSON on stderr.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Appends one event to a state; prints its event id, the last version and global position.
+    Append(AppendArgs),
+    /// Prints a state's events, one per line: `version name payload` (or JSON with --json).
+    Read(ReadArgs),
+    /// Prints a state's head (version 0): last version, event count, metadata.
+    Head(HeadArgs),
+    /// Gets, puts or deletes snapshots.
+    Snapshot(SnapshotArgs),
+    /// Writes every event of the store as JSON Lines on stdout (the format `import` reads).
+    Export(ExportArgs),
+    /// Appends the events of an export, keeping ids, versions, timestamps and metadata;
+    /// running it again changes nothing.
+    Import(ImportArgs),
+    /// Prints what the server runs on and its limits.
+    Info(InfoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AppendArgs {
+    #[command(flatten)]
+    target: Target,
+    state_id: String,
+    name: String,
+    /// The payload; read from stdin when absent or `-`.
+    payload: Option<String>,
+    /// any, no-state, or the version the state must be at.
+    #[arg(long, default_value = "any", value_parser = expectation)]
+    expect: Expectation,
+    /// The event id [default: a new one].
+    #[arg(long)]
+    event_id: Option<Uuid>,
+    #[arg(long, default_value = DEFAULT_CONTENT_TYPE)]
+    content_type: String,
+    /// The domain timestamp, in nanoseconds since the Unix epoch.
+    #[arg(long)]
+    timestamp_nanos: Option<i64>,
+    /// A metadata entry `key=value` (repeatable).
+    #[arg(long, value_parser = key_value)]
+    metadata: Vec<(String, String)>,
+    /// Append to a version-neutral state.
+    #[arg(long)]
+    neutral: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    target: Target,
+    state_id: String,
+    /// The first version (inclusive).
+    #[arg(long)]
+    from: Option<u64>,
+    /// The last version (inclusive).
+    #[arg(long)]
+    to: Option<u64>,
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Newest first.
+    #[arg(long)]
+    backward: bool,
+    /// Only these event names, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    names: Vec<String>,
+    /// Only events whose timestamp is at or before this (nanoseconds since the Unix epoch).
+    #[arg(long)]
+    as_of_nanos: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct HeadArgs {
+    #[command(flatten)]
+    target: Target,
+    state_id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(subcommand)]
+    command: SnapshotCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum SnapshotCommand {
+    /// Prints the newest snapshot of a reducer revision.
+    Get {
+        state_id: String,
+        revision: String,
+        /// At or below this version.
+        #[arg(long)]
+        max_version: Option<u64>,
+    },
+    /// Stores a snapshot; the payload is read from stdin when absent or `-`.
+    Put {
+        state_id: String,
+        revision: String,
+        version: u64,
+        payload: Option<String>,
+        #[arg(long, default_value = DEFAULT_CONTENT_TYPE)]
+        content_type: String,
+    },
+    /// Deletes a state's snapshots of every revision; prints how many there were.
+    Delete { state_id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Only states whose id starts with this.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Only events after this global position.
+    #[arg(long, default_value_t = 0)]
+    after: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    target: Target,
+    /// An export's JSON Lines; stdin when absent or `-`.
+    file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+impl Command {
+    fn target(&self) -> &Target {
+        match self {
+            Self::Append(a) => &a.target,
+            Self::Read(a) => &a.target,
+            Self::Head(a) => &a.target,
+            Self::Snapshot(a) => &a.target,
+            Self::Export(a) => &a.target,
+            Self::Import(a) => &a.target,
+            Self::Info(a) => &a.target,
+        }
+    }
+}
+
+/// What a command fails with: Flipbook's error, or reading its input or writing its output.
+#[derive(Debug)]
+enum Failure {
+    Flipbook(Error),
+    Io(io::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self::Flipbook(error)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Self {
+        Self::Io(error)
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Io(error.into())
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+/// The one mapping from an error to an exit code (see [`EXIT_CODES`]).
+fn exit_code(code: ErrorCode) -> u8 {
+    use ErrorCode::*;
+    match code {
+        InvalidArgument | TooLarge => 2,
+        NotFound => 3,
+        VersionConflict | Duplicate | StateKindMismatch => 4,
+        Unavailable => 5,
+        Unauthenticated | PermissionDenied => 6,
+        Rejected | Internal => 1,
+    }
+}
+
+/// Runs a client command; errors go to stderr.
+pub fn run(command: Command) -> ExitCode {
+    let json = command.target().json;
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::from)
+        .and_then(|runtime| runtime.block_on(execute(command)));
+    let error = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        // The reader went away (`flipbook export | head`): not an error.
+        Err(Failure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+        Err(Failure::Io(e)) => Error::Internal(format!("input/output: {e}")),
+        Err(Failure::Flipbook(e)) => e,
+    };
+    if json {
+        let mut body = json!({ "code": error.code().as_str(), "message": error.to_string() });
+        if let Some(field) = error.field() {
+            body["field"] = json!(field);
+        }
+        if let Some(version) = error.actual_version() {
+            body["actual_version"] = json!(version);
+        }
+        eprintln!("{}", json!({ "error": body }));
+    } else {
+        eprintln!("error: {error}");
+    }
+    ExitCode::from(exit_code(error.code()))
+}
+
+async fn execute(command: Command) -> Outcome {
+    let client = connect(command.target()).await?;
+    let json = command.target().json;
+    let mut out = BufWriter::new(io::stdout().lock());
+    match command {
+        Command::Append(args) => append(&client, args, &mut out).await?,
+        Command::Read(args) => read(&client, args, &mut out).await?,
+        Command::Head(args) => print(&mut out, json, &head_record(&client.head(&args.state_id).await?))?,
+        Command::Snapshot(args) => snapshot(&client, args.command, json, &mut out).await?,
+        Command::Export(args) => export(&client, args, &mut out).await?,
+        Command::Import(args) => import(&client, args, json, &mut out).await?,
+        Command::Info(_) => info(&client, json, &mut out).await?,
+    }
+    Ok(out.flush()?)
+}
+
+async fn connect(target: &Target) -> Result<Client, Error> {
+    match &target.embedded {
+        Some(path) => Client::open_embedded(path, ClientOptions::default()).await,
+        None => {
+            let options =
+                ConnectOptions { token: target.token.clone(), ..ConnectOptions::new(target.endpoint.clone()) };
+            Client::connect_with(options, ClientOptions::default()).await
+        }
+    }
+}
+
+// ---- the commands --------------------------------------------------------------------------
+
+async fn append(client: &Client, args: AppendArgs, out: &mut impl Write) -> Outcome {
+    let event = ProposedEvent {
+        event_id: args.event_id.unwrap_or_else(Uuid::new_v4),
+        payload: payload_argument(args.payload)?,
+        content_type: args.content_type,
+        timestamp: args.timestamp_nanos.map(Timestamp::from_unix_nanos),
+        metadata: args.metadata.into_iter().collect(),
+        ..ProposedEvent::new(args.name, Vec::new())
+    };
+    let event_id = event.event_id;
+    let request = if args.neutral {
+        AppendRequest::neutral(args.state_id, args.expect, vec![event])
+    } else {
+        AppendRequest::new(args.state_id, args.expect, vec![event])
+    };
+    // The event id makes re-sending safe after a lost answer.
+    let outcome = client.append_resending(request).await?;
+    let record = json!({
+        "event_id": event_id.to_string(),
+        "last_version": outcome.last_version,
+        "global_positions": outcome.global_positions,
+        "recorded_at_nanos": outcome.recorded_at.unix_nanos(),
+    });
+    print(out, args.target.json, &record)
+}
+
+async fn read(client: &Client, args: ReadArgs, out: &mut impl Write) -> Outcome {
+    let query = StateQuery {
+        state_id: args.state_id,
+        direction: if args.backward { Direction::Backward } else { Direction::Forward },
+        min_version: args.from,
+        max_version: args.to,
+        limit: args.limit,
+        names: args.names,
+        as_of: args.as_of_nanos.map(Timestamp::from_unix_nanos),
+    };
+    let mut pages = client.read_state(query);
+    while let Some(page) = pages.next().await {
+        for event in page? {
+            if args.target.json {
+                json_line(out, &EventLine::from(event))?;
+            } else {
+                let version = event.version.map_or("-".to_owned(), |v| v.to_string());
+                writeln!(out, "{version} {} {}", event.name, human_payload(&event.payload))?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+async fn snapshot(client: &Client, command: SnapshotCommand, json: bool, out: &mut impl Write) -> Outcome {
+    match command {
+        SnapshotCommand::Get { state_id, revision, max_version } => {
+            let query = SnapshotQuery { state_id: state_id.clone(), reducer_revision: revision.clone(), max_version };
+            let snapshot = client.get_snapshot(query).await?.ok_or_else(|| {
+                Error::NotFound(format!("no snapshot of state {state_id:?} for revision {revision:?}"))
+            })?;
+            print(out, json, &SnapshotLine::from(snapshot))
+        }
+        SnapshotCommand::Put { state_id, revision, version, payload, content_type } => {
+            let payload = payload_argument(payload)?;
+            let snapshot = Snapshot {
+                state_id: state_id.clone(),
+                version,
+                reducer_revision: revision.clone(),
+                payload,
+                content_type,
+                created_at: Timestamp::now(),
+            };
+            client.put_snapshot(snapshot).await?;
+            print(out, json, &json!({ "state_id": state_id, "reducer_revision": revision, "version": version }))
+        }
+        SnapshotCommand::Delete { state_id } => {
+            let deleted = client.delete_snapshots(&state_id).await?;
+            print(out, json, &json!({ "state_id": state_id, "deleted": deleted }))
+        }
+    }
+}
+
+async fn export(client: &Client, args: ExportArgs, out: &mut impl Write) -> Outcome {
+    let query = AllQuery { after_position: args.after, state_id_prefix: args.prefix, ..AllQuery::default() };
+    let mut pages = client.read_all(query);
+    while let Some(page) = pages.next().await {
+        for event in page? {
+            json_line(out, &EventLine::from(event))?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+async fn import(client: &Client, args: ImportArgs, json: bool, out: &mut impl Write) -> Outcome {
+    let input: Box<dyn BufRead> = match &args.file {
+        Some(path) if path.as_os_str() != "-" => Box::new(BufReader::new(
+            File::open(path).map_err(|e| Error::invalid("FILE", format!("{}: {e}", path.display())))?,
+        )),
+        _ => Box::new(io::stdin().lock()),
+    };
+    let limits = client.limits();
+    // Far below the server's message limit, whatever the encoding adds.
+    let max_bytes = limits.max_request_bytes / 2;
+    let mut batch: Option<(AppendRequest, u64)> = None;
+    let mut imported = 0;
+    for (index, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (state_id, event) = EventLine::parse(&line, index + 1)?;
+        let size = event_size(&event);
+        let joins = batch.as_ref().is_some_and(|(request, bytes)| {
+            let last = &request.events[request.events.len() - 1];
+            request.state_id == state_id
+                && last.version.map(|v| v + 1) == event.version
+                && request.events.len() < limits.max_events_per_append as usize
+                && bytes + size <= max_bytes
+        });
+        if !joins && let Some((request, _)) = batch.take() {
+            imported += send(client, request).await?;
+        }
+        let (request, bytes) = batch.get_or_insert_with(|| match event.version {
+            Some(first) => (AppendRequest::new(state_id, Expectation::Exactly(first.saturating_sub(1)), vec![]), 0),
+            None => (AppendRequest::neutral(state_id, Expectation::Any, vec![]), 0),
+        });
+        request.events.push(event);
+        *bytes += size;
+    }
+    if let Some((request, _)) = batch {
+        imported += send(client, request).await?;
+    }
+    print(out, json, &json!({ "imported": imported }))
+}
+
+/// One append of an import; events already stored are answered as replays.
+async fn send(client: &Client, request: AppendRequest) -> Result<u64, Error> {
+    let count = request.events.len() as u64;
+    client.append_resending(request).await?;
+    Ok(count)
+}
+
+fn event_size(event: &ProposedEvent) -> u64 {
+    let metadata: usize = event.metadata.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+    (event.payload.len() + event.name.len() + event.content_type.len() + metadata + 96) as u64
+}
+
+async fn info(client: &Client, json: bool, out: &mut impl Write) -> Outcome {
+    let info = client.server_info().await?;
+    let record = json!({
+        "server_version": info.server_version,
+        "event_backend": info.event_backend,
+        "snapshot_backend": info.snapshot_backend,
+        "durable": info.durable,
+        "max_events_per_append": info.limits.max_events_per_append,
+        "max_payload_bytes": info.limits.max_payload_bytes,
+        "max_snapshot_bytes": info.limits.max_snapshot_bytes,
+        "max_request_bytes": info.limits.max_request_bytes,
+    });
+    print(out, json, &record)
+}
+
+fn head_record(head: &StateHead) -> Value {
+    json!({
+        "state_id": head.state_id,
+        "kind": kind_name(head.kind),
+        "last_version": head.last_version(),
+        "event_count": head.event_count,
+        "last_global_position": head.last_global_position,
+        "first_recorded_at_nanos": head.first_recorded_at.unix_nanos(),
+        "last_recorded_at_nanos": head.last_recorded_at.unix_nanos(),
+        "metadata": head.metadata,
+    })
+}
+
+fn kind_name(kind: StateKind) -> &'static str {
+    match kind {
+        StateKind::Versioned => "versioned",
+        StateKind::VersionNeutral => "version-neutral",
+    }
+}
+
+// ---- input and output ----------------------------------------------------------------------
+
+/// One event of `export`, `import` and `read --json`.
+#[derive(Serialize, Deserialize, Debug)]
+struct EventLine {
+    state_id: String,
+    /// Absent for version-neutral events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    /// Ignored by import: the store gives new positions.
+    #[serde(default)]
+    global_position: u64,
+    event_id: String,
+    name: String,
+    content_type: String,
+    /// The JSON payload as it is stored, byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    payload: Option<Box<RawValue>>,
+    /// Any other payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timestamp_nanos: Option<i64>,
+    /// Ignored by import: the store records its own time.
+    #[serde(default)]
+    recorded_at_nanos: i64,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+/// A snapshot, as `snapshot get` prints it.
+#[derive(Serialize, Debug)]
+struct SnapshotLine {
+    state_id: String,
+    reducer_revision: String,
+    version: u64,
+    content_type: String,
+    created_at_nanos: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_base64: Option<String>,
+}
+
+impl From<Snapshot> for SnapshotLine {
+    fn from(snapshot: Snapshot) -> Self {
+        let (payload, payload_base64) = encode_payload(&snapshot.content_type, &snapshot.payload);
+        Self {
+            state_id: snapshot.state_id,
+            reducer_revision: snapshot.reducer_revision,
+            version: snapshot.version,
+            content_type: snapshot.content_type,
+            created_at_nanos: snapshot.created_at.unix_nanos(),
+            payload,
+            payload_base64,
+        }
+    }
+}
+
+/// A present `payload`, even `null`, is `Some`.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(deserializer).map(Some)
+}
+
+impl From<RecordedEvent> for EventLine {
+    fn from(event: RecordedEvent) -> Self {
+        let (payload, payload_base64) = encode_payload(&event.content_type, &event.payload);
+        Self {
+            state_id: event.state_id,
+            version: event.version,
+            global_position: event.global_position,
+            event_id: event.event_id.to_string(),
+            name: event.name,
+            content_type: event.content_type,
+            payload,
+            payload_base64,
+            timestamp_nanos: event.timestamp.map(Timestamp::unix_nanos),
+            recorded_at_nanos: event.recorded_at.unix_nanos(),
+            metadata: event.metadata,
+        }
+    }
+}
+
+impl EventLine {
+    /// Line `number` of an import: its state id and the event to append.
+    fn parse(line: &str, number: usize) -> Result<(String, ProposedEvent), Error> {
+        let invalid = |field: &str, rule: String| Error::invalid(format!("line {number}: {field}"), rule);
+        let line: Self = serde_json::from_str(line).map_err(|e| invalid("event", e.to_string()))?;
+        let payload = match (line.payload, line.payload_base64) {
+            (Some(json), None) => json.get().as_bytes().to_vec(),
+            (None, Some(encoded)) => BASE64.decode(encoded).map_err(|e| invalid("payload_base64", e.to_string()))?,
+            _ => return Err(invalid("payload", "exactly one of payload and payload_base64 is required".into())),
+        };
+        let event = ProposedEvent {
+            event_id: Uuid::parse_str(&line.event_id).map_err(|e| invalid("event_id", e.to_string()))?,
+            name: line.name,
+            payload,
+            content_type: line.content_type,
+            timestamp: line.timestamp_nanos.map(Timestamp::from_unix_nanos),
+            metadata: line.metadata,
+            version: line.version,
+        };
+        Ok((line.state_id, event))
+    }
+}
+
+/// A JSON payload as itself when it is JSON that fits on one line exactly as stored (so an
+/// import gives back the same bytes); anything else as base64.
+fn encode_payload(content_type: &str, payload: &[u8]) -> (Option<Box<RawValue>>, Option<String>) {
+    let json = (content_type == DEFAULT_CONTENT_TYPE)
+        .then(|| std::str::from_utf8(payload).ok())
+        .flatten()
+        .filter(|text| !text.contains(['\n', '\r']))
+        .and_then(|text| RawValue::from_string(text.to_owned()).ok().filter(|raw| raw.get() == text));
+    match json {
+        Some(raw) => (Some(raw), None),
+        None => (None, Some(BASE64.encode(payload))),
+    }
+}
+
+/// A payload on one line: text with its control characters escaped, or base64.
+fn human_payload(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(text) => {
+            let mut line = String::with_capacity(text.len());
+            for c in text.chars() {
+                if c.is_control() {
+                    line.extend(c.escape_default());
+                } else {
+                    line.push(c);
+                }
+            }
+            line
+        }
+        Err(_) => format!("base64:{}", BASE64.encode(payload)),
+    }
+}
+
+/// The payload argument, or stdin when absent or `-`.
+fn payload_argument(payload: Option<String>) -> Result<Vec<u8>, Failure> {
+    match payload {
+        Some(text) if text != "-" => Ok(text.into_bytes()),
+        _ => {
+            let mut bytes = Vec::new();
+            io::stdin().read_to_end(&mut bytes)?;
+            Ok(bytes)
+        }
+    }
+}
+
+fn json_line(out: &mut impl Write, value: &impl Serialize) -> Outcome {
+    serde_json::to_writer(&mut *out, value)?;
+    Ok(writeln!(out)?)
+}
+
+/// A result: one JSON object, or `key: value` lines for people (absent values left out).
+fn print(out: &mut impl Write, json: bool, record: &impl Serialize) -> Outcome {
+    if json {
+        return json_line(out, record);
+    }
+    if let Value::Object(fields) = serde_json::to_value(record)? {
+        for (key, value) in fields {
+            match value {
+                Value::Null => {}
+                Value::String(text) => writeln!(out, "{key}: {text}")?,
+                other => writeln!(out, "{key}: {other}")?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn expectation(text: &str) -> Result<Expectation, String> {
+    match text {
+        "any" => Ok(Expectation::Any),
+        "no-state" => Ok(Expectation::NoState),
+        version => version.parse().map(Expectation::Exactly).map_err(|_| "expected any, no-state or a version".into()),
+    }
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| "expected key=value".into())
+}

@@ -1,0 +1,256 @@
+//! The command-line client as a user runs it: the real `flipbook` binary against a server in
+//! this process, and embedded over a SQLite file.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use flipbook_server::Config;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// Where the commands go: `--endpoint` or `--embedded`.
+#[derive(Clone, Debug)]
+enum Target {
+    Server(String),
+    Embedded(PathBuf),
+}
+
+impl Target {
+    fn args(&self) -> Vec<String> {
+        match self {
+            Self::Server(endpoint) => vec!["--endpoint".into(), endpoint.clone()],
+            Self::Embedded(path) => vec!["--embedded".into(), path.display().to_string()],
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "{self:?}");
+        self
+    }
+
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+    }
+
+    /// The `{"error": {...}}` a --json command writes to stderr.
+    fn error(&self) -> Value {
+        let error: Value = serde_json::from_str(self.stderr.trim()).expect("a JSON error");
+        error["error"].clone()
+    }
+}
+
+async fn flipbook(target: &Target, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flipbook"))
+        .args(args)
+        .args(target.args())
+        .env_remove("FLIPBOOK_ENDPOINT")
+        .env_remove("FLIPBOOK_TOKEN")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run flipbook");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input).await.expect("write stdin");
+    }
+    let output = child.wait_with_output().await.expect("flipbook ends");
+    Run {
+        code: output.status.code().expect("an exit code"),
+        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+async fn server_with(config: impl FnOnce(&mut Config)) -> (flipbook_server::Running, Target) {
+    let mut settings = common::test_config(common::fresh_db());
+    config(&mut settings);
+    let server = flipbook_server::start(settings).await.expect("start the server");
+    let target = Target::Server(format!("http://{}", server.addr));
+    (server, target)
+}
+
+fn embedded() -> Target {
+    Target::Embedded(common::fresh_db())
+}
+
+/// An export without the store's own clock, which an import does not keep.
+fn without_recorded_at(mut events: Vec<Value>) -> Vec<Value> {
+    for event in &mut events {
+        event.as_object_mut().expect("an object").remove("recorded_at_nanos");
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn append_then_read_and_head_over_a_server_and_embedded() {
+    let (_server, remote) = server_with(|_| {}).await;
+    for target in [remote, embedded()] {
+        let appended = flipbook(&target, &["append", "acct", "Deposited", r#"{"amount": 5}"#], None).await.ok();
+        assert!(appended.stdout.contains("last_version: 1"), "{appended:?}");
+        let appended =
+            flipbook(&target, &["append", "acct", "Withdrawn", "--json", "--expect", "1"], Some(b"{\"amount\":2}"))
+                .await
+                .ok()
+                .json_lines();
+        assert_eq!(appended[0]["last_version"], 2);
+        assert_eq!(appended[0]["global_positions"].as_array().map(Vec::len), Some(1));
+
+        let read = flipbook(&target, &["read", "acct"], None).await.ok();
+        assert_eq!(read.stdout, "1 Deposited {\"amount\": 5}\n2 Withdrawn {\"amount\":2}\n");
+        let backward = flipbook(&target, &["read", "acct", "--backward", "--limit", "1"], None).await.ok();
+        assert_eq!(backward.stdout, "2 Withdrawn {\"amount\":2}\n");
+
+        let events =
+            flipbook(&target, &["read", "acct", "--json", "--names", "Withdrawn"], None).await.ok().json_lines();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["version"], 2);
+        assert_eq!(events[0]["name"], "Withdrawn");
+        assert_eq!(events[0]["payload"], serde_json::json!({ "amount": 2 }));
+        assert_eq!(events[0]["event_id"], appended[0]["event_id"]);
+
+        let head = flipbook(&target, &["head", "acct"], None).await.ok();
+        assert!(head.stdout.contains("last_version: 2\n") && head.stdout.contains("kind: versioned\n"), "{head:?}");
+        let head = flipbook(&target, &["head", "acct", "--json"], None).await.ok().json_lines();
+        assert_eq!(head[0]["event_count"], 2);
+        assert_eq!(head[0]["last_version"], 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_exit_with_their_codes_and_name_what_failed() {
+    let (_server, remote) = server_with(|_| {}).await;
+    for target in [remote, embedded()] {
+        flipbook(&target, &["append", "acct", "Opened", "{}"], None).await.ok();
+
+        let conflict =
+            flipbook(&target, &["append", "acct", "Opened", "{}", "--expect", "no-state", "--json"], None).await;
+        assert_eq!(conflict.code, 4, "{conflict:?}");
+        assert_eq!(conflict.error()["code"], "VERSION_CONFLICT");
+        assert_eq!(conflict.error()["actual_version"], 1);
+
+        let long_id = "x".repeat(300);
+        let invalid = flipbook(&target, &["head", &long_id, "--json"], None).await;
+        assert_eq!(invalid.code, 2, "{invalid:?}");
+        assert_eq!(invalid.error()["code"], "INVALID_ARGUMENT");
+        assert_eq!(invalid.error()["field"], "state_id");
+
+        let unknown = flipbook(&target, &["head", "nobody"], None).await;
+        assert_eq!(unknown.code, 3, "{unknown:?}");
+        assert!(unknown.stderr.starts_with("error: not found"), "{unknown:?}");
+
+        let usage = flipbook(&target, &["append", "acct", "Opened", "{}", "--expect", "soon"], None).await;
+        assert_eq!(usage.code, 2, "{usage:?}");
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let nowhere = Target::Server(format!("http://127.0.0.1:{port}"));
+    let unreachable = flipbook(&nowhere, &["info", "--json"], None).await;
+    assert_eq!(unreachable.code, 5, "{unreachable:?}");
+    assert_eq!(unreachable.error()["code"], "UNAVAILABLE");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_a_token_needs_it() {
+    let (_server, target) = server_with(|config| config.auth.token = Some("s3cret".into())).await;
+    let refused = flipbook(&target, &["info"], None).await;
+    assert_eq!(refused.code, 6, "{refused:?}");
+    flipbook(&target, &["info", "--token", "s3cret"], None).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshots_put_get_and_delete() {
+    let (_server, remote) = server_with(|_| {}).await;
+    for target in [remote, embedded()] {
+        flipbook(&target, &["snapshot", "put", "acct", "r1", "3", r#"{"balance":3}"#], None).await.ok();
+        flipbook(&target, &["snapshot", "put", "acct", "r1", "7", "-"], Some(br#"{"balance":7}"#)).await.ok();
+
+        let newest = flipbook(&target, &["snapshot", "get", "acct", "r1", "--json"], None).await.ok().json_lines();
+        assert_eq!(newest[0]["version"], 7);
+        assert_eq!(newest[0]["payload"], serde_json::json!({ "balance": 7 }));
+        let older = flipbook(&target, &["snapshot", "get", "acct", "r1", "--max-version", "5"], None).await.ok();
+        assert!(older.stdout.contains("version: 3\n"), "{older:?}");
+        let other = flipbook(&target, &["snapshot", "get", "acct", "r2"], None).await;
+        assert_eq!(other.code, 3, "{other:?}");
+
+        let deleted = flipbook(&target, &["snapshot", "delete", "acct", "--json"], None).await.ok().json_lines();
+        assert_eq!(deleted[0]["deleted"], 2);
+        let gone = flipbook(&target, &["snapshot", "get", "acct", "r1"], None).await;
+        assert_eq!(gone.code, 3, "{gone:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_then_import_keeps_the_events_and_importing_again_changes_nothing() {
+    let (_server, source) = server_with(|_| {}).await;
+    let appends: [&[&str]; 7] = [
+        &[
+            "append",
+            "acct-1",
+            "Opened",
+            r#"{ "owner": "ann", "id": 1 }"#,
+            "--metadata",
+            "user=ann",
+            "--timestamp-nanos",
+            "42",
+        ],
+        &["append", "log", "Seen", "\"first\"", "--neutral"],
+        &["append", "acct-1", "Noted", "line one\nline two", "--content-type", "text/plain"],
+        &["append", "acct-1", "Deposited", r#"{"amount":5}"#],
+        &["append", "acct-2", "Opened", "{}"],
+        &["append", "log", "Seen", "not json", "--neutral"],
+        &["append", "acct-1", "Deposited", r#"{"amount":6}"#],
+    ];
+    for args in appends {
+        flipbook(&source, args, None).await.ok();
+    }
+    let exported = flipbook(&source, &["export"], None).await.ok();
+    let events = exported.json_lines();
+    assert_eq!(events.len(), 7);
+    assert_eq!(events[1].get("version"), None, "version-neutral events carry none");
+    assert_eq!(events[0]["payload"], serde_json::json!({ "owner": "ann", "id": 1 }));
+    assert!(events[2]["payload_base64"].is_string(), "{}", events[2]);
+    assert!(events[5]["payload_base64"].is_string(), "not JSON: {}", events[5]);
+    let file = common::fresh_db().with_file_name("export.jsonl");
+    std::fs::write(&file, &exported.stdout).expect("write the export");
+
+    // Into an embedded file; and into a server taking two events per append, from stdin.
+    let (_small, small_server) = server_with(|config| config.limits.max_events_per_append = 2).await;
+    let into = [(embedded(), false), (small_server, true)];
+    let path = file.to_str().expect("a UTF-8 path");
+    for (target, from_stdin) in into {
+        let (args, stdin): (&[&str], _) = if from_stdin {
+            (&["import", "--json", "-"], Some(exported.stdout.as_bytes()))
+        } else {
+            (&["import", "--json", path], None)
+        };
+        let imported = flipbook(&target, args, stdin).await.ok().json_lines();
+        assert_eq!(imported[0]["imported"], 7);
+        let copy = flipbook(&target, &["export"], None).await.ok();
+        assert_eq!(without_recorded_at(copy.json_lines()), without_recorded_at(events.clone()));
+
+        flipbook(&target, args, stdin).await.ok();
+        let again = flipbook(&target, &["export"], None).await.ok();
+        assert_eq!(again.stdout, copy.stdout, "a second import changes nothing");
+        let head = flipbook(&target, &["head", "acct-1", "--json"], None).await.ok().json_lines();
+        assert_eq!(head[0]["last_version"], 4);
+    }
+
+    // The same event id with other content is refused, not overwritten.
+    let tampered = exported.stdout.replacen("\"amount\":5", "\"amount\":500", 1);
+    let refused = flipbook(&source, &["import", "--json"], Some(tampered.as_bytes())).await;
+    assert_eq!(refused.code, 4, "{refused:?}");
+    assert_eq!(refused.error()["code"], "DUPLICATE_EVENT");
+}
