@@ -123,7 +123,9 @@ impl Error {
     /// The field an invalid argument names.
     pub fn field(&self) -> Option<&str> {
         match self {
-            Self::InvalidArgument { field, .. } | Self::TooLarge { field, .. } => Some(field),
+            Self::InvalidArgument { field, .. } | Self::TooLarge { field, .. } => {
+                Some(field.as_str()).filter(|f| !f.is_empty())
+            }
             _ => None,
         }
     }

@@ -1,0 +1,67 @@
+"""Flipbook for Python: event sourcing done right, over the Rust core.
+
+>>> import flipbook
+>>> client = flipbook.Client.in_memory()
+>>> client.append("wallet-1", flipbook.Event("Deposited", {"amount": 100})).last_version
+1
+
+See the package README for the wallet example; :mod:`flipbook.aio` is the asyncio client.
+"""
+
+from flipbook._client import Client
+from flipbook._model import (
+    ANY,
+    NO_STATE,
+    AppendResult,
+    Event,
+    Executed,
+    FunctionReducer,
+    Loaded,
+    Options,
+    Reducer,
+    ServerInfo,
+    Snapshot,
+    StateHead,
+)
+from flipbook._native import RecordedEvent
+from flipbook.errors import (
+    ConflictError,
+    DuplicateEvent,
+    FlipbookError,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    StateKindMismatch,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+
+__all__ = [
+    "ANY",
+    "NO_STATE",
+    "AppendResult",
+    "Client",
+    "ConflictError",
+    "DuplicateEvent",
+    "Event",
+    "Executed",
+    "FlipbookError",
+    "FunctionReducer",
+    "InternalError",
+    "InvalidArgument",
+    "Loaded",
+    "NotFound",
+    "Options",
+    "PermissionDenied",
+    "RecordedEvent",
+    "Reducer",
+    "ServerInfo",
+    "Snapshot",
+    "StateHead",
+    "StateKindMismatch",
+    "TooLarge",
+    "Unauthenticated",
+    "Unavailable",
+]

@@ -1,0 +1,176 @@
+"""The synchronous client. Every call that waits releases the GIL: other Python threads run
+while one waits on the network or the disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from os import PathLike
+
+from flipbook import _native
+from flipbook._model import (
+    ANY,
+    AppendResult,
+    Event,
+    Executed,
+    Expected,
+    Loaded,
+    Options,
+    ReadArgs,
+    Reducer,
+    S,
+    ServerInfo,
+    Snapshot,
+    StateHead,
+    execute_protocol,
+    expectation,
+    head_from_native,
+    load_protocol,
+    native_events,
+    non_negative,
+    run,
+    snapshot_from_native,
+)
+from flipbook._native import RecordedEvent
+
+
+def _pages(pages: _native.Pages) -> Iterator[list[RecordedEvent]]:
+    while (page := pages.next_page()) is not None:
+        yield page
+
+
+class Client:
+    """A connection to Flipbook (a server, or an embedded SQLite file, or memory). Thread-safe;
+    share one per process. Make one with :meth:`connect`, :meth:`open_embedded` or
+    :meth:`in_memory`."""
+
+    def __init__(self, native: _native.NativeClient) -> None:
+        self._native = native
+
+    @classmethod
+    def connect(
+        cls,
+        endpoint: str = "http://127.0.0.1:7420",
+        *,
+        token: str | None = None,
+        ca_certificate: bytes | None = None,
+        tls_domain: str | None = None,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 30.0,
+        options: Options | None = None,
+    ) -> Client:
+        """Connects to a server. ``https://`` endpoints use TLS: ``ca_certificate`` (PEM) for a
+        private CA. ``token`` is sent as ``authorization: Bearer <token>``."""
+        native = _native.NativeClient.connect(
+            endpoint, token, ca_certificate, tls_domain, connect_timeout, request_timeout, (options or Options()).to_native()
+        )
+        return cls(native)
+
+    @classmethod
+    def open_embedded(cls, path: str | PathLike[str], *, options: Options | None = None) -> Client:
+        """The same API over a SQLite file in this process (created when missing), no server."""
+        return cls(_native.NativeClient.open_embedded(str(path), (options or Options()).to_native()))
+
+    @classmethod
+    def in_memory(cls, *, options: Options | None = None) -> Client:
+        """Everything in this process's memory, gone with the client: for unit tests."""
+        return cls(_native.NativeClient.in_memory((options or Options()).to_native()))
+
+    # ---- the high level --------------------------------------------------------------------
+
+    def load(self, state_id: str, reducer: Reducer[S], *, as_of: datetime | None = None) -> Loaded[S]:
+        """The state now (local cache, then the newest snapshot, then the events after it), or
+        as it was at ``as_of``: only events whose timestamp is at or before it count."""
+        return run(load_protocol(self._native, state_id, reducer, as_of))
+
+    def execute(self, state_id: str, reducer: Reducer[S], decide: Callable[[S], Sequence[Event]]) -> Executed[S]:
+        """Runs a command: ``decide(state)`` returns the events to append (maybe none). On a
+        version conflict the state is brought up to date and ``decide`` runs again, with the
+        client's retry policy. An exception from ``decide`` propagates unchanged and appends
+        nothing; after the last try a :class:`~flipbook.errors.ConflictError` is raised."""
+        return run(execute_protocol(self._native, state_id, reducer, decide))
+
+    # ---- the low level ---------------------------------------------------------------------
+
+    def append(
+        self,
+        state_id: str,
+        events: Event | Sequence[Event],
+        *,
+        expected: Expected = ANY,
+        version_neutral: bool = False,
+        state_metadata: dict[str, str] | None = None,
+    ) -> AppendResult:
+        """Appends events to one state atomically. ``expected``: :data:`ANY`, :data:`NO_STATE`,
+        or the state's current version. A lost answer is re-sent with the same event ids."""
+        kind, version = expectation(expected)
+        outcome = self._native.append(
+            state_id, native_events(events), kind, version, version_neutral, state_metadata
+        )
+        return AppendResult.from_native(outcome)
+
+    def read_pages(
+        self,
+        state_id: str,
+        *,
+        backward: bool = False,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        limit: int | None = None,
+        names: Sequence[str] = (),
+        as_of: datetime | None = None,
+    ) -> Iterator[list[RecordedEvent]]:
+        """A state's events page by page (pages are fetched as you iterate)."""
+        args = ReadArgs(backward, from_version, to_version, limit, list(names), as_of)
+        return _pages(self._native.read_state(*args.native(state_id)))
+
+    def read(
+        self,
+        state_id: str,
+        *,
+        backward: bool = False,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        limit: int | None = None,
+        names: Sequence[str] = (),
+        as_of: datetime | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """A state's events, one by one (fetched a page at a time)."""
+        pages = self.read_pages(
+            state_id, backward=backward, from_version=from_version, to_version=to_version, limit=limit, names=names, as_of=as_of
+        )
+        return (event for page in pages for event in page)
+
+    def read_all(
+        self, *, after_position: int = 0, prefix: str = "", names: Sequence[str] = (), limit: int | None = None
+    ) -> Iterator[RecordedEvent]:
+        """Every event of the store after a global position, in global-position order."""
+        after = non_negative(after_position, "after_position") or 0
+        pages = _pages(self._native.read_all(after, prefix, list(names), non_negative(limit, "limit")))
+        return (event for page in pages for event in page)
+
+    def head(self, state_id: str) -> StateHead:
+        """The state's head ("version 0"); :class:`~flipbook.errors.NotFound` if it has no events."""
+        return head_from_native(state_id, self._native.head(state_id))
+
+    def put_snapshot(
+        self, state_id: str, version: int, reducer_revision: str, payload: bytes, content_type: str = "application/json"
+    ) -> None:
+        version = non_negative(version, "version") or 0
+        self._native.put_snapshot(state_id, version, reducer_revision, payload, content_type)
+
+    def get_snapshot(self, state_id: str, reducer_revision: str, *, max_version: int | None = None) -> Snapshot | None:
+        """The newest snapshot of the revision (at or below ``max_version``), or ``None``."""
+        found = self._native.get_snapshot(state_id, reducer_revision, non_negative(max_version, "max_version"))
+        return snapshot_from_native(state_id, found)
+
+    def delete_snapshots(self, state_id: str) -> int:
+        """Deletes every snapshot of the state; returns how many there were."""
+        return self._native.delete_snapshots(state_id)
+
+    def server_info(self) -> ServerInfo:
+        return ServerInfo(*self._native.server_info())
+
+    def cache_usage(self) -> tuple[int, int]:
+        """(states, bytes) held in the local state cache."""
+        return self._native.cache_usage()

@@ -1,0 +1,361 @@
+"""The values Flipbook's Python API takes and gives, and the protocol that loads states and
+executes commands over the native core (``bindings/README.md``), written once for the sync and
+the asyncio clients: a generator that yields the native calls to make and folds, decides and
+encodes in between, in the caller's thread."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar, Generic, TypeVar, Union
+
+from flipbook import _native
+from flipbook._native import RecordedEvent
+from flipbook.errors import InvalidArgument
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_nanos(moment: datetime, what: str = "timestamp") -> int:
+    """Nanoseconds since the Unix epoch of a timezone-aware datetime."""
+    if moment.tzinfo is None:
+        raise InvalidArgument(f"{what} must be timezone-aware", code="INVALID_ARGUMENT", field=what)
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def from_nanos(nanos: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=nanos // 1000)
+
+
+class _NoState:
+    def __repr__(self) -> str:
+        return "NO_STATE"
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = _Any()
+"""Append whatever the state's version."""
+NO_STATE = _NoState()
+"""Append only if the state has no events yet."""
+
+Expected = Union[_Any, _NoState, int]
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event to append. Give ``data`` (encoded as JSON) or raw ``payload`` bytes."""
+
+    name: str
+    data: Any = None
+    payload: bytes | None = None
+    content_type: str = "application/json"
+    #: A UUID; one is made when absent. The same id makes a re-sent append idempotent.
+    event_id: str | None = None
+    #: When it happened in the domain (timezone-aware); ``None``: time-neutral.
+    timestamp: datetime | None = None
+    metadata: Mapping[str, str] | None = None
+
+    def to_native(self) -> tuple[str | None, str, bytes, str, int | None, dict[str, str] | None]:
+        payload = self.payload if self.payload is not None else json.dumps(self.data).encode()
+        timestamp = None if self.timestamp is None else to_nanos(self.timestamp)
+        metadata = None if self.metadata is None else dict(self.metadata)
+        return (self.event_id, self.name, payload, self.content_type, timestamp, metadata)
+
+
+def native_events(events: Event | Sequence[Event]) -> list[tuple[str | None, str, bytes, str, int | None, dict[str, str] | None]]:
+    if isinstance(events, Event):
+        events = [events]
+    return [e.to_native() for e in events]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    #: The state's last version now; ``None`` for a version-neutral state.
+    last_version: int | None
+    global_positions: list[int]
+    recorded_at: datetime
+
+    @classmethod
+    def from_native(cls, outcome: tuple[int | None, list[int], int]) -> AppendResult:
+        return cls(outcome[0], list(outcome[1]), from_nanos(outcome[2]))
+
+
+@dataclass(frozen=True)
+class StateHead:
+    state_id: str
+    version_neutral: bool
+    #: ``None`` for a version-neutral state.
+    last_version: int | None
+    event_count: int
+    last_global_position: int
+    first_recorded_at: datetime
+    last_recorded_at: datetime
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    state_id: str
+    version: int
+    reducer_revision: str
+    payload: bytes
+    content_type: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    server_version: str
+    event_backend: str
+    snapshot_backend: str
+    durable: bool
+    max_events_per_append: int
+    max_payload_bytes: int
+    max_snapshot_bytes: int
+    max_request_bytes: int
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a client retries, snapshots and caches (the core's defaults)."""
+
+    #: Decide-and-append rounds before a command gives up with :class:`ConflictError`.
+    max_tries: int = 10
+    #: Times an append whose answer was lost is re-sent, with the same event ids.
+    max_resends: int = 5
+    #: Seconds; retries wait a random time up to a ceiling that doubles from here.
+    first_delay: float = 0.005
+    max_delay: float = 0.5
+    #: Write a snapshot after this many events folded since the last one; ``None``: never.
+    snapshot_every: int | None = 100
+    #: The local state cache: at most this many states and bytes; 0 entries turns it off.
+    cache_entries: int = 10_000
+    cache_bytes: int = 64 * 1024 * 1024
+
+    def to_native(self) -> tuple[int, int, float, float, int | None, int, int]:
+        for name in ("max_tries", "max_resends", "snapshot_every", "cache_entries", "cache_bytes"):
+            non_negative(getattr(self, name), name)
+        return (
+            self.max_tries,
+            self.max_resends,
+            self.first_delay,
+            self.max_delay,
+            self.snapshot_every,
+            self.cache_entries,
+            self.cache_bytes,
+        )
+
+
+class Reducer(Generic[S]):
+    """Folds a state's events into its state: subclass it, set ``revision``, define
+    ``initial`` and ``apply``. States are encoded as JSON for snapshots and the cache; override
+    ``encode``/``decode`` for other state types. Change ``revision`` whenever ``apply`` or the
+    state's shape changes: snapshots of other revisions are then ignored."""
+
+    revision: ClassVar[str]
+
+    def initial(self) -> S:
+        raise NotImplementedError
+
+    def apply(self, state: S, event: RecordedEvent) -> S:
+        raise NotImplementedError
+
+    def encode(self, state: S) -> bytes:
+        return json.dumps(state, separators=(",", ":")).encode()
+
+    def decode(self, data: bytes) -> S:
+        result: S = json.loads(data)
+        return result
+
+
+class FunctionReducer(Reducer[S]):
+    """A reducer from plain functions: ``FunctionReducer("counter-1", lambda: 0, add)``."""
+
+    def __init__(
+        self,
+        revision: str,
+        initial: Callable[[], S],
+        apply: Callable[[S, RecordedEvent], S],
+        encode: Callable[[S], bytes] | None = None,
+        decode: Callable[[bytes], S] | None = None,
+    ) -> None:
+        self.revision = revision  # type: ignore[misc]
+        self._initial, self._apply = initial, apply
+        self._encode, self._decode = encode, decode
+
+    def initial(self) -> S:
+        return self._initial()
+
+    def apply(self, state: S, event: RecordedEvent) -> S:
+        return self._apply(state, event)
+
+    def encode(self, state: S) -> bytes:
+        return self._encode(state) if self._encode else super().encode(state)
+
+    def decode(self, data: bytes) -> S:
+        return self._decode(data) if self._decode else super().decode(data)
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[S]):
+    state: S
+    #: The last version folded (0: the state has no events).
+    version: int
+
+
+@dataclass(frozen=True)
+class Executed(Generic[S]):
+    #: The state after the command's events.
+    state: S
+    version: int
+    #: ``None`` when the decision was to append nothing.
+    appended: AppendResult | None = None
+    #: Decide-and-append rounds: more than one means conflicts were retried.
+    tries: int = 1
+
+
+# ---- the protocol over the core's session --------------------------------------------------
+
+#: A native call the runner makes (blocking; the asyncio client makes it on a thread).
+Call = tuple[Callable[..., Any], tuple[Any, ...]]
+Protocol = Generator[Call, Any, S]
+
+
+class _UserError(Exception):
+    """Carries an exception of the caller's code out of a protocol generator, where Python
+    would turn a ``StopIteration`` into ``RuntimeError``; the runners raise the original."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _user(function: Callable[..., T], *args: Any) -> T:
+    try:
+        return function(*args)
+    except StopIteration as error:
+        raise _UserError(error) from None
+
+
+def _start(session: _native.Session, reducer: Reducer[S]) -> S:
+    base = session.base()
+    if base is not None:
+        try:
+            return reducer.decode(base[1])
+        except Exception:  # a state this reducer cannot read: fold from the beginning
+            session.discard_base()
+    return _user(reducer.initial)
+
+
+def _fold(session: _native.Session, reducer: Reducer[S], state: S) -> Generator[Call, Any, S]:
+    apply = reducer.apply
+    while True:
+        page = yield (session.next_page, ())
+        if page is None:
+            return state
+        for event in page:
+            state = _user(apply, state, event)
+
+
+def _finish(session: _native.Session, reducer: Reducer[S], state: S) -> Generator[Call, Any, Any]:
+    encoded = _user(reducer.encode, state) if session.wants_state() else None
+    return (yield (session.finish, (encoded,)))
+
+
+def load_protocol(native: _native.NativeClient, state_id: str, reducer: Reducer[S], as_of: datetime | None) -> Protocol[Loaded[S]]:
+    as_of_nanos = None if as_of is None else to_nanos(as_of, "as_of")
+    session = yield (native.load_session, (state_id, reducer.revision, as_of_nanos))
+    state = _start(session, reducer)
+    state = yield from _fold(session, reducer, state)
+    version, _, _ = yield from _finish(session, reducer, state)
+    return Loaded(state, version)
+
+
+def execute_protocol(
+    native: _native.NativeClient, state_id: str, reducer: Reducer[S], decide: Callable[[S], Sequence[Event]]
+) -> Protocol[Executed[S]]:
+    session = yield (native.execute_session, (state_id, reducer.revision))
+    state = _start(session, reducer)
+    while True:
+        state = yield from _fold(session, reducer, state)
+        if session.is_decided():
+            break
+        # The caller's own exception leaves here unchanged; nothing was appended.
+        events = native_events(_user(decide, state))
+        yield (session.submit, (events,))
+    version, appended, tries = yield from _finish(session, reducer, state)
+    result = None if appended is None else AppendResult.from_native(appended)
+    return Executed(state, version, result, tries)
+
+
+def run(protocol: Protocol[S]) -> S:
+    """Drives a protocol with blocking calls."""
+    try:
+        call = next(protocol)
+        while True:
+            function, args = call
+            call = protocol.send(function(*args))
+    except StopIteration as done:
+        result: S = done.value
+        return result
+    except _UserError as wrapped:
+        raise wrapped.error from None
+
+
+def head_from_native(state_id: str, head: tuple[str, int, int, int, int, dict[str, str]]) -> StateHead:
+    kind, count, position, first, last, metadata = head
+    neutral = kind == "neutral"
+    return StateHead(state_id, neutral, None if neutral else count, count, position, from_nanos(first), from_nanos(last), metadata)
+
+
+def snapshot_from_native(state_id: str, found: tuple[int, str, bytes, str, int] | None) -> Snapshot | None:
+    if found is None:
+        return None
+    version, revision, payload, content_type, created = found
+    return Snapshot(state_id, version, revision, payload, content_type, from_nanos(created))
+
+
+def non_negative(value: int | None, field: str) -> int | None:
+    """A count or a version: refused before it reaches the core when negative."""
+    if value is not None and (not isinstance(value, int) or value < 0):
+        raise InvalidArgument(f"{field} must be a whole number >= 0, not {value!r}", code="INVALID_ARGUMENT", field=field)
+    return value
+
+
+def expectation(expected: Expected) -> tuple[str, int]:
+    if isinstance(expected, _Any):
+        return ("any", 0)
+    if isinstance(expected, _NoState):
+        return ("no_state", 0)
+    if isinstance(expected, int) and not isinstance(expected, bool) and expected >= 0:
+        return ("exactly", expected)
+    raise InvalidArgument(f"expected must be ANY, NO_STATE or a version >= 0, not {expected!r}", code="INVALID_ARGUMENT", field="expected")
+
+
+@dataclass
+class ReadArgs:
+    """A state read's bounds, as the native call takes them."""
+
+    backward: bool = False
+    from_version: int | None = None
+    to_version: int | None = None
+    limit: int | None = None
+    names: list[str] = field(default_factory=list)
+    as_of: datetime | None = None
+
+    def native(self, state_id: str) -> tuple[Any, ...]:
+        as_of = None if self.as_of is None else to_nanos(self.as_of, "as_of")
+        bounds = (
+            non_negative(self.from_version, "from_version"),
+            non_negative(self.to_version, "to_version"),
+            non_negative(self.limit, "limit"),
+        )
+        return (state_id, self.backward, *bounds, self.names, as_of)

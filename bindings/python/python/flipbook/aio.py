@@ -1,0 +1,214 @@
+"""The asyncio client: the same API as :class:`flipbook.Client`, as coroutines and async
+iterators. Native calls that wait run on a thread pool of this module (the GIL released), and
+your reducer and decide function run in the event loop's thread. No native thread ever calls
+into Python, so nothing is left to deliver when the interpreter exits.
+
+Cancelling a task stops it at its next ``await``; a native call already running finishes on its
+thread (an append sent is not taken back: its event ids make sending it again safe)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from os import PathLike
+from typing import Any, TypeVar
+
+from flipbook import _client, _native
+from flipbook._model import (
+    ANY,
+    AppendResult,
+    Event,
+    Executed,
+    Expected,
+    Loaded,
+    Options,
+    Protocol,
+    Reducer,
+    S,
+    ServerInfo,
+    Snapshot,
+    StateHead,
+    _UserError,
+    execute_protocol,
+    load_protocol,
+    non_negative,
+)
+from flipbook._native import RecordedEvent
+
+T = TypeVar("T")
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flipbook")
+    return _executor
+
+
+def _forget_pool() -> None:
+    # A pool's threads do not survive fork(): the child makes its own.
+    global _executor
+    _executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+async def _call(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_pool(), function, *args)
+
+
+async def _run(protocol: Protocol[S]) -> S:
+    try:
+        call = next(protocol)
+        while True:
+            function, args = call
+            call = protocol.send(await _call(function, *args))
+    except StopIteration as done:
+        result: S = done.value
+        return result
+    except _UserError as wrapped:
+        raise wrapped.error from None
+
+
+async def _events(pages: AsyncIterator[list[RecordedEvent]]) -> AsyncIterator[RecordedEvent]:
+    async for page in pages:
+        for event in page:
+            yield event
+
+
+class Client:
+    """The asyncio face of :class:`flipbook.Client`: ``client = await Client.connect(...)``."""
+
+    def __init__(self, sync: _client.Client) -> None:
+        self._sync = sync
+
+    @property
+    def sync(self) -> _client.Client:
+        """The same client with blocking calls (they share the connection and the cache)."""
+        return self._sync
+
+    @classmethod
+    async def connect(
+        cls,
+        endpoint: str = "http://127.0.0.1:7420",
+        *,
+        token: str | None = None,
+        ca_certificate: bytes | None = None,
+        tls_domain: str | None = None,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 30.0,
+        options: Options | None = None,
+    ) -> Client:
+        def connect() -> _client.Client:
+            return _client.Client.connect(
+                endpoint,
+                token=token,
+                ca_certificate=ca_certificate,
+                tls_domain=tls_domain,
+                connect_timeout=connect_timeout,
+                request_timeout=request_timeout,
+                options=options,
+            )
+
+        return cls(await _call(connect))
+
+    @classmethod
+    async def open_embedded(cls, path: str | PathLike[str], *, options: Options | None = None) -> Client:
+        return cls(await _call(lambda: _client.Client.open_embedded(path, options=options)))
+
+    @classmethod
+    def in_memory(cls, *, options: Options | None = None) -> Client:
+        return cls(_client.Client.in_memory(options=options))
+
+    async def load(self, state_id: str, reducer: Reducer[S], *, as_of: datetime | None = None) -> Loaded[S]:
+        return await _run(load_protocol(self._sync._native, state_id, reducer, as_of))
+
+    async def execute(self, state_id: str, reducer: Reducer[S], decide: Callable[[S], Sequence[Event]]) -> Executed[S]:
+        return await _run(execute_protocol(self._sync._native, state_id, reducer, decide))
+
+    async def append(
+        self,
+        state_id: str,
+        events: Event | Sequence[Event],
+        *,
+        expected: Expected = ANY,
+        version_neutral: bool = False,
+        state_metadata: dict[str, str] | None = None,
+    ) -> AppendResult:
+        def append() -> AppendResult:
+            return self._sync.append(
+                state_id, events, expected=expected, version_neutral=version_neutral, state_metadata=state_metadata
+            )
+
+        return await _call(append)
+
+    async def read_pages(
+        self,
+        state_id: str,
+        *,
+        backward: bool = False,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        limit: int | None = None,
+        names: Sequence[str] = (),
+        as_of: datetime | None = None,
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        pages = self._sync.read_pages(
+            state_id, backward=backward, from_version=from_version, to_version=to_version, limit=limit, names=names, as_of=as_of
+        )
+        while (page := await _call(next, pages, None)) is not None:
+            yield page
+
+    def read(
+        self,
+        state_id: str,
+        *,
+        backward: bool = False,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        limit: int | None = None,
+        names: Sequence[str] = (),
+        as_of: datetime | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        return _events(
+            self.read_pages(
+                state_id, backward=backward, from_version=from_version, to_version=to_version, limit=limit, names=names, as_of=as_of
+            )
+        )
+
+    async def _all_pages(
+        self, after_position: int, prefix: str, names: Sequence[str], limit: int | None
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        after = non_negative(after_position, "after_position") or 0
+        pages = self._sync._native.read_all(after, prefix, list(names), non_negative(limit, "limit"))
+        while (page := await _call(pages.next_page)) is not None:
+            yield page
+
+    def read_all(
+        self, *, after_position: int = 0, prefix: str = "", names: Sequence[str] = (), limit: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        return _events(self._all_pages(after_position, prefix, names, limit))
+
+    async def head(self, state_id: str) -> StateHead:
+        return await _call(self._sync.head, state_id)
+
+    async def put_snapshot(
+        self, state_id: str, version: int, reducer_revision: str, payload: bytes, content_type: str = "application/json"
+    ) -> None:
+        await _call(self._sync.put_snapshot, state_id, version, reducer_revision, payload, content_type)
+
+    async def get_snapshot(self, state_id: str, reducer_revision: str, *, max_version: int | None = None) -> Snapshot | None:
+        return await _call(lambda: self._sync.get_snapshot(state_id, reducer_revision, max_version=max_version))
+
+    async def delete_snapshots(self, state_id: str) -> int:
+        return await _call(self._sync.delete_snapshots, state_id)
+
+    async def server_info(self) -> ServerInfo:
+        return await _call(self._sync.server_info)

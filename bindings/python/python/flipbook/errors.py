@@ -1,0 +1,94 @@
+"""Flipbook's errors: one class per kind of failure, the same kinds in every language.
+
+Catch :class:`FlipbookError` for all of them, or a subclass for one. Every error carries
+``code`` (the stable name, e.g. ``"VERSION_CONFLICT"``); :class:`InvalidArgument` also names
+the ``field``, :class:`ConflictError` the state's ``actual_version``. An exception raised by your
+own reducer or decide function is never wrapped: it reaches you unchanged.
+"""
+
+from __future__ import annotations
+
+
+class FlipbookError(Exception):
+    """Base class of every error Flipbook raises."""
+
+    code: str
+    field: str | None
+    actual_version: int | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "INTERNAL",
+        field: str | None = None,
+        actual_version: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.actual_version = actual_version
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call may succeed if made again (the server was unreachable)."""
+        return self.code == "UNAVAILABLE"
+
+
+class InvalidArgument(FlipbookError):
+    """Input broke a rule; nothing was stored. ``field`` names what was wrong."""
+
+
+class NotFound(FlipbookError):
+    """The state (its head) or the snapshot does not exist."""
+
+
+class ConflictError(FlipbookError):
+    """The state's version was not the expected one; ``actual_version`` is its version now."""
+
+
+class DuplicateEvent(FlipbookError):
+    """An event id already stored in the state, with other content or at another place."""
+
+
+class StateKindMismatch(FlipbookError):
+    """Versioned and version-neutral events cannot be mixed in one state."""
+
+
+class TooLarge(FlipbookError):
+    """Over a limit of the server or its backend."""
+
+
+class Unauthenticated(FlipbookError):
+    """No bearer token, or not the server's."""
+
+
+class PermissionDenied(FlipbookError):
+    """The token may not do this."""
+
+
+class Unavailable(FlipbookError):
+    """The server or its backend cannot be reached; retrying later can help."""
+
+
+class InternalError(FlipbookError):
+    """A bug or corrupt data; retrying will not help."""
+
+
+_BY_CODE: dict[str, type[FlipbookError]] = {
+    "INVALID_ARGUMENT": InvalidArgument,
+    "NOT_FOUND": NotFound,
+    "VERSION_CONFLICT": ConflictError,
+    "DUPLICATE_EVENT": DuplicateEvent,
+    "STATE_KIND_MISMATCH": StateKindMismatch,
+    "TOO_LARGE": TooLarge,
+    "UNAUTHENTICATED": Unauthenticated,
+    "PERMISSION_DENIED": PermissionDenied,
+    "UNAVAILABLE": Unavailable,
+    "INTERNAL": InternalError,
+}
+
+
+def class_for_code(code: str) -> type[FlipbookError]:
+    """The class the native core raises for an error code."""
+    return _BY_CODE.get(code, FlipbookError)

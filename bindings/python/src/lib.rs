@@ -1,0 +1,635 @@
+//! `flipbook._native`: the Python binding's native half. Thin by design: every behaviour is
+//! `flipbook-sdk-core`'s; this converts values and hands the core's session protocol (see
+//! `bindings/README.md`) to the Python package, which folds pages and decides in Python.
+//!
+//! Threads: every call that waits releases the GIL and blocks on the process's one tokio
+//! runtime. After `fork()` the child builds a runtime of its own and reconnects its clients
+//! (a runtime's threads do not survive a fork). The asyncio API (`flipbook/aio.py`) runs these
+//! blocking calls on a thread pool, so no Rust thread ever calls into Python.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use flipbook_sdk_core::{
+    AllQuery, AppendOutcome, AppendRequest, Client, ClientOptions, ConnectOptions, Direction, Error, EventPages,
+    Expectation, Metadata, ProposedEvent, RecordedEvent, Session, Snapshot, SnapshotQuery, StateKind, StateQuery,
+    Timestamp,
+};
+use futures::StreamExt;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+// ---- the runtime ---------------------------------------------------------------------------
+
+/// The process's runtime and the process it was built in.
+static RUNTIME: Mutex<Option<(u32, Arc<tokio::runtime::Runtime>)>> = Mutex::new(None);
+
+fn runtime() -> PyResult<Arc<tokio::runtime::Runtime>> {
+    let mut slot = RUNTIME.lock().map_err(|_| PyRuntimeError::new_err("runtime lock poisoned"))?;
+    let pid = std::process::id();
+    match slot.as_ref() {
+        Some((built_in, runtime)) if *built_in == pid => Ok(Arc::clone(runtime)),
+        stale => {
+            if let Some((_, inherited)) = stale {
+                // A copy from the parent: its threads do not exist here, so it must not be
+                // dropped (that would wait for them). It is left as it is.
+                std::mem::forget(Arc::clone(inherited));
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("flipbook")
+                .enable_all()
+                .build()
+                .map_err(|e| PyRuntimeError::new_err(format!("starting the runtime: {e}")))?;
+            let runtime = Arc::new(runtime);
+            *slot = Some((pid, Arc::clone(&runtime)));
+            Ok(runtime)
+        }
+    }
+}
+
+/// Runs a future to completion with the GIL released.
+fn wait<F>(py: Python<'_>, future: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let runtime = runtime()?;
+    Ok(py.detach(|| runtime.block_on(future)))
+}
+
+// ---- errors --------------------------------------------------------------------------------
+
+/// The Python exception for a core error: the class of `flipbook.errors` named by its code,
+/// with `code`, `field`, `actual_version` set. A caller's own error never passes through here:
+/// user code runs in Python.
+fn to_py(py: Python<'_>, error: Error) -> PyErr {
+    let raise = || -> PyResult<PyErr> {
+        let errors = py.import("flipbook.errors")?;
+        let class = errors.getattr("class_for_code")?.call1((error.code().as_str(),))?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("code", error.code().as_str())?;
+        kwargs.set_item("field", error.field())?;
+        kwargs.set_item("actual_version", error.actual_version())?;
+        Ok(PyErr::from_value(class.call((error.to_string(),), Some(&kwargs))?))
+    };
+    raise().unwrap_or_else(|e| e)
+}
+
+trait OrRaise<T> {
+    fn or_raise(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> OrRaise<T> for Result<T, Error> {
+    fn or_raise(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| to_py(py, e))
+    }
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> PyResult<MutexGuard<'_, T>> {
+    mutex.lock().map_err(|_| PyRuntimeError::new_err("a previous call panicked"))
+}
+
+// ---- values --------------------------------------------------------------------------------
+
+/// An event as the store recorded it. Built once per event of a page; fields convert when read.
+#[pyclass(frozen, module = "flipbook", name = "RecordedEvent")]
+#[derive(Debug)]
+pub struct PyRecordedEvent(RecordedEvent);
+
+#[pymethods]
+impl PyRecordedEvent {
+    #[getter]
+    fn state_id(&self) -> &str {
+        &self.0.state_id
+    }
+    /// `None` for version-neutral states.
+    #[getter]
+    fn version(&self) -> Option<u64> {
+        self.0.version
+    }
+    #[getter]
+    fn global_position(&self) -> u64 {
+        self.0.global_position
+    }
+    #[getter]
+    fn event_id(&self) -> String {
+        self.0.event_id.hyphenated().to_string()
+    }
+    #[getter]
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.payload)
+    }
+    #[getter]
+    fn content_type(&self) -> &str {
+        &self.0.content_type
+    }
+    /// When it happened in the domain, in nanoseconds since the Unix epoch; `None`: time-neutral.
+    #[getter]
+    fn timestamp_nanos(&self) -> Option<i64> {
+        self.0.timestamp.map(Timestamp::unix_nanos)
+    }
+    #[getter]
+    fn recorded_at_nanos(&self) -> i64 {
+        self.0.recorded_at.unix_nanos()
+    }
+    #[getter]
+    fn metadata(&self) -> Metadata {
+        self.0.metadata.clone()
+    }
+    /// The payload parsed as JSON.
+    fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("json")?.getattr("loads")?.call1((PyBytes::new(py, &self.0.payload),))
+    }
+    fn __repr__(&self) -> String {
+        let version = self.0.version.map_or("-".to_owned(), |v| v.to_string());
+        format!("RecordedEvent({:?} v{version} {:?} @{})", self.0.state_id, self.0.name, self.0.global_position)
+    }
+}
+
+/// A proposed event as the Python package passes it.
+type EventTuple = (Option<String>, String, Vec<u8>, String, Option<i64>, Option<Metadata>);
+
+fn proposed(
+    index: usize,
+    (event_id, name, payload, content_type, timestamp, metadata): EventTuple,
+) -> Result<ProposedEvent, Error> {
+    let mut event = ProposedEvent::new(name, payload);
+    if let Some(id) = event_id {
+        event.event_id =
+            id.parse().map_err(|_| Error::invalid(format!("events[{index}].event_id"), "must be a UUID"))?;
+    }
+    event.content_type = content_type;
+    event.timestamp = timestamp.map(Timestamp::from_unix_nanos);
+    event.metadata = metadata.unwrap_or_default();
+    Ok(event)
+}
+
+fn proposed_all(events: Vec<EventTuple>) -> Result<Vec<ProposedEvent>, Error> {
+    events.into_iter().enumerate().map(|(i, e)| proposed(i, e)).collect()
+}
+
+/// `(last_version, global_positions, recorded_at_nanos)`.
+type OutcomeTuple = (Option<u64>, Vec<u64>, i64);
+
+fn outcome_tuple(outcome: AppendOutcome) -> OutcomeTuple {
+    (outcome.last_version, outcome.global_positions, outcome.recorded_at.unix_nanos())
+}
+
+fn page_to_py(py: Python<'_>, events: Vec<RecordedEvent>) -> PyResult<Vec<Py<PyRecordedEvent>>> {
+    events.into_iter().map(|e| Py::new(py, PyRecordedEvent(e))).collect()
+}
+
+// ---- reads ---------------------------------------------------------------------------------
+
+/// A read in progress: pages of events, fetched as Python asks for them.
+#[pyclass(frozen, module = "flipbook._native")]
+pub struct Pages {
+    pages: Mutex<EventPages>,
+    /// The process it began in: its connection is that process's.
+    pid: u32,
+}
+
+impl Pages {
+    fn new(pages: EventPages) -> Self {
+        Self { pages: Mutex::new(pages), pid: std::process::id() }
+    }
+}
+
+/// A read or session begun before `fork()` lives on the parent's runtime, which has no threads
+/// in the child: continuing it there would wait forever.
+fn same_process(pid: u32) -> PyResult<()> {
+    if pid == std::process::id() {
+        Ok(())
+    } else {
+        Err(PyRuntimeError::new_err("this read or session began before fork(); begin it again in this process"))
+    }
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pages")
+    }
+}
+
+#[pymethods]
+impl Pages {
+    /// The next page, or `None` at the end.
+    fn next_page(&self, py: Python<'_>) -> PyResult<Option<Vec<Py<PyRecordedEvent>>>> {
+        same_process(self.pid)?;
+        let runtime = runtime()?;
+        // Locked with the GIL released: a thread waiting for the lock must not hold the GIL
+        // the holder needs to return.
+        let next = py.detach(|| locked(&self.pages).map(|mut pages| runtime.block_on(pages.next())))?;
+        match next {
+            Some(page) => Ok(Some(page_to_py(py, page.or_raise(py)?)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+// ---- sessions ------------------------------------------------------------------------------
+
+/// The core's load / execute conversation (`bindings/README.md`).
+#[pyclass(frozen, module = "flipbook._native", name = "Session")]
+#[derive(Debug)]
+pub struct PySession {
+    session: Mutex<Option<Session>>,
+    pid: u32,
+}
+
+type Step<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl PySession {
+    fn new(session: Session) -> Self {
+        Self { session: Mutex::new(Some(session)), pid: std::process::id() }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Session) -> T) -> PyResult<T> {
+        let mut session = locked(&self.session)?;
+        let session = session.as_mut().ok_or_else(|| PyRuntimeError::new_err("the session has finished"))?;
+        Ok(f(session))
+    }
+
+    /// Runs one of the session's waits with the GIL released, the lock taken without the GIL.
+    fn wait_with<T: Send>(
+        &self,
+        py: Python<'_>,
+        step: impl for<'a> FnOnce(&'a mut Session) -> Step<'a, T> + Send,
+    ) -> PyResult<T> {
+        same_process(self.pid)?;
+        let runtime = runtime()?;
+        py.detach(|| {
+            let mut session = locked(&self.session)?;
+            let session = session.as_mut().ok_or_else(|| PyRuntimeError::new_err("the session has finished"))?;
+            Ok(runtime.block_on(step(session)))
+        })
+    }
+}
+
+#[pymethods]
+impl PySession {
+    /// `(version, encoded state)` to start from, or `None`: the reducer's initial state.
+    fn base<'py>(&self, py: Python<'py>) -> PyResult<Option<(u64, Bound<'py, PyBytes>)>> {
+        self.with(|s| s.base().map(|b| (b.version, PyBytes::new(py, &b.state))))
+    }
+
+    fn discard_base(&self) -> PyResult<()> {
+        self.with(Session::discard_base)
+    }
+
+    fn version(&self) -> PyResult<u64> {
+        self.with(|s| s.version())
+    }
+
+    fn next_page(&self, py: Python<'_>) -> PyResult<Option<Vec<Py<PyRecordedEvent>>>> {
+        match self.wait_with(py, |session| Box::pin(session.next_page()))?.or_raise(py)? {
+            Some(page) => Ok(Some(page_to_py(py, page)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn is_decided(&self) -> PyResult<bool> {
+        self.with(|s| s.is_decided())
+    }
+
+    fn submit(&self, py: Python<'_>, events: Vec<EventTuple>) -> PyResult<()> {
+        let events = proposed_all(events).or_raise(py)?;
+        self.wait_with(py, move |session| Box::pin(session.submit(events)))?.or_raise(py)
+    }
+
+    fn wants_state(&self) -> PyResult<bool> {
+        self.with(|s| s.wants_state())
+    }
+
+    /// Ends the session: `(version, appended outcome or None, tries)`.
+    #[pyo3(signature = (state=None))]
+    fn finish(&self, py: Python<'_>, state: Option<Vec<u8>>) -> PyResult<(u64, Option<OutcomeTuple>, u32)> {
+        same_process(self.pid)?;
+        let session = py.detach(|| locked(&self.session).map(|mut s| s.take()))?;
+        let session = session.ok_or_else(|| PyRuntimeError::new_err("the session has finished"))?;
+        let finished = wait(py, session.finish(state))?.or_raise(py)?;
+        Ok((finished.version, finished.appended.map(outcome_tuple), finished.tries))
+    }
+}
+
+// ---- the client ----------------------------------------------------------------------------
+
+/// How a client was made, so a forked child can make it again.
+#[derive(Debug)]
+enum Origin {
+    Server(ConnectOptions),
+    Embedded(PathBuf),
+    /// Nothing of it lives on the runtime: the child keeps (a copy of) it as it is.
+    Memory,
+}
+
+#[pyclass(frozen, module = "flipbook._native")]
+#[derive(Debug)]
+pub struct NativeClient {
+    origin: Origin,
+    options: ClientOptions,
+    current: Mutex<(u32, Client)>,
+}
+
+async fn open(origin: &Origin, options: ClientOptions) -> Result<Client, Error> {
+    match origin {
+        Origin::Server(connect) => Client::connect_with(connect.clone(), options).await,
+        Origin::Embedded(path) => Client::open_embedded(path, options).await,
+        Origin::Memory => Ok(Client::in_memory(options)),
+    }
+}
+
+fn seconds(value: f64, field: &str) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(value).map_err(|_| Error::invalid(field, "must be a non-negative number of seconds"))
+}
+
+/// `(max_tries, max_resends, first_delay, max_delay, snapshot_every, cache_entries,
+/// cache_bytes)`, as `flipbook.Options.to_native()` gives it.
+type OptionsTuple = (u32, u32, f64, f64, Option<u64>, usize, u64);
+
+fn client_options(
+    (max_tries, max_resends, first_delay, max_delay, snapshot_every, cache_entries, cache_bytes): OptionsTuple,
+) -> Result<ClientOptions, Error> {
+    let mut options = ClientOptions::default();
+    options.retry.max_tries = max_tries.max(1);
+    options.retry.max_resends = max_resends;
+    options.retry.first_delay = seconds(first_delay, "first_delay")?;
+    options.retry.max_delay = seconds(max_delay, "max_delay")?;
+    options.snapshots.every = snapshot_every;
+    options.cache.max_entries = cache_entries;
+    options.cache.max_bytes = cache_bytes;
+    Ok(options)
+}
+
+/// Why a client could not be made again after a fork.
+enum Reopen {
+    Lock(PyErr),
+    Core(Error),
+}
+
+impl From<PyErr> for Reopen {
+    fn from(error: PyErr) -> Self {
+        Self::Lock(error)
+    }
+}
+
+impl From<Error> for Reopen {
+    fn from(error: Error) -> Self {
+        Self::Core(error)
+    }
+}
+
+impl NativeClient {
+    /// The client for this process: made again after a fork.
+    fn client(&self, py: Python<'_>) -> PyResult<Client> {
+        let pid = std::process::id();
+        {
+            let current = locked(&self.current)?;
+            if current.0 == pid || matches!(self.origin, Origin::Memory) {
+                return Ok(current.1.clone());
+            }
+        }
+        let runtime = runtime()?;
+        let reopened = py.detach(|| {
+            let mut current = locked(&self.current)?;
+            if current.0 != pid {
+                let client = runtime.block_on(open(&self.origin, self.options.clone()))?;
+                // The parent's client holds tasks of the parent's runtime: never dropped here.
+                std::mem::forget(std::mem::replace(&mut current.1, client));
+                current.0 = pid;
+            }
+            Ok::<_, Reopen>(current.1.clone())
+        });
+        match reopened {
+            Ok(client) => Ok(client),
+            Err(Reopen::Lock(error)) => Err(error),
+            Err(Reopen::Core(error)) => Err(to_py(py, error)),
+        }
+    }
+
+    fn make(py: Python<'_>, origin: Origin, options: ClientOptions) -> PyResult<Self> {
+        let client = wait(py, open(&origin, options.clone()))?.or_raise(py)?;
+        Ok(Self { origin, options, current: Mutex::new((std::process::id(), client)) })
+    }
+}
+
+#[pymethods]
+impl NativeClient {
+    #[staticmethod]
+    #[pyo3(signature = (endpoint, token, ca_certificate, tls_domain, connect_timeout, request_timeout, options))]
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        py: Python<'_>,
+        endpoint: String,
+        token: Option<String>,
+        ca_certificate: Option<Vec<u8>>,
+        tls_domain: Option<String>,
+        connect_timeout: f64,
+        request_timeout: f64,
+        options: OptionsTuple,
+    ) -> PyResult<Self> {
+        let options = client_options(options).or_raise(py)?;
+        let mut connect = ConnectOptions::new(endpoint);
+        connect.token = token;
+        connect.ca_certificate = ca_certificate;
+        connect.tls_domain = tls_domain;
+        connect.connect_timeout = seconds(connect_timeout, "connect_timeout").or_raise(py)?;
+        connect.request_timeout = seconds(request_timeout, "request_timeout").or_raise(py)?;
+        Self::make(py, Origin::Server(connect), options)
+    }
+
+    #[staticmethod]
+    fn open_embedded(py: Python<'_>, path: PathBuf, options: OptionsTuple) -> PyResult<Self> {
+        let options = client_options(options).or_raise(py)?;
+        Self::make(py, Origin::Embedded(path), options)
+    }
+
+    #[staticmethod]
+    fn in_memory(py: Python<'_>, options: OptionsTuple) -> PyResult<Self> {
+        let options = client_options(options).or_raise(py)?;
+        Self::make(py, Origin::Memory, options)
+    }
+
+    /// `expected`: "any", "no_state", or "exactly" with `version`.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (state_id, events, expected, version, neutral, state_metadata))]
+    fn append(
+        &self,
+        py: Python<'_>,
+        state_id: String,
+        events: Vec<EventTuple>,
+        expected: &str,
+        version: u64,
+        neutral: bool,
+        state_metadata: Option<Metadata>,
+    ) -> PyResult<OutcomeTuple> {
+        let expected = match expected {
+            "any" => Expectation::Any,
+            "no_state" => Expectation::NoState,
+            "exactly" => Expectation::Exactly(version),
+            other => return Err(to_py(py, Error::invalid("expected", format!("unknown expectation {other:?}")))),
+        };
+        let mut request = AppendRequest::new(state_id, expected, proposed_all(events).or_raise(py)?);
+        if neutral {
+            request.kind = StateKind::VersionNeutral;
+        }
+        request.state_metadata = state_metadata.unwrap_or_default();
+        let client = self.client(py)?;
+        wait(py, client.append_resending(request))?.or_raise(py).map(outcome_tuple)
+    }
+
+    /// `(kind "versioned"|"neutral", event_count, last_global_position, first_recorded_at_nanos,
+    /// last_recorded_at_nanos, metadata)`.
+    fn head(&self, py: Python<'_>, state_id: String) -> PyResult<(String, u64, u64, i64, i64, Metadata)> {
+        let client = self.client(py)?;
+        let head = wait(py, async move { client.head(&state_id).await })?.or_raise(py)?;
+        let kind = if head.kind == StateKind::Versioned { "versioned" } else { "neutral" };
+        Ok((
+            kind.to_owned(),
+            head.event_count,
+            head.last_global_position,
+            head.first_recorded_at.unix_nanos(),
+            head.last_recorded_at.unix_nanos(),
+            head.metadata,
+        ))
+    }
+
+    #[pyo3(signature = (state_id, backward, min_version, max_version, limit, names, as_of_nanos))]
+    #[allow(clippy::too_many_arguments)]
+    fn read_state(
+        &self,
+        py: Python<'_>,
+        state_id: String,
+        backward: bool,
+        min_version: Option<u64>,
+        max_version: Option<u64>,
+        limit: Option<u64>,
+        names: Vec<String>,
+        as_of_nanos: Option<i64>,
+    ) -> PyResult<Pages> {
+        let query = StateQuery {
+            state_id,
+            direction: if backward { Direction::Backward } else { Direction::Forward },
+            min_version,
+            max_version,
+            limit: limit.filter(|&n| n > 0),
+            names,
+            as_of: as_of_nanos.map(Timestamp::from_unix_nanos),
+        };
+        Ok(Pages::new(self.client(py)?.read_state(query)))
+    }
+
+    #[pyo3(signature = (after_position, prefix, names, limit))]
+    fn read_all(
+        &self,
+        py: Python<'_>,
+        after_position: u64,
+        prefix: String,
+        names: Vec<String>,
+        limit: Option<u64>,
+    ) -> PyResult<Pages> {
+        let query = AllQuery { after_position, state_id_prefix: prefix, names, limit: limit.filter(|&n| n > 0) };
+        Ok(Pages::new(self.client(py)?.read_all(query)))
+    }
+
+    fn put_snapshot(
+        &self,
+        py: Python<'_>,
+        state_id: String,
+        version: u64,
+        reducer_revision: String,
+        payload: Vec<u8>,
+        content_type: String,
+    ) -> PyResult<()> {
+        let snapshot =
+            Snapshot { state_id, version, reducer_revision, payload, content_type, created_at: Timestamp::now() };
+        let client = self.client(py)?;
+        wait(py, async move { client.put_snapshot(snapshot).await })?.or_raise(py)
+    }
+
+    /// `(version, reducer_revision, payload, content_type, created_at_nanos)` or `None`.
+    #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (state_id, reducer_revision, max_version))]
+    fn get_snapshot<'py>(
+        &self,
+        py: Python<'py>,
+        state_id: String,
+        reducer_revision: String,
+        max_version: Option<u64>,
+    ) -> PyResult<Option<(u64, String, Bound<'py, PyBytes>, String, i64)>> {
+        let client = self.client(py)?;
+        let query = SnapshotQuery { state_id, reducer_revision, max_version };
+        let found = wait(py, async move { client.get_snapshot(query).await })?.or_raise(py)?;
+        Ok(found.map(|s| {
+            (s.version, s.reducer_revision, PyBytes::new(py, &s.payload), s.content_type, s.created_at.unix_nanos())
+        }))
+    }
+
+    fn delete_snapshots(&self, py: Python<'_>, state_id: String) -> PyResult<u64> {
+        let client = self.client(py)?;
+        wait(py, async move { client.delete_snapshots(&state_id).await })?.or_raise(py)
+    }
+
+    /// `(server_version, event_backend, snapshot_backend, durable, max_events_per_append,
+    /// max_payload_bytes, max_snapshot_bytes, max_request_bytes)`.
+    #[allow(clippy::type_complexity)]
+    fn server_info(&self, py: Python<'_>) -> PyResult<(String, String, String, bool, u32, u64, u64, u64)> {
+        let client = self.client(py)?;
+        let info = wait(py, async move { client.server_info().await })?.or_raise(py)?;
+        let l = info.limits;
+        Ok((
+            info.server_version,
+            info.event_backend,
+            info.snapshot_backend,
+            info.durable,
+            l.max_events_per_append,
+            l.max_payload_bytes,
+            l.max_snapshot_bytes,
+            l.max_request_bytes,
+        ))
+    }
+
+    #[pyo3(signature = (state_id, reducer_revision, as_of_nanos))]
+    fn load_session(
+        &self,
+        py: Python<'_>,
+        state_id: String,
+        reducer_revision: String,
+        as_of_nanos: Option<i64>,
+    ) -> PyResult<PySession> {
+        let client = self.client(py)?;
+        let as_of = as_of_nanos.map(Timestamp::from_unix_nanos);
+        let session =
+            wait(py, async move { client.load_session(&state_id, &reducer_revision, as_of).await })?.or_raise(py)?;
+        Ok(PySession::new(session))
+    }
+
+    fn execute_session(&self, py: Python<'_>, state_id: String, reducer_revision: String) -> PyResult<PySession> {
+        let client = self.client(py)?;
+        let session =
+            wait(py, async move { client.execute_session(&state_id, &reducer_revision).await })?.or_raise(py)?;
+        Ok(PySession::new(session))
+    }
+
+    /// `(entries, bytes)` in the local state cache.
+    fn cache_usage(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
+        Ok(self.client(py)?.cache_usage())
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeClient>()?;
+    m.add_class::<PySession>()?;
+    m.add_class::<Pages>()?;
+    m.add_class::<PyRecordedEvent>()?;
+    Ok(())
+}
