@@ -74,7 +74,17 @@ def server_binary() -> str:
 def server(*args: str) -> Iterator[str]:
     """A `flipbook serve` on a free port; yields its endpoint. Its log (JSON lines on stderr) is
     read to the end by a thread, so the server never blocks on a full pipe."""
-    command = [server_binary(), "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", "json", *args]
+    command = [
+        server_binary(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "off",
+        "--log-format",
+        "json",
+        *args,
+    ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     serving: queue.Queue[str | None] = queue.Queue()
 
@@ -194,7 +204,9 @@ def against_eventsourcing() -> bool:
     repeats = 1 if SMOKE else 3
     app = eventsourcing_app(postgres_url)
     met = True
-    with server("--event-store", "postgres", "--snapshot-store", "postgres", "--postgres-url", postgres_url) as endpoint:
+    with server(
+        "--event-store", "postgres", "--snapshot-store", "postgres", "--postgres-url", postgres_url
+    ) as endpoint:
         client = flipbook.Client.connect(endpoint)
         reducer = Balance()
         deposit = [flipbook.Event("Deposited", PAYLOAD)]

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 import pytest
-from conftest import Backend, InsufficientFunds, Ledger, Wallet, deposit, withdraw
 
 import flipbook
+from conftest import Backend, InsufficientFunds, Ledger, Wallet, deposit, withdraw
 from flipbook import NO_STATE, Event, aio
 
 T = TypeVar("T")

@@ -7,9 +7,8 @@ import asyncio
 import collections
 import threading
 
-from conftest import Backend, Ledger, Wallet, deposit
-
 import flipbook
+from conftest import Backend, Ledger, Wallet, deposit
 
 WRITERS = 16
 COMMANDS = 20

@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import AUTH_TOKEN, Server, events
 
 import flipbook
+from conftest import AUTH_TOKEN, Server, events
 from flipbook import ANY, Event, errors
 
 

@@ -127,10 +127,10 @@ def test_scripts_exit_cleanly(sqlite_server: Server, postgres_server: Server, tm
     failures = []
     for label, process in runs:
         try:
-            out, err = process.communicate(timeout=60)
+            _out, err = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-            out, err = process.communicate()
+            _out, err = process.communicate()
             failures.append(f"{label}: still running after 60 s\n{err}")
             continue
         if process.returncode != 0 or "Fatal Python error" in err or "panicked" in err:
@@ -158,9 +158,7 @@ time.sleep(0.05)
 """
 
 
-def test_daemon_threads_in_native_calls_at_exit(
-    sqlite_server: Server, postgres_server: Server, tmp_path: Path
-) -> None:
+def test_daemon_threads_in_native_calls_at_exit(sqlite_server: Server, postgres_server: Server, tmp_path: Path) -> None:
     processes = []
     for index in range(6):
         kind, location = where(index, sqlite_server, postgres_server, tmp_path)

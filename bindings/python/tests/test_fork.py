@@ -11,9 +11,8 @@ import time
 import traceback
 from collections.abc import Callable
 
-from conftest import Backend, Ledger, Wallet, deposit
-
 import flipbook
+from conftest import Backend, Ledger, Wallet, deposit
 from flipbook import Event, aio
 
 

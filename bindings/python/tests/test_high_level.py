@@ -7,9 +7,9 @@ import traceback
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import Backend, InsufficientFunds, Ledger, Wallet, counter, deposit, withdraw
 
 import flipbook
+from conftest import Backend, InsufficientFunds, Ledger, Wallet, counter, deposit, withdraw
 from flipbook import Event, Options
 
 
@@ -141,9 +141,7 @@ def test_execute_gives_up_after_max_tries(backend: Backend, ledger: Ledger, stat
 # ---- the user's exceptions ------------------------------------------------------------------
 
 
-def test_an_exception_from_decide_comes_back_unchanged(
-    client: flipbook.Client, ledger: Ledger, state_id: str
-) -> None:
+def test_an_exception_from_decide_comes_back_unchanged(client: flipbook.Client, ledger: Ledger, state_id: str) -> None:
     client.execute(state_id, ledger, deposit(10))
     refusal = InsufficientFunds("no")
 

@@ -8,11 +8,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import Backend, events
 
 import flipbook
+from conftest import Backend, events
 from flipbook import ANY, NO_STATE, Event
-
 
 # ---- append ---------------------------------------------------------------------------------
 
@@ -206,9 +205,7 @@ def test_read_pages(client: flipbook.Client, state_id: str) -> None:
 # ---- read_all -------------------------------------------------------------------------------
 
 
-def test_read_all_with_prefix_names_and_after_position(
-    client: flipbook.Client, new_id: Callable[[str], str]
-) -> None:
+def test_read_all_with_prefix_names_and_after_position(client: flipbook.Client, new_id: Callable[[str], str]) -> None:
     prefix = new_id("all") + "/"
     a = client.append(prefix + "a", events("Opened", "Deposited", "Deposited"))
     other = client.append(new_id("elsewhere"), Event("Opened"))

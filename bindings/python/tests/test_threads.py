@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from conftest import Backend
 
 import flipbook
+from conftest import Backend
 from flipbook import Event
 
 

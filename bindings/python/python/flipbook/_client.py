@@ -62,7 +62,13 @@ class Client:
         """Connects to a server. ``https://`` endpoints use TLS: ``ca_certificate`` (PEM) for a
         private CA. ``token`` is sent as ``authorization: Bearer <token>``."""
         native = _native.NativeClient.connect(
-            endpoint, token, ca_certificate, tls_domain, connect_timeout, request_timeout, (options or Options()).to_native()
+            endpoint,
+            token,
+            ca_certificate,
+            tls_domain,
+            connect_timeout,
+            request_timeout,
+            (options or Options()).to_native(),
         )
         return cls(native)
 
@@ -104,9 +110,7 @@ class Client:
         """Appends events to one state atomically. ``expected``: :data:`ANY`, :data:`NO_STATE`,
         or the state's current version. A lost answer is re-sent with the same event ids."""
         kind, version = expectation(expected)
-        outcome = self._native.append(
-            state_id, native_events(events), kind, version, version_neutral, state_metadata
-        )
+        outcome = self._native.append(state_id, native_events(events), kind, version, version_neutral, state_metadata)
         return AppendResult.from_native(outcome)
 
     def read_pages(
@@ -137,7 +141,13 @@ class Client:
     ) -> Iterator[RecordedEvent]:
         """A state's events, one by one (fetched a page at a time)."""
         pages = self.read_pages(
-            state_id, backward=backward, from_version=from_version, to_version=to_version, limit=limit, names=names, as_of=as_of
+            state_id,
+            backward=backward,
+            from_version=from_version,
+            to_version=to_version,
+            limit=limit,
+            names=names,
+            as_of=as_of,
         )
         return (event for page in pages for event in page)
 

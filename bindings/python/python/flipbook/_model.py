@@ -71,7 +71,9 @@ class Event:
         return (self.event_id, self.name, payload, self.content_type, timestamp, metadata)
 
 
-def native_events(events: Event | Sequence[Event]) -> list[tuple[str | None, str, bytes, str, int | None, dict[str, str] | None]]:
+def native_events(
+    events: Event | Sequence[Event],
+) -> list[tuple[str | None, str, bytes, str, int | None, dict[str, str] | None]]:
     if isinstance(events, Event):
         events = [events]
     return [e.to_native() for e in events]
@@ -270,7 +272,9 @@ def _finish(session: _native.Session, reducer: Reducer[S], state: S) -> Generato
     return (yield (session.finish, (encoded,)))
 
 
-def load_protocol(native: _native.NativeClient, state_id: str, reducer: Reducer[S], as_of: datetime | None) -> Protocol[Loaded[S]]:
+def load_protocol(
+    native: _native.NativeClient, state_id: str, reducer: Reducer[S], as_of: datetime | None
+) -> Protocol[Loaded[S]]:
     as_of_nanos = None if as_of is None else to_nanos(as_of, "as_of")
     session = yield (native.load_session, (state_id, reducer.revision, as_of_nanos))
     state = _start(session, reducer)
@@ -313,7 +317,9 @@ def run(protocol: Protocol[S]) -> S:
 def head_from_native(state_id: str, head: tuple[str, int, int, int, int, dict[str, str]]) -> StateHead:
     kind, count, position, first, last, metadata = head
     neutral = kind == "neutral"
-    return StateHead(state_id, neutral, None if neutral else count, count, position, from_nanos(first), from_nanos(last), metadata)
+    return StateHead(
+        state_id, neutral, None if neutral else count, count, position, from_nanos(first), from_nanos(last), metadata
+    )
 
 
 def snapshot_from_native(state_id: str, found: tuple[int, str, bytes, str, int] | None) -> Snapshot | None:
@@ -326,7 +332,9 @@ def snapshot_from_native(state_id: str, found: tuple[int, str, bytes, str, int] 
 def non_negative(value: int | None, field: str) -> int | None:
     """A count or a version: refused before it reaches the core when negative."""
     if value is not None and (not isinstance(value, int) or value < 0):
-        raise InvalidArgument(f"{field} must be a whole number >= 0, not {value!r}", code="INVALID_ARGUMENT", field=field)
+        raise InvalidArgument(
+            f"{field} must be a whole number >= 0, not {value!r}", code="INVALID_ARGUMENT", field=field
+        )
     return value
 
 
@@ -337,7 +345,9 @@ def expectation(expected: Expected) -> tuple[str, int]:
         return ("no_state", 0)
     if isinstance(expected, int) and not isinstance(expected, bool) and expected >= 0:
         return ("exactly", expected)
-    raise InvalidArgument(f"expected must be ANY, NO_STATE or a version >= 0, not {expected!r}", code="INVALID_ARGUMENT", field="expected")
+    raise InvalidArgument(
+        f"expected must be ANY, NO_STATE or a version >= 0, not {expected!r}", code="INVALID_ARGUMENT", field="expected"
+    )
 
 
 @dataclass

@@ -16,7 +16,7 @@ from datetime import datetime
 from os import PathLike
 from typing import Any, TypeVar
 
-from flipbook import _client, _native
+from flipbook import _client
 from flipbook._model import (
     ANY,
     AppendResult,
@@ -161,7 +161,13 @@ class Client:
         as_of: datetime | None = None,
     ) -> AsyncIterator[list[RecordedEvent]]:
         pages = self._sync.read_pages(
-            state_id, backward=backward, from_version=from_version, to_version=to_version, limit=limit, names=names, as_of=as_of
+            state_id,
+            backward=backward,
+            from_version=from_version,
+            to_version=to_version,
+            limit=limit,
+            names=names,
+            as_of=as_of,
         )
         while (page := await _call(next, pages, None)) is not None:
             yield page
@@ -179,7 +185,13 @@ class Client:
     ) -> AsyncIterator[RecordedEvent]:
         return _events(
             self.read_pages(
-                state_id, backward=backward, from_version=from_version, to_version=to_version, limit=limit, names=names, as_of=as_of
+                state_id,
+                backward=backward,
+                from_version=from_version,
+                to_version=to_version,
+                limit=limit,
+                names=names,
+                as_of=as_of,
             )
         )
 
@@ -204,7 +216,9 @@ class Client:
     ) -> None:
         await _call(self._sync.put_snapshot, state_id, version, reducer_revision, payload, content_type)
 
-    async def get_snapshot(self, state_id: str, reducer_revision: str, *, max_version: int | None = None) -> Snapshot | None:
+    async def get_snapshot(
+        self, state_id: str, reducer_revision: str, *, max_version: int | None = None
+    ) -> Snapshot | None:
         return await _call(lambda: self._sync.get_snapshot(state_id, reducer_revision, max_version=max_version))
 
     async def delete_snapshots(self, state_id: str) -> int:
