@@ -4,9 +4,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flipbook_storage::model::{AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery};
 use flipbook_storage::validate::{self, Limits};
+use tokio::sync::Notify;
 
 use crate::backend::{Backend, EventPages, Local, Remote, ServerInfo};
 use crate::cache::StateCache;
@@ -25,6 +27,43 @@ pub(crate) struct Inner {
     pub limits: Limits,
     pub options: ClientOptions,
     pub cache: StateCache,
+    pub snapshot_writes: SnapshotWrites,
+}
+
+/// Snapshot writes running in the background, bounded.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotWrites {
+    in_flight: AtomicUsize,
+    settled: Notify,
+}
+
+impl SnapshotWrites {
+    /// More than this many at once means the snapshot store is slow: further writes are skipped.
+    const MAX_IN_FLIGHT: usize = 16;
+
+    pub fn try_start(&self) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < Self::MAX_IN_FLIGHT).then_some(n + 1))
+            .is_ok()
+    }
+
+    pub fn done(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.settled.notify_waiters();
+        }
+    }
+
+    async fn settled(&self) {
+        loop {
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl Client {
@@ -70,7 +109,7 @@ impl Client {
 
     fn from_backend(backend: Box<dyn Backend>, limits: Limits, options: ClientOptions) -> Self {
         let cache = StateCache::new(&options.cache);
-        Self { inner: Arc::new(Inner { backend, limits, options, cache }) }
+        Self { inner: Arc::new(Inner { backend, limits, options, cache, snapshot_writes: SnapshotWrites::default() }) }
     }
 
     pub fn options(&self) -> &ClientOptions {
@@ -80,6 +119,12 @@ impl Client {
     /// What the request is validated against: the server's limits, or the embedded defaults.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Waits until the snapshots that sessions of this client began writing are written (or
+    /// failed): before a process exits, or in a test that reads them.
+    pub async fn flush_snapshots(&self) {
+        self.inner.snapshot_writes.settled().await;
     }
 
     /// Entries and bytes the local state cache holds now.

@@ -299,14 +299,16 @@ impl Session {
 
     /// Ends the session. `state` is the caller's state encoded by its reducer (JSON by
     /// convention), at [`Session::version`]: it goes to the local cache and, when the snapshot
-    /// policy says so, to the snapshot store. A failed snapshot write is logged, never an error.
+    /// policy says so, to the snapshot store, in the background
+    /// ([`Client::flush_snapshots`] waits for those writes). A failed snapshot write is logged,
+    /// never an error.
     pub async fn finish(mut self, state: Option<Vec<u8>>) -> Result<Finished> {
         if self.command && !self.decided {
             return Err(Error::Internal("a command finishes after it decided".to_owned()));
         }
         if let Some(state) = state.filter(|_| self.as_of.is_none() && self.version > 0) {
             if self.snapshot_due() {
-                self.write_snapshot(state.clone()).await;
+                self.write_snapshot(state.clone());
             }
             let entry =
                 CachedState { version: self.version, state: state.into(), snapshot_version: self.snapshot_version };
@@ -315,7 +317,14 @@ impl Session {
         Ok(Finished { version: self.version, appended: self.appended, tries: self.tries })
     }
 
-    async fn write_snapshot(&mut self, state: Vec<u8>) {
+    /// Writes the snapshot in the background: a command never waits for a cache to be filled.
+    /// When too many writes are in flight already (a slow snapshot store), this one is skipped
+    /// and the next session that finds a snapshot due writes it.
+    fn write_snapshot(&mut self, state: Vec<u8>) {
+        let writes = &self.client.inner.snapshot_writes;
+        if !writes.try_start() {
+            return;
+        }
         let snapshot = Snapshot {
             state_id: self.state_id.clone(),
             version: self.version,
@@ -324,12 +333,14 @@ impl Session {
             content_type: DEFAULT_CONTENT_TYPE.to_owned(),
             created_at: Timestamp::now(),
         };
-        match self.client.put_snapshot(snapshot).await {
-            Ok(()) => self.snapshot_version = self.version,
-            Err(error) => {
-                tracing::warn!(%error, state_id = %self.state_id, version = self.version, "snapshot not written");
+        self.snapshot_version = self.version;
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            if let Err(error) = client.put_snapshot(snapshot).await {
+                tracing::warn!(%error, "snapshot not written");
             }
-        }
+            client.inner.snapshot_writes.done();
+        });
     }
 }
 

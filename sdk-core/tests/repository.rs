@@ -130,6 +130,7 @@ async fn losing_every_snapshot_loses_nothing(mode: Mode) {
     let id = state_id("wallet");
     let writer = Repository::new(fixture.client(snapshots_every(3)).await, WalletReducer);
     history(&writer, &id, 20).await;
+    writer.client().flush_snapshots().await;
     let client = fixture.client(ClientOptions::default()).await;
     let newest = client
         .get_snapshot(flipbook_sdk_core::SnapshotQuery {
@@ -319,4 +320,52 @@ async fn invalid_input_is_refused_with_the_field(mode: Mode) {
     let error = wallets.load("bad\nid").await.expect_err("refused");
     assert_eq!(error.field(), Some("state_id"));
     assert_eq!(client.head(&id).await.expect_err("nothing stored").code(), ErrorCode::NotFound);
+}
+
+/// A snapshot store that is down: every call fails as unavailable.
+#[derive(Debug)]
+struct DownSnapshotStore;
+
+#[async_trait::async_trait]
+impl flipbook_storage::SnapshotStore for DownSnapshotStore {
+    fn backend(&self) -> &'static str {
+        "down"
+    }
+    async fn put(&self, _: Snapshot) -> flipbook_storage::Result<()> {
+        Err(flipbook_storage::Error::Unavailable("snapshot store down".into()))
+    }
+    async fn get(&self, _: &flipbook_sdk_core::SnapshotQuery) -> flipbook_storage::Result<Option<Snapshot>> {
+        Err(flipbook_storage::Error::Unavailable("snapshot store down".into()))
+    }
+    async fn delete(&self, _: &str) -> flipbook_storage::Result<u64> {
+        Err(flipbook_storage::Error::Unavailable("snapshot store down".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_failing_snapshot_store_never_fails_a_command_or_a_load() {
+    let events = std::sync::Arc::new(flipbook_storage::memory::MemoryEventStore::new());
+    let client = flipbook_sdk_core::Client::local(events, std::sync::Arc::new(DownSnapshotStore), snapshots_every(1));
+    let wallets = Repository::new(client.clone(), WalletReducer);
+    let id = state_id("wallet");
+    history(&wallets, &id, 5).await;
+    client.flush_snapshots().await;
+    let fresh = Repository::new(client.clone(), WalletReducer).load(&id).await.expect("load");
+    assert_eq!((fresh.state.balance, fresh.version), (15, 5));
+    let mut no_cache = snapshots_every(1);
+    no_cache.cache.max_entries = 0;
+    let cold = flipbook_sdk_core::Client::local(
+        std::sync::Arc::new(flipbook_storage::memory::MemoryEventStore::new()),
+        std::sync::Arc::new(DownSnapshotStore),
+        no_cache,
+    );
+    let error = cold.get_snapshot(flipbook_sdk_core::SnapshotQuery {
+        state_id: id.clone(),
+        reducer_revision: WalletReducer::REVISION.to_owned(),
+        max_version: None,
+    });
+    assert_eq!(error.await.expect_err("down").code(), ErrorCode::Unavailable, "the low-level call reports it");
+    let cold_wallets = Repository::new(cold, WalletReducer);
+    let done = cold_wallets.execute(&id, |_| Ok(vec![event("Deposited", 7, "")])).await.expect("execute");
+    assert_eq!((done.state.balance, done.version), (7, 1));
 }

@@ -619,6 +619,12 @@ impl NativeClient {
         Ok(PySession::new(session))
     }
 
+    /// Waits for the snapshots this client's sessions are writing in the background.
+    fn flush_snapshots(&self, py: Python<'_>) -> PyResult<()> {
+        let client = self.client(py)?;
+        wait(py, async move { client.flush_snapshots().await })
+    }
+
     /// `(entries, bytes)` in the local state cache.
     fn cache_usage(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
         Ok(self.client(py)?.cache_usage())

@@ -46,6 +46,7 @@ def test_function_reducer_with_its_own_codec(backend: Backend, state_id: str) ->
     client = backend.connect(Options(snapshot_every=2))
     client.append(state_id, [Event("A"), Event("B"), Event("C")])
     assert client.load(state_id, names).state == ["A", "B", "C"]
+    client.flush_snapshots()
     snapshot = client.get_snapshot(state_id, "names-1")
     assert snapshot is not None and snapshot.payload == b"A,B,C"
     assert backend.connect().load(state_id, names) == flipbook.Loaded(["A", "B", "C"], 3)
@@ -210,6 +211,7 @@ def test_snapshot_policy_writes_snapshots(backend: Backend, ledger: Ledger, stat
     client = backend.connect(Options(snapshot_every=5))
     for amount in range(1, 13):
         client.execute(state_id, ledger, deposit(amount))
+    client.flush_snapshots()  # commands write snapshots in the background
     snapshot = client.get_snapshot(state_id, ledger.revision)
     assert snapshot is not None
     assert snapshot.version == 10

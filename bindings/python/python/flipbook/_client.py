@@ -181,6 +181,11 @@ class Client:
     def server_info(self) -> ServerInfo:
         return ServerInfo(*self._native.server_info())
 
+    def flush_snapshots(self) -> None:
+        """Waits for the snapshots that loads and commands are writing in the background
+        (commands never wait for them): before exiting, or to read them back."""
+        self._native.flush_snapshots()
+
     def cache_usage(self) -> tuple[int, int]:
         """(states, bytes) held in the local state cache."""
         return self._native.cache_usage()

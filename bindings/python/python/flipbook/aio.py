@@ -224,5 +224,8 @@ class Client:
     async def delete_snapshots(self, state_id: str) -> int:
         return await _call(self._sync.delete_snapshots, state_id)
 
+    async def flush_snapshots(self) -> None:
+        await _call(self._sync.flush_snapshots)
+
     async def server_info(self) -> ServerInfo:
         return await _call(self._sync.server_info)
