@@ -64,6 +64,14 @@ impl Running {
     }
 }
 
+/// Creates or upgrades the configured stores' schemas (tables, indexes) and closes them: what
+/// `flipbook migrate` does before servers start. Serving does the same at start, so this is
+/// for operators who run schema changes as a step of their own. Answers the backends' names.
+pub async fn migrate(config: &Config) -> anyhow::Result<(&'static str, &'static str)> {
+    let (events, snapshots) = backends::open(config).await?;
+    Ok((events.backend(), snapshots.backend()))
+}
+
 /// Opens the stores, binds the listeners and serves in a background task.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (events, snapshots) = backends::open(&config).await?;

@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Serves the flipbook.v1 gRPC API (defaults: 127.0.0.1:7420, ./flipbook.db).
     Serve(ServeArgs),
+    /// Creates or upgrades the configured stores' schemas, then exits (serve does it too).
+    Migrate(ServeArgs),
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -34,6 +36,14 @@ fn main() -> anyhow::Result<ExitCode> {
             let config = Config::load(&args)?;
             flipbook_server::telemetry::init(&config.log);
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate(args) => {
+            let config = Config::load(&args)?;
+            flipbook_server::telemetry::init(&config.log);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (events, snapshots) = runtime.block_on(flipbook_server::migrate(&config))?;
+            println!("schemas up to date: events on {events}, snapshots on {snapshots}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Client(command) => Ok(cli::run(command)),

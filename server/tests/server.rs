@@ -263,3 +263,36 @@ async fn flipbook_serve_with_defaults_needs_nothing() {
     let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("status");
     assert!(exit.success(), "SIGTERM is a clean shutdown: {exit:?}");
 }
+
+/// `flipbook migrate` creates the schemas and exits; a server started after finds them.
+#[tokio::test]
+async fn migrate_creates_the_schemas_and_exits() {
+    let db = common::fresh_db();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_flipbook"))
+        .args(["migrate", "--sqlite-path"])
+        .arg(&db)
+        .args(["--metrics-listen", "off"])
+        .output()
+        .await
+        .expect("run flipbook migrate");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("events on sqlite, snapshots on sqlite"));
+    let store = SqliteEventStore::open(&SqliteConfig::new(&db)).await.expect("open");
+    assert!(store.head("nothing").await.expect("the tables exist").is_none());
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_flipbook"))
+        .args(["migrate", "--event-store", "postgres", "--snapshot-store", "postgres", "--postgres-url"])
+        .arg(common::postgres_url())
+        .output()
+        .await
+        .expect("run flipbook migrate");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("events on postgres, snapshots on postgres"));
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_flipbook"))
+        .args(["migrate", "--event-store", "postgres", "--postgres-url", "postgres://nobody@127.0.0.1:1/none"])
+        .output()
+        .await
+        .expect("run flipbook migrate");
+    assert!(!output.status.success(), "an unreachable database fails the migration");
+}
