@@ -13,7 +13,7 @@ use flipbook_proto::v1::{self};
 use flipbook_storage::model::{
     AllQuery, AppendOutcome, AppendRequest, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateQuery,
 };
-use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, state_pages};
+use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_pages};
 use flipbook_storage::validate::Limits;
 use flipbook_storage::{EventStore, SnapshotStore};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
@@ -52,6 +52,9 @@ pub(crate) trait Backend: Send + Sync + Debug + 'static {
 
 // ---- stores in this process ----------------------------------------------------------------
 
+/// Pages a local read fetches ahead of its consumer (memory: this many pages more).
+const READ_AHEAD_PAGES: usize = 2;
+
 /// The storage traits called directly: embedded mode.
 #[derive(Debug)]
 pub(crate) struct Local {
@@ -70,12 +73,18 @@ impl Backend for Local {
         Ok(self.events.head(state_id).await?)
     }
 
+    /// Pages are read ahead of the consumer, as a server does: the store reads the next page
+    /// while the caller folds this one.
     fn read_state(&self, query: StateQuery) -> EventPages {
-        state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE).map_err(Error::from).boxed()
+        read_ahead(state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE), READ_AHEAD_PAGES)
+            .map_err(Error::from)
+            .boxed()
     }
 
     fn read_all(&self, query: AllQuery) -> EventPages {
-        all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE).map_err(Error::from).boxed()
+        read_ahead(all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE), READ_AHEAD_PAGES)
+            .map_err(Error::from)
+            .boxed()
     }
 
     async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
