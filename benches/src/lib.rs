@@ -82,6 +82,16 @@ impl ChildServer {
         Self::spawn(&["postgres", url]).await
     }
 
+    /// A server keeping events (and snapshots) on this Redis node.
+    pub async fn redis(url: &str) -> anyhow::Result<Self> {
+        Self::spawn(&["redis", url]).await
+    }
+
+    /// The gRPC floor: a minimal tonic service answering `Append` at once, storing nothing.
+    pub async fn echo() -> anyhow::Result<Self> {
+        Self::spawn(&["echo"]).await
+    }
+
     async fn spawn(args: &[&str]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
@@ -121,10 +131,15 @@ impl ChildServer {
     }
 }
 
-/// The child side of [`ChildServer`] (`serve-child sqlite PATH` or `serve-child postgres URL`):
-/// serves until stdin closes.
+/// The child side of [`ChildServer`] (`serve-child sqlite PATH`, `postgres URL`, `redis URL` or
+/// `echo`): serves until stdin closes.
 pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
     use flipbook_server::config::{EventBackend, SnapshotBackend};
+    if let [mode] = args
+        && mode == "echo"
+    {
+        return echo::serve().await;
+    }
     let config = match args {
         [backend, path] if backend == "sqlite" => flipbook_server::Config::local(path),
         [backend, url] if backend == "postgres" => {
@@ -134,7 +149,14 @@ pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
             config.snapshots.backend = SnapshotBackend::Postgres;
             config
         }
-        _ => bail!("serve-child sqlite PATH | serve-child postgres URL"),
+        [backend, url] if backend == "redis" => {
+            let mut config = flipbook_server::Config::local("unused.db");
+            config.events.backend = EventBackend::Redis;
+            config.events.redis.url.clone_from(url);
+            config.snapshots.backend = SnapshotBackend::Redis;
+            config
+        }
+        _ => bail!("serve-child sqlite PATH | postgres URL | redis URL | echo"),
     };
     let running = flipbook_server::start(config).await?;
     println!("listening {}", running.addr);
@@ -142,6 +164,77 @@ pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
     let mut sink = Vec::new();
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut stdin, &mut sink).await;
     running.stop().await
+}
+
+/// The baseline of a backend whose own cost is below gRPC's: the same `Append` messages over
+/// the same transport (tonic, HTTP/2, TCP_NODELAY), answered at once.
+mod echo {
+    use flipbook_proto::v1::{self, event_store_server};
+    use tokio_stream::StreamExt;
+    use tokio_stream::wrappers::TcpListenerStream;
+    use tonic::{Request, Response, Status};
+
+    #[derive(Debug)]
+    struct Echo;
+
+    type Pages<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+    #[tonic::async_trait]
+    impl event_store_server::EventStore for Echo {
+        async fn append(&self, request: Request<v1::AppendRequest>) -> Result<Response<v1::AppendResponse>, Status> {
+            let request = request.into_inner();
+            let count = request.events.len() as u64;
+            let last = match request.expected {
+                Some(v1::append_request::Expected::ExactVersion(n)) => n + count,
+                _ => count,
+            };
+            Ok(Response::new(v1::AppendResponse {
+                last_version: Some(last),
+                global_positions: (1..=count).collect(),
+                recorded_at: Some(prost_types::Timestamp::default()),
+            }))
+        }
+
+        type ReadStateStream = Pages<v1::ReadStateResponse>;
+
+        async fn read_state(
+            &self,
+            _: Request<v1::ReadStateRequest>,
+        ) -> Result<Response<Self::ReadStateStream>, Status> {
+            Err(Status::unimplemented("echo answers Append only"))
+        }
+
+        async fn get_head(&self, _: Request<v1::GetHeadRequest>) -> Result<Response<v1::GetHeadResponse>, Status> {
+            Err(Status::unimplemented("echo answers Append only"))
+        }
+
+        type ReadAllStream = Pages<v1::ReadAllResponse>;
+
+        async fn read_all(&self, _: Request<v1::ReadAllRequest>) -> Result<Response<Self::ReadAllStream>, Status> {
+            Err(Status::unimplemented("echo answers Append only"))
+        }
+    }
+
+    pub async fn serve() -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening {}", listener.local_addr()?);
+        // As the flipbook server does: NODELAY on every accepted socket.
+        let incoming = TcpListenerStream::new(listener).map(|stream| {
+            if let Ok(stream) = &stream {
+                let _ = stream.set_nodelay(true);
+            }
+            stream
+        });
+        let stop = async {
+            let mut sink = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+        };
+        tonic::transport::Server::builder()
+            .add_service(event_store_server::EventStoreServer::new(Echo))
+            .serve_with_incoming_shutdown(incoming, stop)
+            .await?;
+        Ok(())
+    }
 }
 
 // ---- what every benchmark's client does -------------------------------------------------

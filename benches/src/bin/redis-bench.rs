@@ -1,0 +1,214 @@
+//! Flipbook on Redis against Redis itself and against the gRPC floor, measured in the same run.
+//!
+//! `cargo run --release -p flipbook-benches --bin redis-bench -- --url redis://…` (default:
+//! $FLIPBOOK_TEST_REDIS_URL; `--smoke` for a quick run that only proves it works).
+//!
+//! Redis appends in tens of microseconds, so on a 2-core machine gRPC itself is the limit: the
+//! target compares Flipbook with a minimal tonic service answering the same `Append` messages
+//! at once, at the same concurrency. The raw Redis figure (one Lua script per append that checks
+//! the version, takes the positions and stores the events, over the redis crate's multiplexed
+//! connection) shows what the backend alone does. Reads of a 10,000-event state compare with
+//! the raw commands (`LRANGE` the state's positions, `HMGET` the events a page at a time, bytes
+//! not decoded).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use flipbook_benches::{
+    ChildServer, PAYLOAD, Target, child_main, client, median, rate, read_through, report, wire_event,
+};
+use flipbook_proto::v1::{self, append_request::Expected};
+use flipbook_storage::EventStore;
+use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
+use flipbook_storage::redis::{RedisConfig, RedisEventStore};
+use redis::aio::MultiplexedConnection;
+
+struct Sizes {
+    appends_per_client: u64,
+    read_events: u64,
+    read_rounds: u64,
+    repeats: usize,
+}
+
+/// The raw append: the version check, the positions and the writes in one script.
+const RAW_APPEND: &str = r"
+local last = tonumber(redis.call('HGET', KEYS[1], 'last_seq') or '0')
+if last ~= tonumber(ARGV[1]) then return redis.error_reply('version conflict') end
+local n = #ARGV - 1
+local position = redis.call('INCRBY', KEYS[3], n)
+for i = 1, n do
+  redis.call('HSET', KEYS[4], position - n + i, ARGV[1 + i])
+  redis.call('RPUSH', KEYS[2], position - n + i)
+end
+redis.call('HSET', KEYS[1], 'last_seq', last + n)
+return position
+";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    if let Some(child) = child_main().await {
+        return child;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let url = match args.iter().position(|a| a == "--url").and_then(|i| args.get(i + 1)) {
+        Some(url) => url.clone(),
+        None => std::env::var("FLIPBOOK_TEST_REDIS_URL").context("--url or FLIPBOOK_TEST_REDIS_URL")?,
+    };
+    let sizes = if smoke {
+        Sizes { appends_per_client: 8, read_events: 1_000, read_rounds: 2, repeats: 1 }
+    } else {
+        Sizes { appends_per_client: 400, read_events: 10_000, read_rounds: 10, repeats: 3 }
+    };
+    println!("Redis benchmark ({} mode)", if smoke { "smoke" } else { "full" });
+    let redis_client = redis::Client::open(url.as_str())?;
+    let server = ChildServer::redis(&url).await?;
+    let echo = ChildServer::echo().await?;
+
+    let mut met = true;
+    if run("appends") {
+        for (clients, batch) in [(1, 1), (1, 10), (16, 1), (16, 10)] {
+            let total = sizes.appends_per_client * clients * if clients == 1 { 4 } else { 1 };
+            let (mut raw, mut floor, mut flipbook) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..sizes.repeats {
+                raw.push(raw_appends(&redis_client, clients, batch, total).await?);
+                floor.push(grpc_appends(echo.addr, clients, batch, total).await?);
+                flipbook.push(grpc_appends(server.addr, clients, batch, total).await?);
+            }
+            let what = format!("append {batch} event(s), {clients} client(s)");
+            let flipbook = median(flipbook);
+            met &= report(&what, "appends/s", flipbook, "tonic echo", median(floor), Target::AtLeast(0.8));
+            report("  (against Redis alone)", "appends/s", flipbook, "redis", median(raw), Target::None);
+        }
+    }
+    if run("reads") {
+        let state = format!("bench-read-{}", uuid::Uuid::new_v4().simple());
+        let store = RedisEventStore::open(&RedisConfig::new(&url)).await?;
+        for start in (0..sizes.read_events).step_by(1000) {
+            let events = (0..1000).map(|_| ProposedEvent::new("Deposited", PAYLOAD.to_vec())).collect();
+            store.append(AppendRequest::new(&state, Expectation::Exactly(start), events)).await?;
+        }
+        let mut conn = redis_client.get_multiplexed_async_connection().await?;
+        let mut grpc = client(server.addr).await?;
+        let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
+        for _ in 0..sizes.repeats {
+            baseline.push(
+                rate(sizes.read_events * sizes.read_rounds, || async {
+                    for _ in 0..sizes.read_rounds {
+                        let count = raw_read(&mut conn, &state).await?;
+                        anyhow::ensure!(count == sizes.read_events, "read {count} events");
+                    }
+                    Ok(())
+                })
+                .await?,
+            );
+            flipbook.push(
+                rate(sizes.read_events * sizes.read_rounds, || async {
+                    for _ in 0..sizes.read_rounds {
+                        let fold = read_through(&mut grpc, &state).await?;
+                        anyhow::ensure!(fold.events == sizes.read_events, "read {} events", fold.events);
+                    }
+                    Ok(())
+                })
+                .await?,
+            );
+        }
+        met &= report(
+            &format!("read a {}-event state", sizes.read_events),
+            "events/s",
+            median(flipbook),
+            "redis",
+            median(baseline),
+            Target::AtLeast(0.9),
+        );
+    }
+    server.stop().await?;
+    echo.stop().await?;
+    if !met && !smoke {
+        println!("some targets were missed");
+    }
+    Ok(())
+}
+
+/// `clients` tasks with a connection each, each appending `batch` events at a time to a state
+/// of its own through gRPC (to Flipbook or to the echo service).
+async fn grpc_appends(addr: std::net::SocketAddr, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        connections.push(client(addr).await?);
+    }
+    let connections = Arc::new(tokio::sync::Mutex::new(connections));
+    rate(total, || async {
+        let mut tasks = Vec::new();
+        for n in 0..clients {
+            let mut client = connections.lock().await.pop().context("a connection")?;
+            let state = format!("flipbook-{prefix}-{n}");
+            tasks.push(tokio::spawn(async move {
+                for version in 0..total / clients {
+                    let request = v1::AppendRequest {
+                        state_id: state.clone(),
+                        events: (0..batch).map(|_| wire_event()).collect(),
+                        expected: Some(Expected::ExactVersion(version * batch)),
+                        ..Default::default()
+                    };
+                    client.append(request).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// The same appends on Redis directly: one script call per append, a connection per client.
+async fn raw_appends(redis: &redis::Client, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    let script = redis::Script::new(RAW_APPEND);
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        connections.push(redis.get_multiplexed_async_connection().await?);
+    }
+    rate(total, || async {
+        let mut tasks = Vec::new();
+        for (n, mut conn) in connections.into_iter().enumerate() {
+            let script = script.clone();
+            let state = format!("{prefix}-{n}");
+            tasks.push(tokio::spawn(async move {
+                for version in 0..total / clients {
+                    let mut call = script.key(format!("raw:{{{state}}}:head"));
+                    call.key(format!("raw:{{{state}}}:seq")).key("raw:position").key("raw:events");
+                    call.arg(version * batch);
+                    for _ in 0..batch {
+                        call.arg(PAYLOAD);
+                    }
+                    let _: i64 = call.invoke_async(&mut conn).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// A state's events the raw way: its positions, then the events a page of 1,000 at a time.
+async fn raw_read(conn: &mut MultiplexedConnection, state: &str) -> anyhow::Result<u64> {
+    let positions: Vec<u64> =
+        redis::cmd("LRANGE").arg(format!("flipbook:{{{state}}}:seq")).arg(0).arg(-1).query_async(conn).await?;
+    let mut count = 0;
+    for page in positions.chunks(1000) {
+        let events: Vec<Vec<u8>> = redis::cmd("HMGET").arg("flipbook:events").arg(page).query_async(conn).await?;
+        count += events.iter().filter(|e| !e.is_empty()).count() as u64;
+    }
+    Ok(count)
+}
