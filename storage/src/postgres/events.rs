@@ -7,8 +7,8 @@ use super::{PostgresConfig, is_unique_violation, sql_error};
 use crate::encoding::{metadata_from_json, metadata_json, page, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
-    Timestamp,
+    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, RecordedEvent, StateHead, StateKind,
+    StateQuery, Timestamp,
 };
 use crate::store::{EventStore, Page, Tip, plan_append, replayed};
 
@@ -54,18 +54,15 @@ impl EventStore for PostgresEventStore {
         true
     }
 
+    /// Runs in a task of its own, so a caller that goes away (a cut connection, a timeout)
+    /// never stops an append halfway: a transaction whose BEGIN was sent but whose caller was
+    /// dropped would go back to the pool still open, and the next statement on that connection
+    /// would run inside it.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        for _ in 0..MAX_ATTEMPTS {
-            match try_append(&self.pool, &request).await {
-                Ok(outcome) => return Ok(outcome),
-                Err(Lost::Race) => tokio::task::yield_now().await,
-                Err(Lost::Failed(error)) => return Err(error),
-            }
-        }
-        Err(Error::Unavailable(format!(
-            "state {:?} is contended: {MAX_ATTEMPTS} attempts lost the race for the next version",
-            request.state_id
-        )))
+        let pool = self.pool.clone();
+        tokio::spawn(async move { append_with_retries(&pool, &request).await })
+            .await
+            .map_err(|e| Error::Internal(format!("the append task failed: {e}")))?
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
@@ -167,6 +164,107 @@ fn recorded_event(row: &PgRow) -> Result<RecordedEvent> {
         recorded_at: Timestamp::from_unix_nanos(row.try_get(9).map_err(sql_error)?),
         metadata: metadata_from_json(row.try_get(10).map_err(sql_error)?)?,
     })
+}
+
+/// The append: in one statement when nothing stands in the way, else checked in two steps and
+/// tried again after a lost race.
+async fn append_with_retries(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutcome> {
+    match append_in_one_statement(pool, request).await {
+        Ok(Some(outcome)) => return Ok(outcome),
+        Ok(None) | Err(Lost::Race) => {}
+        Err(Lost::Failed(error)) => return Err(error),
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        match try_append(pool, request).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(Lost::Race) => tokio::task::yield_now().await,
+            Err(Lost::Failed(error)) => return Err(error),
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "state {:?} is contended: {MAX_ATTEMPTS} attempts lost the race for the next version",
+        request.state_id
+    )))
+}
+
+/// The common case in one round trip: one statement (its own transaction) that checks the
+/// state's tip against the request as [`plan_append`] would, finds none of the batch's event
+/// ids stored, and only then inserts the events and moves the head. It answers `None` when any
+/// check fails: the two-step path ([`try_append`]) then reads the tip and decides with the
+/// shared rules (the conflict to report, a replay, a duplicate, a kind mismatch), so the rules
+/// keep one home. A concurrent append that takes the same sequence numbers makes the insert
+/// fail on the unique index (`Lost::Race`), as on the two-step path.
+async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Result<Option<AppendOutcome>, Lost> {
+    let (expectation, expected_version) = match request.expected {
+        Expectation::Any => (0i16, 0i64),
+        Expectation::NoState => (1, 0),
+        Expectation::Exactly(n) => (2, to_i64(n)),
+    };
+    let versioned = request.kind == StateKind::Versioned;
+    let now = Timestamp::now();
+    let events = &request.events;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    let content_types: Vec<&str> = events.iter().map(|e| e.content_type.as_str()).collect();
+    let timestamps: Vec<Option<i64>> = events.iter().map(|e| e.timestamp.map(Timestamp::unix_nanos)).collect();
+    let metadatas: Vec<String> = events.iter().map(|e| metadata_json(&e.metadata)).collect();
+    let rows = sqlx::query(
+        "WITH tip AS ( \
+             SELECT version_neutral, last_seq, first_recorded_at, metadata FROM flipbook_states WHERE state_id = $1 \
+         ), checked AS ( \
+             SELECT COALESCE((SELECT last_seq FROM tip), 0) AS last, \
+                 COALESCE((SELECT first_recorded_at FROM tip), $3) AS first_recorded_at, \
+                 COALESCE((SELECT metadata FROM tip), '{}') AS metadata \
+             WHERE COALESCE((SELECT version_neutral FROM tip) = NOT $2, true) \
+               AND CASE $11 WHEN 0 THEN true WHEN 1 THEN NOT EXISTS (SELECT 1 FROM tip) \
+                   ELSE COALESCE((SELECT last_seq FROM tip), 0) = $12 END \
+               AND ($13::bigint IS NULL OR $13 = COALESCE((SELECT last_seq FROM tip), 0) + 1) \
+               AND NOT EXISTS (SELECT 1 FROM flipbook_events WHERE state_id = $1 AND event_id = ANY($4)) \
+         ), new AS ( \
+             INSERT INTO flipbook_events (state_id, state_seq, version, event_id, name, payload, content_type, \
+                 timestamp, recorded_at, metadata) \
+             SELECT $1, c.last + e.i, CASE WHEN $2 THEN c.last + e.i END, e.id, e.name, e.payload, e.content_type, \
+                 e.ts, $3, e.md \
+             FROM checked c, UNNEST($4::uuid[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::text[]) \
+                 WITH ORDINALITY AS e(id, name, payload, content_type, ts, md, i) \
+             RETURNING position, state_seq \
+         ), head AS ( \
+             INSERT INTO flipbook_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
+                 last_recorded_at, metadata) \
+             SELECT $1, NOT $2, max(n.state_seq), max(n.position), min(c.first_recorded_at), $3, \
+                 CASE WHEN $10 = '{}' THEN min(c.metadata) ELSE (min(c.metadata)::jsonb || $10::jsonb)::text END \
+             FROM new n, checked c HAVING count(*) > 0 \
+             ON CONFLICT (state_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, \
+                 last_position = EXCLUDED.last_position, last_recorded_at = EXCLUDED.last_recorded_at, \
+                 metadata = EXCLUDED.metadata \
+         ) \
+         SELECT position, state_seq FROM new ORDER BY state_seq",
+    )
+    .bind(&request.state_id)
+    .bind(versioned)
+    .bind(now.unix_nanos())
+    .bind(&ids)
+    .bind(&names)
+    .bind(&payloads)
+    .bind(&content_types)
+    .bind(&timestamps)
+    .bind(&metadatas)
+    .bind(metadata_json(&request.state_metadata))
+    .bind(expectation)
+    .bind(expected_version)
+    .bind(events.first().and_then(|e| e.version).map(to_i64))
+    .fetch_all(pool)
+    .await
+    .map_err(lost)?;
+    let Some(last) = rows.last() else { return Ok(None) };
+    let last_seq: i64 = last.try_get(1).map_err(sql_error)?;
+    let positions = rows.iter().map(|row| row.try_get::<i64, _>(0).map(to_u64)).collect::<Result<_, _>>();
+    Ok(Some(AppendOutcome {
+        last_version: versioned.then_some(to_u64(last_seq)),
+        global_positions: positions.map_err(sql_error)?,
+        recorded_at: now,
+    }))
 }
 
 /// One attempt: read the tip (and any stored event id of the batch), decide with the shared
