@@ -260,6 +260,40 @@ pub async fn client(addr: std::net::SocketAddr) -> anyhow::Result<EventStoreClie
     Ok(EventStoreClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
 }
 
+/// `clients` tasks with a connection each (as separate application processes would have),
+/// each appending `batch` events at a time with `exact_version` to a state of its own, `total`
+/// appends in all: the rate of appends per second.
+pub async fn grpc_appends(addr: std::net::SocketAddr, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        connections.push(client(addr).await?);
+    }
+    rate(total, || async {
+        let mut tasks = Vec::new();
+        for (n, mut client) in connections.into_iter().enumerate() {
+            let state = format!("flipbook-{prefix}-{n}");
+            tasks.push(tokio::spawn(async move {
+                for version in 0..total / clients {
+                    let request = v1::AppendRequest {
+                        state_id: state.clone(),
+                        events: (0..batch).map(|_| wire_event()).collect(),
+                        expected: Some(v1::append_request::Expected::ExactVersion(version * batch)),
+                        ..Default::default()
+                    };
+                    client.append(request).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// What a reader does with each event: keeps the fields a reducer would use.
 #[derive(Debug, Default)]
 pub struct Fold {

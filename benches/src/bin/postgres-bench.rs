@@ -6,13 +6,10 @@
 //! that reads the state's version, inserts the events (one statement) and moves the head;
 //! and reads a state's rows in order.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use flipbook_benches::{
-    ChildServer, Fold, PAYLOAD, Target, child_main, client, median, rate, read_through, report, wire_event,
+    ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, median, rate, read_through, report,
 };
-use flipbook_proto::v1::{self, append_request::Expected};
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::postgres::{PostgresConfig, PostgresEventStore};
@@ -57,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
             let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
             for _ in 0..sizes.repeats {
                 baseline.push(raw_appends(&raw, clients, batch, total).await?);
-                flipbook.push(flipbook_appends(server.addr, clients, batch, total).await?);
+                flipbook.push(grpc_appends(server.addr, clients, batch, total).await?);
             }
             let target = if clients == 32 { Target::AtLeast(0.8) } else { Target::None };
             met &= report(
@@ -164,39 +161,6 @@ async fn raw_append(pool: &PgPool, state: &str, expected: u64, batch: u64) -> an
     .await?;
     tx.commit().await?;
     Ok(())
-}
-
-async fn flipbook_appends(addr: std::net::SocketAddr, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
-    let prefix = uuid::Uuid::new_v4().simple().to_string();
-    let mut connections = Vec::new();
-    for _ in 0..clients {
-        connections.push(client(addr).await?);
-    }
-    let connections = Arc::new(tokio::sync::Mutex::new(connections));
-    rate(total, || async {
-        let mut tasks = Vec::new();
-        for n in 0..clients {
-            let mut client = connections.lock().await.pop().context("a connection")?;
-            let state = format!("flipbook-{prefix}-{n}");
-            tasks.push(tokio::spawn(async move {
-                for version in 0..total / clients {
-                    let request = v1::AppendRequest {
-                        state_id: state.clone(),
-                        events: (0..batch).map(|_| wire_event()).collect(),
-                        expected: Some(Expected::ExactVersion(version * batch)),
-                        ..Default::default()
-                    };
-                    client.append(request).await?;
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for task in tasks {
-            task.await??;
-        }
-        Ok(())
-    })
-    .await
 }
 
 async fn raw_reads(pool: &PgPool, state: &str, count: u64, rounds: u64) -> anyhow::Result<f64> {

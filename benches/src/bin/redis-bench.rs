@@ -11,13 +11,10 @@
 //! the raw commands (`LRANGE` the state's positions, `HMGET` the events a page at a time, bytes
 //! not decoded).
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use flipbook_benches::{
-    ChildServer, PAYLOAD, Target, child_main, client, median, rate, read_through, report, wire_event,
+    ChildServer, PAYLOAD, Target, child_main, client, grpc_appends, median, rate, read_through, report,
 };
-use flipbook_proto::v1::{self, append_request::Expected};
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::redis::{RedisConfig, RedisEventStore};
@@ -130,41 +127,6 @@ async fn main() -> anyhow::Result<()> {
         println!("some targets were missed");
     }
     Ok(())
-}
-
-/// `clients` tasks with a connection each, each appending `batch` events at a time to a state
-/// of its own through gRPC (to Flipbook or to the echo service).
-async fn grpc_appends(addr: std::net::SocketAddr, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
-    let prefix = uuid::Uuid::new_v4().simple().to_string();
-    let mut connections = Vec::new();
-    for _ in 0..clients {
-        connections.push(client(addr).await?);
-    }
-    let connections = Arc::new(tokio::sync::Mutex::new(connections));
-    rate(total, || async {
-        let mut tasks = Vec::new();
-        for n in 0..clients {
-            let mut client = connections.lock().await.pop().context("a connection")?;
-            let state = format!("flipbook-{prefix}-{n}");
-            tasks.push(tokio::spawn(async move {
-                for version in 0..total / clients {
-                    let request = v1::AppendRequest {
-                        state_id: state.clone(),
-                        events: (0..batch).map(|_| wire_event()).collect(),
-                        expected: Some(Expected::ExactVersion(version * batch)),
-                        ..Default::default()
-                    };
-                    client.append(request).await?;
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for task in tasks {
-            task.await??;
-        }
-        Ok(())
-    })
-    .await
 }
 
 /// The same appends on Redis directly: one script call per append, a connection per client.

@@ -9,9 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use flipbook_benches::{
-    ChildServer, Fold, PAYLOAD, Target, child_main, client, median, rate, read_through, report, wire_event,
+    ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, median, rate, read_through, report,
 };
-use flipbook_proto::v1::{self, append_request::Expected};
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::read::DEFAULT_PAGE_SIZE;
@@ -204,33 +203,7 @@ async fn direct_appends(db: &Path, clients: u64, total: u64) -> anyhow::Result<f
 async fn flipbook_appends(db: &Path, clients: u64, total: u64) -> anyhow::Result<f64> {
     SqliteEventStore::open(&SqliteConfig::new(db)).await?; // create the file before the server
     let server = ChildServer::sqlite(db).await?;
-    // One HTTP/2 connection per client, as separate application processes would have.
-    let mut connections = Vec::new();
-    for _ in 0..clients {
-        connections.push(client(server.addr).await?);
-    }
-    let result = rate(total, || async {
-        let mut tasks = Vec::new();
-        for (n, mut client) in connections.into_iter().enumerate() {
-            tasks.push(tokio::spawn(async move {
-                for version in 0..total / clients {
-                    let request = v1::AppendRequest {
-                        state_id: format!("flipbook-{n}"),
-                        events: vec![wire_event()],
-                        expected: Some(Expected::ExactVersion(version)),
-                        ..Default::default()
-                    };
-                    client.append(request).await?;
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for task in tasks {
-            task.await??;
-        }
-        Ok(())
-    })
-    .await;
+    let result = grpc_appends(server.addr, clients, 1, total).await;
     server.stop().await?;
     result
 }
