@@ -55,6 +55,13 @@ pub(crate) trait Backend: Send + Sync + Debug + 'static {
 /// Pages a local read fetches ahead of its consumer (memory: this many pages more).
 const READ_AHEAD_PAGES: usize = 2;
 
+/// Reads pages ahead of the consumer, as a server does: the store reads the next page while the
+/// caller folds this one. The reading task starts when the stream is first polled, so a read
+/// can be made outside the runtime (a binding's thread) and driven inside it.
+fn ahead_of_the_caller(pages: BoxStream<'static, flipbook_storage::Result<Vec<RecordedEvent>>>) -> EventPages {
+    stream::once(async move { read_ahead(pages, READ_AHEAD_PAGES) }).flatten().map_err(Error::from).boxed()
+}
+
 /// The storage traits called directly: embedded mode.
 #[derive(Debug)]
 pub(crate) struct Local {
@@ -73,18 +80,12 @@ impl Backend for Local {
         Ok(self.events.head(state_id).await?)
     }
 
-    /// Pages are read ahead of the consumer, as a server does: the store reads the next page
-    /// while the caller folds this one.
     fn read_state(&self, query: StateQuery) -> EventPages {
-        read_ahead(state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE), READ_AHEAD_PAGES)
-            .map_err(Error::from)
-            .boxed()
+        ahead_of_the_caller(state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
     }
 
     fn read_all(&self, query: AllQuery) -> EventPages {
-        read_ahead(all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE), READ_AHEAD_PAGES)
-            .map_err(Error::from)
-            .boxed()
+        ahead_of_the_caller(all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
     }
 
     async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
