@@ -7,7 +7,7 @@ use super::{RedisConfig, redis_error};
 use crate::encoding::{metadata_from_json, metadata_json};
 use crate::error::{Error, Result};
 use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
+    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, RecordedEvent, StateHead, StateKind, StateQuery,
     Timestamp,
 };
 use crate::store::{EventStore, Page, Tip, plan_append, replayed};
@@ -18,18 +18,43 @@ const EVENTS: &str = "flipbook:events";
 /// Tries before an `any` append to a very hot state gives up with `Unavailable`.
 const MAX_ATTEMPTS: usize = 16;
 
-/// Writes a checked append if the state's tip and event ids are still as the check saw them:
-/// the compare-and-set that makes the check and the write one atomic step. Returns the first
-/// global position, or nil when another append got there first (the caller checks again).
+/// Writes an append atomically, in one of two modes, and returns its first global position, or
+/// nil when the append must be decided in Rust (the caller then reads the tip and tries again):
+///
+/// - `seen`: the compare-and-set of the two-step path. `expected` is the state's last sequence
+///   number as the caller read it ('' for no state); the write happens only if it is unchanged.
+/// - `check`: the one-round-trip path. `expected` is the request's expectation ('any', 'none' or
+///   a version); the write happens only if the state's kind and tip meet it, exactly as
+///   `plan_append` would accept it. Anything else (a conflict to report, a kind mismatch) is
+///   left to the two-step path, so the rules keep one home.
+///
+/// In both, no event id of the batch may be stored yet (a re-send or a duplicate is decided in
+/// Rust), and `metadata` (JSON) is merged into the state's metadata.
 const APPEND: &str = r"
 local head, seqs, ids, events, position = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local seen, neutral, now, first_recorded_at, metadata = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local mode, expected, neutral, now, metadata = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local last = redis.call('HGET', head, 'last_seq')
-if (seen == '' and last) or (seen ~= '' and last ~= seen) then return false end
+if mode == 'seen' then
+  if (expected == '' and last) or (expected ~= '' and last ~= expected) then return false end
+else
+  if last and redis.call('HGET', head, 'neutral') ~= neutral then return false end
+  if expected == 'none' then
+    if last then return false end
+  elseif expected ~= 'any' and tonumber(last or '0') ~= tonumber(expected) then
+    return false
+  end
+end
 local n = (#ARGV - 5) / 2
 for i = 0, n - 1 do
   if redis.call('HEXISTS', ids, ARGV[6 + 2 * i]) == 1 then return false end
 end
+local stored = redis.call('HGET', head, 'metadata') or '{}'
+if metadata ~= '{}' then
+  local merged = cjson.decode(stored)
+  for k, v in pairs(cjson.decode(metadata)) do merged[k] = v end
+  stored = cjson.encode(merged)
+end
+local first_recorded_at = redis.call('HGET', head, 'first_recorded_at') or now
 local last_position = redis.call('INCRBY', position, n)
 local first_position = last_position - n + 1
 local seq = tonumber(last or '0')
@@ -39,7 +64,7 @@ for i = 0, n - 1 do
   redis.call('HSET', ids, ARGV[6 + 2 * i], seq + i + 1)
 end
 redis.call('HSET', head, 'neutral', neutral, 'last_seq', seq + n, 'last_position', last_position,
-  'first_recorded_at', first_recorded_at, 'last_recorded_at', now, 'metadata', metadata)
+  'first_recorded_at', first_recorded_at, 'last_recorded_at', now, 'metadata', stored)
 return first_position
 ";
 
@@ -99,11 +124,30 @@ impl RedisEventStore {
             .collect()
     }
 
+    /// The common case in one round trip: when the request says where its events go (an
+    /// `exactly N` or `no state` append, or any append to a version-neutral state), the script
+    /// checks and writes at once. `None`: decide in two steps.
+    async fn append_in_one_step(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
+        let versioned = request.kind == StateKind::Versioned;
+        let (expected, first_seq) = match (request.expected, versioned) {
+            (Expectation::Exactly(n), true) => (n.to_string(), Some(n + 1)),
+            (Expectation::NoState, _) => ("none".to_owned(), Some(1)),
+            (Expectation::Any, false) => ("any".to_owned(), None),
+            // A versioned `any` append must read the tip to number its events.
+            _ => return Ok(None),
+        };
+        let now = Timestamp::now();
+        let first_position = self.write(request, "check", expected, first_seq, now).await?;
+        Ok(first_position.map(|first| self.outcome(request, first, first_seq, now)))
+    }
+
+    /// The two-step path: read the tip and the stored event ids, decide with the shared rules,
+    /// then write if the tip is unchanged. `None`: another append got there first.
     async fn try_append(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
         let (head, stored): (Vec<Option<String>>, Vec<Option<u64>>) = redis::pipe()
-            .hmget(key(&request.state_id, "head"), &["neutral", "last_seq", "first_recorded_at", "metadata"])
+            .hmget(key(&request.state_id, "head"), &["neutral", "last_seq"])
             .hmget(key(&request.state_id, "ids"), &ids)
             .query_async(&mut conn)
             .await
@@ -114,28 +158,31 @@ impl RedisEventStore {
             let positions = self.positions(&request.state_id, first, last).await?;
             return replayed(request, &self.events_at(&positions).await?).map(Some);
         }
-        let now = Timestamp::now();
-        let parse = |value: &Option<String>| value.as_deref().and_then(|v| v.parse::<i64>().ok());
-        let (tip, seen, first_recorded_at, mut metadata) = match parse(&head[1]) {
-            Some(last_seq) => (
-                Some(Tip {
-                    kind: if head[0].as_deref() == Some("1") {
-                        StateKind::VersionNeutral
-                    } else {
-                        StateKind::Versioned
-                    },
-                    last_seq: u64::try_from(last_seq).unwrap_or_default(),
-                }),
-                last_seq.to_string(),
-                parse(&head[2]).map_or(now, Timestamp::from_unix_nanos),
-                metadata_from_json(head[3].as_deref().unwrap_or("{}"))?,
-            ),
-            None => (None, String::new(), now, Metadata::new()),
+        let (tip, seen) = match head[1].as_deref().and_then(|v| v.parse::<u64>().ok()) {
+            Some(last_seq) => {
+                let neutral = head[0].as_deref() == Some("1");
+                let kind = if neutral { StateKind::VersionNeutral } else { StateKind::Versioned };
+                (Some(Tip { kind, last_seq }), last_seq.to_string())
+            }
+            None => (None, String::new()),
         };
         let first_seq = plan_append(tip, request)?;
-        metadata.extend(request.state_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let versioned = request.kind == StateKind::Versioned;
+        let now = Timestamp::now();
+        let first_position = self.write(request, "seen", seen, Some(first_seq), now).await?;
+        Ok(first_position.map(|first| self.outcome(request, first, Some(first_seq), now)))
+    }
 
+    /// Runs [`APPEND`] in `mode`. `first_seq`: where the events go, when known (a versioned
+    /// event carries its version in its encoding).
+    async fn write(
+        &self,
+        request: &AppendRequest,
+        mode: &str,
+        expected: String,
+        first_seq: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Option<u64>> {
+        let versioned = request.kind == StateKind::Versioned;
         let mut invocation = self.append.prepare_invoke();
         for what in ["head", "seq", "ids"] {
             invocation.key(key(&request.state_id, what));
@@ -143,15 +190,15 @@ impl RedisEventStore {
         invocation
             .key(EVENTS)
             .key(POSITION)
-            .arg(seen)
+            .arg(mode)
+            .arg(expected)
             .arg(if versioned { "0" } else { "1" })
             .arg(now.unix_nanos())
-            .arg(first_recorded_at.unix_nanos())
-            .arg(metadata_json(&metadata));
-        for ((seq, event), id) in (first_seq..).zip(&request.events).zip(&ids) {
+            .arg(metadata_json(&request.state_metadata));
+        for (i, event) in request.events.iter().enumerate() {
             let recorded = RecordedEvent {
                 state_id: request.state_id.clone(),
-                version: versioned.then_some(seq),
+                version: first_seq.filter(|_| versioned).map(|first| first + i as u64),
                 global_position: 0,
                 event_id: event.event_id,
                 name: event.name.clone(),
@@ -161,14 +208,26 @@ impl RedisEventStore {
                 recorded_at: now,
                 metadata: event.metadata.clone(),
             };
-            invocation.arg(id).arg(encode_event(&recorded));
+            invocation.arg(event.event_id.hyphenated().to_string()).arg(encode_event(&recorded));
         }
-        let first_position: Option<u64> = invocation.invoke_async(&mut conn).await.map_err(redis_error)?;
-        Ok(first_position.map(|first| AppendOutcome {
-            last_version: versioned.then_some(first_seq + request.events.len() as u64 - 1),
-            global_positions: (first..first + request.events.len() as u64).collect(),
+        let mut conn = self.conn.clone();
+        invocation.invoke_async(&mut conn).await.map_err(redis_error)
+    }
+
+    fn outcome(
+        &self,
+        request: &AppendRequest,
+        first_position: u64,
+        first_seq: Option<u64>,
+        now: Timestamp,
+    ) -> AppendOutcome {
+        let count = request.events.len() as u64;
+        let versioned = request.kind == StateKind::Versioned;
+        AppendOutcome {
+            last_version: first_seq.filter(|_| versioned).map(|first| first + count - 1),
+            global_positions: (first_position..first_position + count).collect(),
             recorded_at: now,
-        }))
+        }
     }
 }
 
@@ -183,6 +242,9 @@ impl EventStore for RedisEventStore {
     }
 
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        if let Some(outcome) = self.append_in_one_step(&request).await? {
+            return Ok(outcome);
+        }
         for _ in 0..MAX_ATTEMPTS {
             if let Some(outcome) = self.try_append(&request).await? {
                 return Ok(outcome);
