@@ -24,6 +24,34 @@ where
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The command line every benchmark takes: `--smoke` (tiny sizes, proves it runs), `--only
+/// PART` (one part), and options with a value (`--url URL`).
+#[derive(Debug)]
+pub struct Args(Vec<String>);
+
+impl Args {
+    pub fn from_env() -> Self {
+        Self(std::env::args().skip(1).collect())
+    }
+
+    pub fn smoke(&self) -> bool {
+        self.flag("--smoke")
+    }
+
+    pub fn flag(&self, name: &str) -> bool {
+        self.0.iter().any(|a| a == name)
+    }
+
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.0.iter().position(|a| a == name).and_then(|i| self.0.get(i + 1)).cloned()
+    }
+
+    /// Whether `part` runs: every part does unless `--only` names another.
+    pub fn runs(&self, part: &str) -> bool {
+        self.value("--only").is_none_or(|only| only == part)
+    }
+}
+
 /// The median of some measurements (the upper one of the middle two for an even count).
 /// The child side, when this process was started as one: call first thing in `main`.
 pub async fn child_main() -> Option<anyhow::Result<()>> {
@@ -288,6 +316,23 @@ pub async fn grpc_appends(addr: std::net::SocketAddr, clients: u64, batch: u64, 
         }
         for task in tasks {
             task.await??;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Reads a whole `count`-event state through gRPC `rounds` times: events per second.
+pub async fn grpc_reads(
+    client: &mut EventStoreClient<Channel>,
+    state: &str,
+    count: u64,
+    rounds: u64,
+) -> anyhow::Result<f64> {
+    rate(count * rounds, || async {
+        for _ in 0..rounds {
+            let fold = read_through(client, state).await?;
+            anyhow::ensure!(fold.events == count, "read {} of {count} events", fold.events);
         }
         Ok(())
     })

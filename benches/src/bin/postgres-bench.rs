@@ -8,7 +8,7 @@
 
 use anyhow::Context;
 use flipbook_benches::{
-    ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, median, rate, read_through, report,
+    Args, ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median, rate, report,
 };
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
@@ -28,12 +28,10 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let smoke = args.iter().any(|a| a == "--smoke");
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
-    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
-    let url = match args.iter().position(|a| a == "--url").and_then(|i| args.get(i + 1)) {
-        Some(url) => url.clone(),
+    let args = Args::from_env();
+    let smoke = args.smoke();
+    let url = match args.value("--url") {
+        Some(url) => url,
         None => std::env::var("FLIPBOOK_TEST_POSTGRES_URL").context("--url or FLIPBOOK_TEST_POSTGRES_URL")?,
     };
     let sizes = if smoke {
@@ -48,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let server = ChildServer::postgres(&url).await?;
 
     let mut met = true;
-    if run("appends") {
+    if args.runs("appends") {
         for (clients, batch) in [(1, 1), (1, 10), (16, 1), (16, 10), (32, 1), (32, 10)] {
             let total = sizes.appends_per_client * clients * if clients == 1 { 5 } else { 1 };
             let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
@@ -67,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    if run("reads") {
+    if args.runs("reads") {
         let state = format!("bench-read-{}", uuid::Uuid::new_v4().simple());
         let store = PostgresEventStore::open(&PostgresConfig::new(&url)).await?;
         for start in (0..sizes.read_events).step_by(1000) {
@@ -78,16 +76,7 @@ async fn main() -> anyhow::Result<()> {
         let mut grpc = client(server.addr).await?;
         for _ in 0..sizes.repeats {
             baseline.push(raw_reads(&raw, &state, sizes.read_events, sizes.read_rounds).await?);
-            flipbook.push(
-                rate(sizes.read_events * sizes.read_rounds, || async {
-                    for _ in 0..sizes.read_rounds {
-                        let fold = read_through(&mut grpc, &state).await?;
-                        anyhow::ensure!(fold.events == sizes.read_events, "read {} events", fold.events);
-                    }
-                    Ok(())
-                })
-                .await?,
-            );
+            flipbook.push(grpc_reads(&mut grpc, &state, sizes.read_events, sizes.read_rounds).await?);
         }
         met &= report(
             &format!("read a {}-event state", sizes.read_events),

@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use flipbook_benches::{ChildServer, PAYLOAD, Target, child_main, median, rate, report};
+use flipbook_benches::{Args, ChildServer, PAYLOAD, Target, child_main, median, rate, report};
 use flipbook_sdk_core::{
     AppendRequest, BoxError, Client, ClientOptions, ConnectOptions, Expectation, ProposedEvent, RecordedEvent, Reducer,
     Repository, SnapshotQuery, StateQuery,
@@ -104,11 +104,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let smoke = args.iter().any(|a| a == "--smoke");
+    let args = Args::from_env();
+    let smoke = args.smoke();
     // `--only snapshots|commands|embedded` runs one part.
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
-    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let sizes = if smoke {
         Sizes {
             snapshot_state: 5_000,
@@ -139,13 +137,13 @@ async fn main() -> anyhow::Result<()> {
     println!("SDK benchmark ({} mode), data in {}", if smoke { "smoke" } else { "full" }, dir.path().display());
 
     let mut met = true;
-    if run("snapshots") {
+    if args.runs("snapshots") {
         met &= snapshots(dir.path(), &sizes).await?;
     }
-    if run("commands") {
+    if args.runs("commands") {
         met &= commands(dir.path(), &sizes).await?;
     }
-    if run("embedded") {
+    if args.runs("embedded") {
         met &= embedded(dir.path(), &sizes).await?;
     }
     if !met && !smoke {
@@ -258,7 +256,7 @@ async fn commands(dir: &Path, sizes: &Sizes) -> anyhow::Result<bool> {
             }
         }
     }
-    if std::env::args().any(|a| a == "--verbose") {
+    if Args::from_env().flag("--verbose") {
         eprintln!("raw append {baseline:.0?}\nexecute {flipbook:.0?}\nexecute, no snapshot policy {unsnapshotted:.0?}");
     }
     server.stop().await?;

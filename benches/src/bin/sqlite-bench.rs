@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use flipbook_benches::{
-    ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, median, rate, read_through, report,
+    Args, ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, median, rate, read_through, report,
 };
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
@@ -34,11 +34,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let smoke = args.iter().any(|a| a == "--smoke");
+    let args = Args::from_env();
+    let smoke = args.smoke();
     // `--only appends|reads|memory` runs one part.
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
-    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let sizes = if smoke {
         Sizes { appends: 64, read_events: 1_000, read_rounds: 2, large_state: 20_000, repeats: 1 }
     } else {
@@ -51,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     println!("SQLite benchmark ({} mode), data in {}", if smoke { "smoke" } else { "full" }, dir.path().display());
 
     let mut met = true;
-    for clients in [1, 16].into_iter().filter(|_| run("appends")) {
+    for clients in [1, 16].into_iter().filter(|_| args.runs("appends")) {
         let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
         for run in 0..sizes.repeats {
             let db = |who: &str| dir.path().join(format!("{who}-{clients}-{run}.db"));
@@ -64,10 +62,10 @@ async fn main() -> anyhow::Result<()> {
             report(&format!("append 1 event, {clients} client(s)"), "appends/s", flipbook, "sqlite", baseline, target);
     }
 
-    if run("reads") {
+    if args.runs("reads") {
         met &= reads(dir.path(), &sizes).await?;
     }
-    if run("memory") {
+    if args.runs("memory") {
         met &= memory(dir.path(), &sizes).await?;
     }
     if !met && !smoke {
