@@ -6,6 +6,7 @@ encodes in between, in the caller's thread."""
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -157,7 +158,7 @@ class Options:
         )
 
 
-class Reducer(Generic[S]):
+class Reducer(ABC, Generic[S]):
     """Folds a state's events into its state: subclass it, set ``revision``, define
     ``initial`` and ``apply``. States are encoded as JSON for snapshots and the cache; override
     ``encode``/``decode`` for other state types. Change ``revision`` whenever ``apply`` or the
@@ -165,11 +166,13 @@ class Reducer(Generic[S]):
 
     revision: ClassVar[str]
 
+    @abstractmethod
     def initial(self) -> S:
-        raise NotImplementedError
+        """The state of a state id with no events."""
 
+    @abstractmethod
     def apply(self, state: S, event: RecordedEvent) -> S:
-        raise NotImplementedError
+        """The state after one more event."""
 
     def encode(self, state: S) -> bytes:
         return json.dumps(state, separators=(",", ":")).encode()
