@@ -46,6 +46,14 @@ impl Args {
         self.0.iter().position(|a| a == name).and_then(|i| self.0.get(i + 1)).cloned()
     }
 
+    /// `--url URL`, else the URL in the environment variable the tests use.
+    pub fn url(&self, env: &str) -> anyhow::Result<String> {
+        match self.value("--url") {
+            Some(url) => Ok(url),
+            None => std::env::var(env).with_context(|| format!("--url or {env}")),
+        }
+    }
+
     /// Whether `part` runs: every part does unless `--only` names another.
     pub fn runs(&self, part: &str) -> bool {
         self.value("--only").is_none_or(|only| only == part)

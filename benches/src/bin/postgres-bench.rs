@@ -6,7 +6,6 @@
 //! that reads the state's version, inserts the events (one statement) and moves the head;
 //! and reads a state's rows in order.
 
-use anyhow::Context;
 use flipbook_benches::{
     Args, ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median, rate, report,
 };
@@ -30,10 +29,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let args = Args::from_env();
     let smoke = args.smoke();
-    let url = match args.value("--url") {
-        Some(url) => url,
-        None => std::env::var("FLIPBOOK_TEST_POSTGRES_URL").context("--url or FLIPBOOK_TEST_POSTGRES_URL")?,
-    };
+    let url = args.url("FLIPBOOK_TEST_POSTGRES_URL")?;
     let sizes = if smoke {
         Sizes { appends_per_client: 8, read_events: 1_000, read_rounds: 2, repeats: 1 }
     } else {

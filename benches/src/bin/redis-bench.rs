@@ -11,7 +11,6 @@
 //! the raw commands (`LRANGE` the state's positions, `HMGET` the events a page at a time, bytes
 //! not decoded).
 
-use anyhow::Context;
 use flipbook_benches::{
     Args, ChildServer, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median, rate, report,
 };
@@ -48,10 +47,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let args = Args::from_env();
     let smoke = args.smoke();
-    let url = match args.value("--url") {
-        Some(url) => url,
-        None => std::env::var("FLIPBOOK_TEST_REDIS_URL").context("--url or FLIPBOOK_TEST_REDIS_URL")?,
-    };
+    let url = args.url("FLIPBOOK_TEST_REDIS_URL")?;
     let sizes = if smoke {
         Sizes { appends_per_client: 8, read_events: 1_000, read_rounds: 2, repeats: 1 }
     } else {
