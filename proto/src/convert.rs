@@ -3,8 +3,9 @@
 
 use flipbook_storage::Error;
 use flipbook_storage::model::{
-    AllQuery, AppendOutcome, AppendRequest, DEFAULT_CONTENT_TYPE, Direction, Expectation, Metadata, ProposedEvent,
-    RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, Timestamp,
+    AllQuery, AppendOutcome, AppendRequest, DEFAULT_CONTENT_TYPE, Delivery, Direction, Expectation, Metadata,
+    ProposedEvent, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, SubscriptionQuery,
+    SubscriptionStart, Timestamp,
 };
 use uuid::Uuid;
 
@@ -113,6 +114,32 @@ impl From<v1::ReadAllRequest> for AllQuery {
             names: request.names,
             limit: request.limit.filter(|&n| n > 0),
         }
+    }
+}
+
+/// No start is the beginning (position 0), as proto3 reads an unset field.
+impl From<v1::SubscribeRequest> for SubscriptionQuery {
+    fn from(request: v1::SubscribeRequest) -> Self {
+        use v1::subscribe_request::Start;
+        let start = match request.start {
+            None | Some(Start::Beginning(())) | Some(Start::AfterPosition(0)) => SubscriptionStart::Beginning,
+            Some(Start::AfterPosition(position)) => SubscriptionStart::After(position),
+            Some(Start::Now(())) => SubscriptionStart::Now,
+        };
+        Self { start, state_id_prefix: request.state_id_prefix, names: request.names }
+    }
+}
+
+impl From<Delivery> for v1::SubscribeResponse {
+    fn from(delivery: Delivery) -> Self {
+        use v1::subscribe_response::Message;
+        let message = match delivery {
+            Delivery::Events(events) => {
+                Message::Events(v1::EventPage { events: events.into_iter().map(Into::into).collect() })
+            }
+            Delivery::Checkpoint(position) => Message::Checkpoint(v1::Checkpoint { position }),
+        };
+        Self { message: Some(message) }
     }
 }
 
@@ -249,6 +276,32 @@ impl From<AllQuery> for v1::ReadAllRequest {
             state_id_prefix: query.state_id_prefix,
             names: query.names,
             limit: query.limit,
+        }
+    }
+}
+
+impl From<SubscriptionQuery> for v1::SubscribeRequest {
+    fn from(query: SubscriptionQuery) -> Self {
+        use v1::subscribe_request::Start;
+        let start = match query.start {
+            SubscriptionStart::Beginning => Start::Beginning(()),
+            SubscriptionStart::After(position) => Start::AfterPosition(position),
+            SubscriptionStart::Now => Start::Now(()),
+        };
+        Self { start: Some(start), state_id_prefix: query.state_id_prefix, names: query.names }
+    }
+}
+
+impl TryFrom<v1::SubscribeResponse> for Delivery {
+    type Error = Error;
+
+    fn try_from(response: v1::SubscribeResponse) -> Result<Self> {
+        use v1::subscribe_response::Message;
+        match required(response.message, "subscription message")? {
+            Message::Events(page) => {
+                Ok(Self::Events(page.events.into_iter().map(RecordedEvent::try_from).collect::<Result<_>>()?))
+            }
+            Message::Checkpoint(checkpoint) => Ok(Self::Checkpoint(checkpoint.position)),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod reason {
     pub const DUPLICATE_EVENT: &str = "DUPLICATE_EVENT";
     pub const STATE_KIND_MISMATCH: &str = "STATE_KIND_MISMATCH";
     pub const TOO_LARGE: &str = "TOO_LARGE";
+    pub const FELL_BEHIND: &str = "FELL_BEHIND";
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";
@@ -39,6 +40,7 @@ pub fn code_of(error: &Error) -> Code {
         Error::Duplicate { .. } => Code::AlreadyExists,
         Error::StateKindMismatch { .. } => Code::FailedPrecondition,
         Error::TooLarge { .. } => Code::ResourceExhausted,
+        Error::FellBehind { .. } => Code::ResourceExhausted,
         Error::Unavailable(_) => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
     }
@@ -78,6 +80,12 @@ pub fn to_status(error: &Error) -> Status {
         Error::TooLarge { field, limit } => {
             status(code, message, reason::TOO_LARGE, &[("field", field.clone()), ("limit", limit.clone())])
         }
+        Error::FellBehind { position, waited_ms } => status(
+            code,
+            message,
+            reason::FELL_BEHIND,
+            &[("position", position.to_string()), ("waited_ms", waited_ms.to_string())],
+        ),
         Error::Unavailable(_) => status(code, message, reason::UNAVAILABLE, &[]),
         Error::Internal(_) => status(code, message, reason::INTERNAL, &[]),
     }
@@ -124,6 +132,10 @@ pub fn from_status(status: &Status) -> Error {
             stored: if meta("versioned") == "true" { StateKind::Versioned } else { StateKind::VersionNeutral },
         },
         Some(reason::TOO_LARGE) => Error::TooLarge { field: meta("field"), limit: meta("limit") },
+        Some(reason::FELL_BEHIND) => Error::FellBehind {
+            position: meta("position").parse().unwrap_or_default(),
+            waited_ms: meta("waited_ms").parse().unwrap_or_default(),
+        },
         _ => match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Error::Unavailable(message),
             Code::InvalidArgument => Error::InvalidArgument { field: String::new(), rule: message },
@@ -146,6 +158,7 @@ mod tests {
             Error::StateKindMismatch { state_id: "s".into(), stored: StateKind::VersionNeutral },
             Error::StateKindMismatch { state_id: "s".into(), stored: StateKind::Versioned },
             Error::TooLarge { field: "events".into(), limit: "100".into() },
+            Error::FellBehind { position: 1 << 40, waited_ms: 30_000 },
         ];
         for error in errors {
             let status = to_status(&error);

@@ -49,6 +49,11 @@ pub enum Error {
     #[error("unavailable: {0}")]
     Unavailable(String),
 
+    /// A subscription's reader took nothing for the server's stall timeout; the server ended
+    /// it. Subscribing again after `position` loses nothing (a [`crate::Subscription`] does).
+    #[error("the subscriber fell behind; resume after position {position}")]
+    FellBehind { position: u64 },
+
     /// The caller's reducer or decide function failed; the error is the caller's own.
     #[error("{0}")]
     Rejected(#[source] BoxError),
@@ -70,6 +75,7 @@ pub enum ErrorCode {
     Unauthenticated,
     PermissionDenied,
     Unavailable,
+    FellBehind,
     Rejected,
     Internal,
 }
@@ -87,6 +93,7 @@ impl ErrorCode {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied => "PERMISSION_DENIED",
             Self::Unavailable => "UNAVAILABLE",
+            Self::FellBehind => "FELL_BEHIND",
             Self::Rejected => "REJECTED",
             Self::Internal => "INTERNAL",
         }
@@ -109,15 +116,17 @@ impl Error {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::FellBehind { .. } => ErrorCode::FellBehind,
             Self::Rejected(_) => ErrorCode::Rejected,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
     /// Whether the same call may succeed if sent again unchanged (the client re-sends appends
-    /// itself: their event ids make that safe). A conflict needs a reload first, so it is not.
+    /// itself: their event ids make that safe; a subscription resumes after what it delivered).
+    /// A conflict needs a reload first, so it is not.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::FellBehind { .. })
     }
 
     /// The field an invalid argument names.
@@ -165,6 +174,7 @@ impl From<flipbook_storage::Error> for Error {
             }
             E::TooLarge { field, limit } => Self::TooLarge { field, limit },
             E::Unavailable(message) => Self::Unavailable(message),
+            E::FellBehind { position, .. } => Self::FellBehind { position },
             E::Internal(message) => Self::Internal(message),
         }
     }

@@ -28,6 +28,14 @@
 //! max_events_per_append = 1000
 //! max_payload_bytes = 1048576
 //!
+//! [subscriptions]
+//! poll_interval = 0.01                # seconds between reads of the settled position while
+//!                                     # anyone subscribes: the most an event appended through
+//!                                     # another server waits
+//! checkpoint_interval = 1             # seconds between checkpoints of an idle subscription
+//! stall_timeout = 30                  # seconds a subscriber may take nothing before it is
+//!                                     # dropped with FELL_BEHIND (it resumes from its position)
+//!
 //! [auth]
 //! token = "…"                         # calls must send `authorization: Bearer …`
 //!
@@ -46,6 +54,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use flipbook_storage::bus::BusOptions;
 use flipbook_storage::validate::Limits;
 use serde::Deserialize;
 
@@ -64,6 +73,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub snapshots: SnapshotsConfig,
     pub limits: LimitsConfig,
+    pub subscriptions: SubscriptionsConfig,
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub tls: TlsConfig,
@@ -83,6 +93,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             snapshots: SnapshotsConfig::default(),
             limits: LimitsConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
@@ -217,6 +228,40 @@ impl From<&LimitsConfig> for Limits {
             max_payload_bytes: config.max_payload_bytes,
             max_snapshot_bytes: config.max_snapshot_bytes,
             max_request_bytes: config.max_request_bytes,
+        }
+    }
+}
+
+/// The event bus (see `flipbook_storage::bus`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionsConfig {
+    #[serde(with = "seconds")]
+    pub poll_interval: Duration,
+    #[serde(with = "seconds")]
+    pub checkpoint_interval: Duration,
+    #[serde(with = "seconds")]
+    pub stall_timeout: Duration,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        let bus = BusOptions::default();
+        Self {
+            poll_interval: bus.poll_interval,
+            checkpoint_interval: bus.checkpoint_interval,
+            stall_timeout: bus.stall_timeout,
+        }
+    }
+}
+
+impl From<&SubscriptionsConfig> for BusOptions {
+    fn from(config: &SubscriptionsConfig) -> Self {
+        Self {
+            poll_interval: config.poll_interval,
+            checkpoint_interval: config.checkpoint_interval,
+            stall_timeout: config.stall_timeout,
+            ..Self::default()
         }
     }
 }
@@ -382,6 +427,10 @@ impl Config {
         let limits = &self.limits;
         if limits.max_events_per_append == 0 {
             bail!("limits.max_events_per_append must be at least 1");
+        }
+        let bus = &self.subscriptions;
+        if [bus.poll_interval, bus.checkpoint_interval, bus.stall_timeout].contains(&Duration::ZERO) {
+            bail!("subscriptions: poll_interval, checkpoint_interval and stall_timeout must be above 0");
         }
         if limits.max_payload_bytes == 0 || limits.max_payload_bytes >= limits.max_request_bytes {
             bail!("limits.max_payload_bytes must be above 0 and below limits.max_request_bytes");

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flipbook_proto::status::unauthenticated;
-use flipbook_proto::v1::{self, event_store_server, server_info_server, snapshot_store_server};
+use flipbook_proto::v1::{self, event_bus_server, event_store_server, server_info_server, snapshot_store_server};
 use flipbook_storage::validate::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -76,7 +76,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<(&'static str, &'static 
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (events, snapshots) = backends::open(&config).await?;
     let limits = Limits::from(&config.limits);
-    let flipbook = Flipbook::new(events, snapshots, limits.clone());
+    let flipbook = Flipbook::new(events, snapshots, limits.clone(), (&config.subscriptions).into());
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -91,6 +91,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     health.set_serving::<event_store_server::EventStoreServer<Flipbook>>().await;
     health.set_serving::<snapshot_store_server::SnapshotStoreServer<Flipbook>>().await;
     health.set_serving::<server_info_server::ServerInfoServer<Flipbook>>().await;
+    health.set_serving::<event_bus_server::EventBusServer<Flipbook>>().await;
     // Reflection in both versions: grpcurl and older tools still ask v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -119,6 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             snapshot_store_server::SnapshotStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),
             auth.clone(),
         ))
+        .add_service(InterceptedService::new(event_bus_server::EventBusServer::new(flipbook.clone()), auth.clone()))
         .add_service(InterceptedService::new(server_info_server::ServerInfoServer::new(flipbook.clone()), auth));
 
     tracing::info!(
@@ -135,10 +137,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let task = tokio::spawn(async move {
         let stop_signal = {
             let receiver = stopped.clone();
+            let bus = Arc::clone(&flipbook.bus);
             async move {
                 stop_requested(receiver).await;
                 tracing::info!("shutting down: finishing calls in flight");
                 health.set_not_serving::<event_store_server::EventStoreServer<Flipbook>>().await;
+                // Subscriptions never finish by themselves: end them, so subscribers resume on
+                // another server while this one finishes its other calls.
+                bus.close();
             }
         };
         // tonic applies its TCP settings only to listeners it binds itself: without NODELAY a

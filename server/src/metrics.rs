@@ -4,6 +4,7 @@
 //! - `flipbook_events_appended_total`
 //! - `flipbook_version_conflicts_total`
 //! - `flipbook_backend_errors_total{kind}` (`unavailable` or `internal`)
+//! - `flipbook_subscriptions` (open now) and `flipbook_events_delivered_total`
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -85,4 +86,24 @@ pub fn record_appended(events: u64) {
 /// The gRPC code's name ("Aborted", "Unavailable"), from the one error mapping.
 fn code_name(error: &Error) -> String {
     format!("{:?}", flipbook_proto::status::code_of(error))
+}
+
+/// One open subscription, counted while it lives.
+pub struct Subscriber(());
+
+impl Subscriber {
+    pub fn new() -> Self {
+        metrics::gauge!("flipbook_subscriptions").increment(1);
+        Self(())
+    }
+
+    pub fn delivered(&self, events: usize) {
+        metrics::counter!("flipbook_events_delivered_total").increment(events as u64);
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        metrics::gauge!("flipbook_subscriptions").decrement(1);
+    }
 }

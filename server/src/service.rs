@@ -9,8 +9,11 @@ use std::time::Instant;
 
 use flipbook_proto::convert::snapshot_to_store;
 use flipbook_proto::status::{not_found, to_status};
-use flipbook_proto::v1::{self, event_store_server, server_info_server, snapshot_store_server};
-use flipbook_storage::model::{AllQuery, AppendRequest, RecordedEvent, SnapshotQuery, StateQuery, Timestamp};
+use flipbook_proto::v1::{self, event_bus_server, event_store_server, server_info_server, snapshot_store_server};
+use flipbook_storage::bus::{Bus, BusOptions};
+use flipbook_storage::model::{
+    AllQuery, AppendRequest, Delivery, RecordedEvent, SnapshotQuery, StateQuery, SubscriptionQuery, Timestamp,
+};
 use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_pages};
 use flipbook_storage::validate::{self, Limits};
 use flipbook_storage::{Error, EventStore, SnapshotStore};
@@ -24,21 +27,29 @@ use crate::metrics as m;
 /// a page above this is split, and one event can never exceed it (payload and metadata limits).
 const MAX_RESPONSE_BYTES: usize = 3 * 1024 * 1024;
 
-/// What every service shares: the stores and the limits in force.
+/// What every service shares: the stores, the event bus over the event store, and the limits
+/// in force.
 #[derive(Clone, Debug)]
 pub struct Flipbook {
     pub events: Arc<dyn EventStore>,
     pub snapshots: Arc<dyn SnapshotStore>,
+    pub bus: Arc<Bus>,
     pub limits: Limits,
 }
 
 impl Flipbook {
     /// The server's limits, lowered to what the event backend can hold.
-    pub fn new(events: Arc<dyn EventStore>, snapshots: Arc<dyn SnapshotStore>, mut limits: Limits) -> Self {
+    pub fn new(
+        events: Arc<dyn EventStore>,
+        snapshots: Arc<dyn SnapshotStore>,
+        mut limits: Limits,
+        bus: BusOptions,
+    ) -> Self {
         if let Some(max) = events.limits().max_events_per_append {
             limits.max_events_per_append = limits.max_events_per_append.min(max);
         }
-        Self { events, snapshots, limits }
+        let bus = Arc::new(Bus::new(Arc::clone(&events), bus));
+        Self { events, snapshots, bus, limits }
     }
 }
 
@@ -102,6 +113,7 @@ impl event_store_server::EventStore for Flipbook {
             validate::append(&request, &self.limits)?;
             let count = request.events.len() as u64;
             let outcome = self.events.append(request).await?;
+            self.bus.appended();
             m::record_appended(count);
             Ok(outcome.into())
         })
@@ -145,6 +157,43 @@ impl event_store_server::EventStore for Flipbook {
             validate::all_query(&query)?;
             let pages = all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
             Ok(page_messages("ReadAll", pages, |events| v1::ReadAllResponse { events }))
+        })
+        .await
+    }
+}
+
+fn event_page(events: Vec<v1::RecordedEvent>) -> v1::SubscribeResponse {
+    v1::SubscribeResponse { message: Some(v1::subscribe_response::Message::Events(v1::EventPage { events })) }
+}
+
+#[tonic::async_trait]
+impl event_bus_server::EventBus for Flipbook {
+    type SubscribeStream = PageStream<v1::SubscribeResponse>;
+
+    /// Event pages are split like reads' (each message under [`MAX_RESPONSE_BYTES`]).
+    async fn subscribe(
+        &self,
+        request: Request<v1::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        observe("Subscribe", async {
+            let query = SubscriptionQuery::from(request.into_inner());
+            validate::subscription(&query)?;
+            let gauge = m::Subscriber::new();
+            let messages = self.bus.subscribe(query).flat_map(move |delivery| {
+                let messages: Vec<Result<v1::SubscribeResponse, Status>> = match delivery {
+                    Ok(Delivery::Events(events)) => {
+                        gauge.delivered(events.len());
+                        split_by_size(events).into_iter().map(|events| Ok(event_page(events))).collect()
+                    }
+                    Ok(checkpoint) => vec![Ok(checkpoint.into())],
+                    Err(error) => {
+                        m::record_stream_error("Subscribe", &error);
+                        vec![Err(to_status(&error))]
+                    }
+                };
+                stream::iter(messages)
+            });
+            Ok(messages.boxed() as Self::SubscribeStream)
         })
         .await
     }

@@ -31,6 +31,11 @@ pub enum Error {
     #[error("too large: {field}: {limit}")]
     TooLarge { field: String, limit: String },
 
+    /// A subscriber did not take what was delivered to it within the server's patience; the
+    /// server dropped the subscription instead of buffering. Resume after `position`.
+    #[error("the subscriber fell behind (took nothing for {waited_ms} ms); resume after position {position}")]
+    FellBehind { position: u64, waited_ms: u64 },
+
     /// The backend cannot be reached or is shutting down; retrying later can help.
     #[error("backend unavailable: {0}")]
     Unavailable(String),

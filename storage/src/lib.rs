@@ -6,12 +6,15 @@
 //! - [`EventStore`] and [`SnapshotStore`]: the two traits; [`plan_append`] and [`replayed`] hold
 //!   the append rules every backend shares.
 //! - [`read`]: reads as bounded streams of pages over any backend.
+//! - [`bus`]: subscriptions over any backend, which cannot skip an event (each backend says
+//!   which positions are settled).
 //! - Backends: [`sqlite`] (feature `sqlite`, the embedded default), `postgres` and `redis`
 //!   (features of the same names) and [`memory`] (always built, no dependency):
 //!   [`memory::MemoryEventStore`] for the SDK's in-memory mode and tests, and
 //!   [`memory::MemorySnapshotStore`].
 //! - [`testkit`]: the contract tests every backend runs unchanged.
 
+pub mod bus;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 mod encoding;
 pub mod error;

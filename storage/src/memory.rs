@@ -180,6 +180,11 @@ impl EventStore for MemoryEventStore {
             .collect();
         Ok(page(rows, max))
     }
+
+    /// Appends take the lock that reads take: an event is visible once it has a position.
+    async fn settled_position(&self) -> Result<u64> {
+        Ok(self.events()?.log.len() as u64)
+    }
 }
 
 type ByVersion = BTreeMap<u64, Snapshot>;

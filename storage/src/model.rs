@@ -203,6 +203,37 @@ pub struct AllQuery {
     pub limit: Option<u64>,
 }
 
+/// Where a subscription starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SubscriptionStart {
+    /// Every stored event first.
+    #[default]
+    Beginning,
+    /// Events after this position (exclusive): a subscriber's saved checkpoint.
+    After(u64),
+    /// Only events settled after the subscription starts.
+    Now,
+}
+
+/// What a subscription delivers: events of the whole store in global-position order, with the
+/// filters of [`AllQuery`].
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SubscriptionQuery {
+    pub start: SubscriptionStart,
+    pub state_id_prefix: String,
+    pub names: Vec<String>,
+}
+
+/// One message of a subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Events in strictly increasing global position, each after everything delivered before.
+    Events(Vec<RecordedEvent>),
+    /// Every event at or below this position has been delivered or filtered out: where to
+    /// resume from.
+    Checkpoint(u64),
+}
+
 /// A state's head ("version 0").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateHead {

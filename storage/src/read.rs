@@ -51,12 +51,21 @@ impl Cursor {
         if let Some(remaining) = &mut self.remaining {
             *remaining = remaining.saturating_sub(page.events.len() as u64);
         }
-        if !page.events.is_empty() {
-            let bytes: usize = page.events.iter().map(event_bytes).sum();
-            let average = (bytes / page.events.len()).max(1);
-            self.size = (PAGE_BYTES / average).clamp(1, page_size.max(1));
+        if let Some(size) = page_size_after(&page.events, page_size) {
+            self.size = size;
         }
     }
+}
+
+/// How many events the next page may hold so it stays near [`PAGE_BYTES`], judged by the
+/// events of the page before (`None` when it had none), and never above `page_size`.
+pub(crate) fn page_size_after(events: &[RecordedEvent], page_size: usize) -> Option<usize> {
+    if events.is_empty() {
+        return None;
+    }
+    let bytes: usize = events.iter().map(event_bytes).sum();
+    let average = (bytes / events.len()).max(1);
+    Some((PAGE_BYTES / average).clamp(1, page_size.max(1)))
 }
 
 /// Roughly what an event weighs in memory and on the wire.

@@ -57,6 +57,12 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// At most `max` events with a global position above `after`, in global-position order,
     /// with the query's filters applied.
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page>;
+
+    /// The highest global position that is *settled*: every event at or below it is visible
+    /// now, and no event at or below it can become visible later (0 when there is none). The
+    /// event bus never hands out a position above it, which is what makes subscriptions unable
+    /// to skip an event that commits late (see [`crate::bus`]).
+    async fn settled_position(&self) -> Result<u64>;
 }
 
 #[async_trait]

@@ -62,6 +62,27 @@ macro_rules! event_store_contract {
     };
 }
 
+/// Generates one `#[tokio::test]` per event-bus case (subscriptions over the backend's store);
+/// see [`event_store_contract`].
+#[macro_export]
+macro_rules! event_bus_contract {
+    ($factory:expr) => {
+        $crate::event_bus_contract!(@cases $factory;
+            bus_catches_up_then_goes_live_without_a_seam,
+            bus_starts_after_a_position_or_now,
+            bus_filters_and_checkpoints_what_it_filtered_out,
+            bus_ends_a_subscriber_that_falls_behind);
+    };
+    (@cases $factory:expr; $($case:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::testkit::bus::$case($factory.await).await;
+            }
+        )+
+    };
+}
+
 /// Generates one `#[tokio::test]` per snapshot-store case; see [`event_store_contract`].
 #[macro_export]
 macro_rules! snapshot_store_contract {
@@ -578,5 +599,178 @@ pub mod snapshots {
         assert_eq!(store.get(&query(&state, "r2", None)).await.expect("get"), None);
         assert_eq!(store.delete(&state).await.expect("delete"), 0);
         assert_eq!(store.get(&query(&other, "r1", None)).await.expect("get"), Some(snapshot(&other, "r1", 1)));
+    }
+}
+
+pub mod bus {
+    use std::time::Duration;
+
+    use futures::stream::BoxStream;
+
+    use super::*;
+    use crate::bus::{Bus, BusOptions};
+    use crate::model::{Delivery, SubscriptionQuery, SubscriptionStart};
+
+    type Subscription = BoxStream<'static, Result<Delivery, Error>>;
+
+    fn bus(store: &Arc<dyn EventStore>) -> Bus {
+        let options = BusOptions { checkpoint_interval: Duration::from_millis(50), ..BusOptions::default() };
+        Bus::new(Arc::clone(store), options)
+    }
+
+    fn subscribe(bus: &Bus, start: SubscriptionStart, prefix: &str) -> Subscription {
+        bus.subscribe(SubscriptionQuery { start, state_id_prefix: prefix.to_owned(), names: Vec::new() })
+    }
+
+    /// Takes messages until one reaches `position` (an event at it, or a checkpoint at or past
+    /// it); answers the events and the checkpoints seen.
+    async fn receive_until(subscription: &mut Subscription, position: u64) -> (Vec<RecordedEvent>, Vec<u64>) {
+        let (mut events, mut checkpoints) = (Vec::<RecordedEvent>::new(), Vec::new());
+        let receiving = async {
+            while let Some(message) = subscription.next().await {
+                match message.expect("a subscription message") {
+                    Delivery::Events(page) => {
+                        assert!(!page.is_empty(), "no empty pages");
+                        events.extend(page);
+                        if events.last().is_some_and(|e| e.global_position >= position) {
+                            return;
+                        }
+                    }
+                    Delivery::Checkpoint(at) => {
+                        checkpoints.push(at);
+                        if at >= position {
+                            return;
+                        }
+                    }
+                }
+            }
+            panic!("the subscription ended before position {position}");
+        };
+        tokio::time::timeout(Duration::from_secs(30), receiving).await.expect("reached the position in time");
+        (events, checkpoints)
+    }
+
+    fn positions(events: &[RecordedEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.global_position).collect()
+    }
+
+    async fn append_positions(store: &Arc<dyn EventStore>, state: &str, batch: Vec<ProposedEvent>) -> Vec<u64> {
+        append(store, AppendRequest::new(state, Expectation::Any, batch)).await.global_positions
+    }
+
+    /// Stored events first, then live ones appended by 4 writers while the subscriber catches
+    /// up: every event once, in strictly increasing position, nothing else.
+    pub async fn bus_catches_up_then_goes_live_without_a_seam(store: Arc<dyn EventStore>) {
+        let prefix = format!("{}/", Uuid::new_v4().simple());
+        let mut expected = Vec::new();
+        for i in 0..10 {
+            expected.extend(append_positions(&store, &format!("{prefix}{}", i % 3), events("Stored", 3)).await);
+        }
+        let bus = bus(&store);
+        let mut subscription = subscribe(&bus, SubscriptionStart::Beginning, &prefix);
+        let writers: Vec<_> = (0..4)
+            .map(|writer| {
+                let (store, prefix) = (Arc::clone(&store), prefix.clone());
+                tokio::spawn(async move {
+                    let mut written = Vec::new();
+                    for i in 0..25u64 {
+                        let state = format!("{prefix}{}", (writer + i) % 5);
+                        written.extend(append_positions(&store, &state, vec![event("Live", i)]).await);
+                    }
+                    written
+                })
+            })
+            .collect();
+        for writer in writers {
+            expected.extend(writer.await.expect("a writer"));
+        }
+        expected.sort_unstable();
+        let (events, _) = receive_until(&mut subscription, *expected.last().expect("events")).await;
+        assert_eq!(positions(&events), expected, "every event once, in order");
+        assert!(events.iter().all(|e| e.state_id.starts_with(&prefix)));
+    }
+
+    /// `After(p)` delivers from just after `p`; `Now` first tells where it starts, then delivers
+    /// exactly what comes after that.
+    pub async fn bus_starts_after_a_position_or_now(store: Arc<dyn EventStore>) {
+        let prefix = format!("{}/", Uuid::new_v4().simple());
+        let state = format!("{prefix}s");
+        let stored = append_positions(&store, &state, events("E", 5)).await;
+        let bus = bus(&store);
+        let mut after = subscribe(&bus, SubscriptionStart::After(stored[1]), &prefix);
+        let mut now = subscribe(&bus, SubscriptionStart::Now, &prefix);
+        let start = match now.next().await.expect("a first message").expect("no error") {
+            Delivery::Checkpoint(start) => start,
+            other => panic!("a subscription from now first tells where it starts, got {other:?}"),
+        };
+        let live = append_positions(&store, &state, events("F", 3)).await;
+        let last = *live.last().expect("events");
+
+        let (events, _) = receive_until(&mut after, last).await;
+        assert_eq!(positions(&events), [&stored[2..], &live[..]].concat());
+        let (events, _) = receive_until(&mut now, last).await;
+        let expected: Vec<u64> = stored.iter().chain(&live).copied().filter(|&p| p > start).collect();
+        assert_eq!(positions(&events), expected, "from now: what settled after its start");
+        assert!(live.iter().all(|p| expected.contains(p)), "events appended after the start all arrive");
+
+        bus.close();
+        let ended = tokio::time::timeout(Duration::from_secs(10), now.next()).await.expect("ends when closed");
+        assert!(matches!(ended, Some(Err(Error::Unavailable(_)))), "got {ended:?}");
+    }
+
+    /// A subscriber whose filter matches nothing still learns how far the bus got; a name
+    /// filter delivers only those names.
+    pub async fn bus_filters_and_checkpoints_what_it_filtered_out(store: Arc<dyn EventStore>) {
+        let prefix = format!("{}/", Uuid::new_v4().simple());
+        let bus = bus(&store);
+        let mut nothing = subscribe(&bus, SubscriptionStart::Beginning, &format!("{prefix}nobody"));
+        let mut odd = bus.subscribe(SubscriptionQuery {
+            start: SubscriptionStart::Beginning,
+            state_id_prefix: prefix.clone(),
+            names: vec!["Odd".into()],
+        });
+        let mut written = Vec::new();
+        for i in 0..6u64 {
+            let name = if i % 2 == 1 { "Odd" } else { "Even" };
+            written.extend(append_positions(&store, &format!("{prefix}s"), vec![event(name, i)]).await);
+        }
+        let last = *written.last().expect("events");
+        let (events, checkpoints) = receive_until(&mut nothing, last).await;
+        assert!(events.is_empty(), "nothing matches");
+        assert!(checkpoints.last().is_some_and(|&c| c >= last), "checkpoints reach past the filtered events");
+        assert!(checkpoints.windows(2).all(|w| w[0] < w[1]), "checkpoints only move forward: {checkpoints:?}");
+
+        let (events, _) = receive_until(&mut odd, written[5]).await;
+        assert_eq!(payload_numbers(&events), vec![1, 3, 5]);
+    }
+
+    /// A subscriber that takes nothing is dropped after the stall timeout with the position to
+    /// resume after, which is the last event it received; the server never buffers more than a
+    /// few pages for it.
+    pub async fn bus_ends_a_subscriber_that_falls_behind(store: Arc<dyn EventStore>) {
+        let prefix = format!("{}/", Uuid::new_v4().simple());
+        let written = append_positions(&store, &format!("{prefix}s"), events("E", 40)).await;
+        let options = BusOptions { stall_timeout: Duration::from_millis(200), page_size: 5, ..BusOptions::default() };
+        let bus = Bus::new(Arc::clone(&store), options);
+        // From just before its events: a shared store may hold many others before them.
+        let mut subscription = subscribe(&bus, SubscriptionStart::After(written[0] - 1), &prefix);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let mut received = Vec::new();
+        let ending = loop {
+            match tokio::time::timeout(Duration::from_secs(10), subscription.next()).await.expect("in time") {
+                Some(Ok(Delivery::Events(page))) => received.extend(page),
+                Some(Ok(Delivery::Checkpoint(_))) => {}
+                Some(Err(error)) => break error,
+                None => panic!("ended without an error"),
+            }
+        };
+        assert!(received.len() < 40, "a stalled subscriber is not fed everything");
+        assert_eq!(positions(&received), written[..received.len()].to_vec());
+        let last = received.last().map_or(0, |e| e.global_position);
+        assert_eq!(ending, Error::FellBehind { position: last, waited_ms: 200 });
+        // Resuming from there delivers the rest, once.
+        let mut resumed = subscribe(&bus, SubscriptionStart::After(last), &prefix);
+        let (rest, _) = receive_until(&mut resumed, written[39]).await;
+        assert_eq!(positions(&rest), written[received.len()..].to_vec());
     }
 }

@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
-use crate::model::{AllQuery, AppendRequest, Expectation, Metadata, Snapshot, SnapshotQuery, StateKind, StateQuery};
+use crate::model::{
+    AllQuery, AppendRequest, Expectation, Metadata, Snapshot, SnapshotQuery, StateKind, StateQuery, SubscriptionQuery,
+};
 
 /// What the server accepts. Reported by server info; configurable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,13 +159,22 @@ pub fn head(id: &str) -> Result<()> {
 }
 
 pub fn all_query(query: &AllQuery) -> Result<()> {
-    if query.state_id_prefix.len() > MAX_STATE_ID_BYTES {
+    filters(&query.state_id_prefix, &query.names)
+}
+
+/// The same filters as read-all.
+pub fn subscription(query: &SubscriptionQuery) -> Result<()> {
+    filters(&query.state_id_prefix, &query.names)
+}
+
+fn filters(state_id_prefix: &str, event_names: &[String]) -> Result<()> {
+    if state_id_prefix.len() > MAX_STATE_ID_BYTES {
         return Err(Error::invalid("state_id_prefix", format!("must be at most {MAX_STATE_ID_BYTES} bytes")));
     }
-    if query.state_id_prefix.chars().any(char::is_control) {
+    if state_id_prefix.chars().any(char::is_control) {
         return Err(Error::invalid("state_id_prefix", "must not contain control characters"));
     }
-    names("names", &query.names)
+    names("names", event_names)
 }
 
 pub fn snapshot(snapshot: &Snapshot, limits: &Limits) -> Result<()> {

@@ -13,3 +13,8 @@ mod snapshots {
         Arc::new(MemorySnapshotStore::new()) as Arc<dyn SnapshotStore>
     });
 }
+
+mod bus {
+    use super::*;
+    flipbook_storage::event_bus_contract!(async { Arc::new(MemoryEventStore::new()) as Arc<dyn EventStore> });
+}

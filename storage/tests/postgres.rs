@@ -26,3 +26,8 @@ mod postgres_snapshots {
     use super::*;
     flipbook_storage::snapshot_store_contract!(snapshots());
 }
+
+mod bus {
+    use super::*;
+    flipbook_storage::event_bus_contract!(events());
+}

@@ -37,3 +37,8 @@ mod redis_cluster_snapshots {
     use super::*;
     flipbook_storage::snapshot_store_contract!(cluster_snapshots());
 }
+
+mod bus {
+    use super::*;
+    flipbook_storage::event_bus_contract!(events());
+}

@@ -33,3 +33,8 @@ mod memory_snapshots {
         Arc::new(MemorySnapshotStore::new()) as Arc<dyn SnapshotStore>
     });
 }
+
+mod bus {
+    use super::*;
+    flipbook_storage::event_bus_contract!(events());
+}

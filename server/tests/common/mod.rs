@@ -7,11 +7,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use flipbook_proto::status::{from_status, reason, reason_of};
+use flipbook_proto::v1::event_bus_client::EventBusClient;
 use flipbook_proto::v1::event_store_client::EventStoreClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self};
 use flipbook_server::config::{Config, EventBackend, SnapshotBackend};
-use flipbook_storage::model::{AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery};
+use flipbook_storage::model::{
+    AllQuery, AppendOutcome, AppendRequest, Delivery, Snapshot, SnapshotQuery, StateHead, StateQuery,
+    SubscriptionQuery, SubscriptionStart,
+};
 use flipbook_storage::{Error, EventStore, Page, Result, SnapshotStore};
 use tonic::transport::Channel;
 
@@ -83,6 +87,7 @@ pub async fn channel(addr: std::net::SocketAddr) -> Channel {
 pub struct GrpcStore {
     events: EventStoreClient<Channel>,
     snapshots: SnapshotStoreClient<Channel>,
+    bus: EventBusClient<Channel>,
 }
 
 impl GrpcStore {
@@ -91,8 +96,19 @@ impl GrpcStore {
         let max = 64 * 1024 * 1024;
         Self {
             events: EventStoreClient::new(channel.clone()).max_decoding_message_size(max),
-            snapshots: SnapshotStoreClient::new(channel).max_decoding_message_size(max),
+            snapshots: SnapshotStoreClient::new(channel.clone()).max_decoding_message_size(max),
+            bus: EventBusClient::new(channel).max_decoding_message_size(max),
         }
+    }
+
+    /// A subscription's messages, as the server sends them.
+    pub async fn subscribe(
+        &self,
+        query: SubscriptionQuery,
+    ) -> Result<impl futures::Stream<Item = Result<Delivery>> + use<>> {
+        use futures::StreamExt;
+        let stream = self.bus.clone().subscribe(v1::SubscribeRequest::from(query)).await.map_err(error)?.into_inner();
+        Ok(stream.map(|message| Delivery::try_from(message.map_err(error)?)))
     }
 
     /// A new server with a fresh database, and a store over it.
@@ -188,6 +204,17 @@ impl EventStore for GrpcStore {
         };
         Ok(Page { events, next })
     }
+
+    /// The wire has no call for it: a subscription from now starts there and says so first.
+    async fn settled_position(&self) -> Result<u64> {
+        use futures::StreamExt;
+        let now = SubscriptionQuery { start: SubscriptionStart::Now, ..SubscriptionQuery::default() };
+        let mut subscription = std::pin::pin!(self.subscribe(now).await?);
+        match subscription.next().await {
+            Some(Ok(Delivery::Checkpoint(position))) => Ok(position),
+            other => Err(Error::Internal(format!("a subscription from now began with {other:?}"))),
+        }
+    }
 }
 
 #[async_trait]
@@ -231,7 +258,7 @@ pub async fn grpc_postgres_snapshots() -> Arc<dyn SnapshotStore> {
 /// one before, so each case of the kit runs across both (concurrent writers included).
 #[derive(Debug)]
 pub struct TwoServers {
-    servers: [GrpcStore; 2],
+    pub servers: [GrpcStore; 2],
     next: std::sync::atomic::AtomicUsize,
 }
 
@@ -274,6 +301,10 @@ impl EventStore for TwoServers {
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
         self.pick().read_all_page(query, after, max).await
+    }
+
+    async fn settled_position(&self) -> Result<u64> {
+        self.pick().settled_position().await
     }
 }
 

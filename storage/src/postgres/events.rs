@@ -3,14 +3,14 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::{PostgresConfig, is_unique_violation, sql_error};
+use super::{POSITION_SHIFT, PostgresConfig, is_unique_violation, position_of, sql_error};
 use crate::encoding::{metadata_from_json, metadata_json, page, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, RecordedEvent, StateHead, StateKind,
     StateQuery, Timestamp,
 };
-use crate::store::{EventStore, Page, Tip, plan_append, replayed};
+use crate::store::{BackendLimits, EventStore, Page, Tip, plan_append, replayed};
 
 /// How often an append is tried again after losing a race for a sequence number before the
 /// server gives up with `Unavailable` (only an `any` append to a very hot state gets there).
@@ -52,6 +52,11 @@ impl EventStore for PostgresEventStore {
 
     fn durable(&self) -> bool {
         true
+    }
+
+    /// An event's place in its append has 16 bits of its global position.
+    fn limits(&self) -> BackendLimits {
+        BackendLimits { max_events_per_append: Some((1 << POSITION_SHIFT) - 1) }
     }
 
     /// Runs in a task of its own, so a caller that goes away (a cut connection, a timeout)
@@ -137,6 +142,19 @@ impl EventStore for PostgresEventStore {
         .map_err(sql_error)?;
         page(&rows, max, |row| row.try_get("position").map_err(sql_error), recorded_event)
     }
+
+    /// Every transaction with an id below the snapshot's `xmin` has ended, and positions start
+    /// with their transaction's id (see the module's notes).
+    async fn settled_position(&self) -> Result<u64> {
+        let settled: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(position), 0) FROM flipbook_events \
+             WHERE position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        Ok(to_u64(settled))
+    }
 }
 
 /// The columns [`recorded_event`] reads, in its order.
@@ -209,7 +227,7 @@ async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Resu
     let content_types: Vec<&str> = events.iter().map(|e| e.content_type.as_str()).collect();
     let timestamps: Vec<Option<i64>> = events.iter().map(|e| e.timestamp.map(Timestamp::unix_nanos)).collect();
     let metadatas: Vec<String> = events.iter().map(|e| metadata_json(&e.metadata)).collect();
-    let rows = sqlx::query(
+    let rows = sqlx::query(concat!(
         "WITH tip AS ( \
              SELECT version_neutral, last_seq, first_recorded_at, metadata FROM flipbook_states WHERE state_id = $1 \
          ), checked AS ( \
@@ -222,9 +240,11 @@ async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Resu
                AND ($13::bigint IS NULL OR $13 = COALESCE((SELECT last_seq FROM tip), 0) + 1) \
                AND NOT EXISTS (SELECT 1 FROM flipbook_events WHERE state_id = $1 AND event_id = ANY($4)) \
          ), new AS ( \
-             INSERT INTO flipbook_events (state_id, state_seq, version, event_id, name, payload, content_type, \
-                 timestamp, recorded_at, metadata) \
-             SELECT $1, c.last + e.i, CASE WHEN $2 THEN c.last + e.i END, e.id, e.name, e.payload, e.content_type, \
+             INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, payload, \
+                 content_type, timestamp, recorded_at, metadata) \
+             SELECT ",
+        position_of!("e.i"),
+        ", $1, c.last + e.i, CASE WHEN $2 THEN c.last + e.i END, e.id, e.name, e.payload, e.content_type, \
                  e.ts, $3, e.md \
              FROM checked c, UNNEST($4::uuid[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::text[]) \
                  WITH ORDINALITY AS e(id, name, payload, content_type, ts, md, i) \
@@ -239,8 +259,8 @@ async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Resu
                  last_position = EXCLUDED.last_position, last_recorded_at = EXCLUDED.last_recorded_at, \
                  metadata = EXCLUDED.metadata \
          ) \
-         SELECT position, state_seq FROM new ORDER BY state_seq",
-    )
+         SELECT position, state_seq FROM new ORDER BY state_seq"
+    ))
     .bind(&request.state_id)
     .bind(versioned)
     .bind(now.unix_nanos())
@@ -306,13 +326,15 @@ async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutc
     let content_types: Vec<&str> = events.iter().map(|e| e.content_type.as_str()).collect();
     let timestamps: Vec<Option<i64>> = events.iter().map(|e| e.timestamp.map(Timestamp::unix_nanos)).collect();
     let metadatas: Vec<String> = events.iter().map(|e| metadata_json(&e.metadata)).collect();
-    let positions: Vec<i64> = sqlx::query_scalar(
+    let positions: Vec<i64> = sqlx::query_scalar(concat!(
         "WITH new AS ( \
-             INSERT INTO flipbook_events (state_id, state_seq, version, event_id, name, payload, content_type, \
-                 timestamp, recorded_at, metadata) \
-             SELECT $1, e.seq, CASE WHEN $2 THEN e.seq END, e.id, e.name, e.payload, e.content_type, e.ts, $3, e.md \
+             INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, payload, \
+                 content_type, timestamp, recorded_at, metadata) \
+             SELECT ",
+        position_of!("e.i"),
+        ", $1, e.seq, CASE WHEN $2 THEN e.seq END, e.id, e.name, e.payload, e.content_type, e.ts, $3, e.md \
              FROM UNNEST($4::bigint[], $5::uuid[], $6::text[], $7::bytea[], $8::text[], $9::bigint[], $10::text[]) \
-                 AS e(seq, id, name, payload, content_type, ts, md) \
+                 WITH ORDINALITY AS e(seq, id, name, payload, content_type, ts, md, i) \
              RETURNING position, state_seq \
          ), head AS ( \
              INSERT INTO flipbook_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
@@ -322,8 +344,8 @@ async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutc
                  last_position = EXCLUDED.last_position, last_recorded_at = EXCLUDED.last_recorded_at, \
                  metadata = EXCLUDED.metadata \
          ) \
-         SELECT position FROM new ORDER BY state_seq",
-    )
+         SELECT position FROM new ORDER BY state_seq"
+    ))
     .bind(&request.state_id)
     .bind(versioned)
     .bind(now.unix_nanos())

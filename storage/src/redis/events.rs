@@ -332,4 +332,12 @@ impl EventStore for RedisEventStore {
         });
         Ok(Page { events, next: (last < newest).then_some(last) })
     }
+
+    /// The append script takes the position and writes the events in one atomic step, so every
+    /// position up to the counter is written.
+    async fn settled_position(&self) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let newest: Option<u64> = conn.get(POSITION).await.map_err(redis_error)?;
+        Ok(newest.unwrap_or_default())
+    }
 }

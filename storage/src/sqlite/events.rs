@@ -130,6 +130,16 @@ impl EventStore for SqliteEventStore {
         .map_err(sql_error)?;
         page(rows, max, "position")
     }
+
+    /// One writer at a time (this process's writer task, other processes' through SQLite's
+    /// write lock) assigns positions inside its transaction, so they become visible in order.
+    async fn settled_position(&self) -> Result<u64> {
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+            .fetch_one(&self.reads)
+            .await
+            .map_err(sql_error)?;
+        Ok(to_u64(last))
+    }
 }
 
 /// The columns [`recorded_event`] reads, in its order.
