@@ -6,12 +6,15 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use flipbook_proto::v1::event_bus_client::EventBusClient;
 use flipbook_proto::v1::event_store_client::EventStoreClient;
 use flipbook_proto::v1::server_info_client::ServerInfoClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self};
+use flipbook_storage::bus::Bus;
 use flipbook_storage::model::{
-    AllQuery, AppendOutcome, AppendRequest, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateQuery,
+    AllQuery, AppendOutcome, AppendRequest, Delivery, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateQuery,
+    SubscriptionQuery,
 };
 use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_pages};
 use flipbook_storage::validate::Limits;
@@ -27,6 +30,9 @@ use crate::options::ConnectOptions;
 /// A read's events, one page at a time (a page is what crosses into a binding's language at
 /// once). Pages are fetched as the consumer takes them.
 pub type EventPages = BoxStream<'static, Result<Vec<RecordedEvent>>>;
+
+/// One subscription's messages, as the server (or the embedded bus) sends them.
+pub(crate) type Deliveries = BoxStream<'static, Result<Delivery>>;
 
 /// What the server (or the embedded store) runs on and accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +50,8 @@ pub(crate) trait Backend: Send + Sync + Debug + 'static {
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>>;
     fn read_state(&self, query: StateQuery) -> EventPages;
     fn read_all(&self, query: AllQuery) -> EventPages;
+    /// Started when first polled.
+    fn subscribe(&self, query: SubscriptionQuery) -> Deliveries;
     async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()>;
     async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>>;
     async fn delete_snapshots(&self, state_id: &str) -> Result<u64>;
@@ -62,18 +70,22 @@ fn ahead_of_the_caller(pages: BoxStream<'static, flipbook_storage::Result<Vec<Re
     stream::once(async move { read_ahead(pages, READ_AHEAD_PAGES) }).flatten().map_err(Error::from).boxed()
 }
 
-/// The storage traits called directly: embedded mode.
+/// The storage traits called directly: embedded mode, with an event bus of its own (which
+/// also sees appends of other processes on the same SQLite file, within its poll interval).
 #[derive(Debug)]
 pub(crate) struct Local {
     pub events: Arc<dyn EventStore>,
     pub snapshots: Arc<dyn SnapshotStore>,
+    pub bus: Arc<Bus>,
     pub limits: Limits,
 }
 
 #[async_trait]
 impl Backend for Local {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        Ok(self.events.append(request).await?)
+        let outcome = self.events.append(request).await?;
+        self.bus.appended();
+        Ok(outcome)
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
@@ -86,6 +98,11 @@ impl Backend for Local {
 
     fn read_all(&self, query: AllQuery) -> EventPages {
         ahead_of_the_caller(all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
+    }
+
+    fn subscribe(&self, query: SubscriptionQuery) -> Deliveries {
+        let bus = Arc::clone(&self.bus);
+        stream::once(async move { bus.subscribe(query) }).flatten().map_err(Error::from).boxed()
     }
 
     async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
@@ -136,6 +153,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) struct Remote {
     events: EventStoreClient<Transport>,
     snapshots: SnapshotStoreClient<Transport>,
+    bus: EventBusClient<Transport>,
     info: ServerInfoClient<Transport>,
 }
 
@@ -180,6 +198,7 @@ impl Remote {
         Ok(Self {
             events: EventStoreClient::new(transport.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
             snapshots: SnapshotStoreClient::new(transport.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
+            bus: EventBusClient::new(transport.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
             info: ServerInfoClient::new(transport),
         })
     }
@@ -189,18 +208,17 @@ fn recorded(events: Vec<v1::RecordedEvent>) -> Result<Vec<RecordedEvent>> {
     events.into_iter().map(|e| RecordedEvent::try_from(e).map_err(Error::from)).collect()
 }
 
-/// A server stream of event pages, started when first polled.
-fn streamed<M, F, Fut>(call: F, events: fn(M) -> Vec<v1::RecordedEvent>) -> EventPages
+/// A server stream, started when first polled, each message converted by `convert`.
+fn streamed<M, T, F, Fut>(call: F, convert: fn(M) -> Result<T>) -> BoxStream<'static, Result<T>>
 where
     M: Send + 'static,
+    T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<tonic::Response<tonic::Streaming<M>>, tonic::Status>> + Send + 'static,
 {
     stream::once(async move { call().await })
         .map(move |started| match started {
-            Ok(response) => {
-                response.into_inner().map(move |m| m.map_err(Error::from).and_then(|m| recorded(events(m)))).boxed()
-            }
+            Ok(response) => response.into_inner().map(move |m| m.map_err(Error::from).and_then(convert)).boxed(),
             Err(status) => stream::iter([Err(Error::from(status))]).boxed(),
         })
         .flatten()
@@ -227,7 +245,7 @@ impl Backend for Remote {
         let mut client = self.events.clone();
         streamed(
             move || async move { client.read_state(v1::ReadStateRequest::from(query)).await },
-            |m: v1::ReadStateResponse| m.events,
+            |m: v1::ReadStateResponse| recorded(m.events),
         )
     }
 
@@ -235,7 +253,15 @@ impl Backend for Remote {
         let mut client = self.events.clone();
         streamed(
             move || async move { client.read_all(v1::ReadAllRequest::from(query)).await },
-            |m: v1::ReadAllResponse| m.events,
+            |m: v1::ReadAllResponse| recorded(m.events),
+        )
+    }
+
+    fn subscribe(&self, query: SubscriptionQuery) -> Deliveries {
+        let mut client = self.bus.clone();
+        streamed(
+            move || async move { client.subscribe(v1::SubscribeRequest::from(query)).await },
+            |m: v1::SubscribeResponse| Ok(Delivery::try_from(m)?),
         )
     }
 

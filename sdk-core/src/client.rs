@@ -6,7 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use flipbook_storage::model::{AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery};
+use flipbook_storage::bus::{Bus, BusOptions};
+use flipbook_storage::model::{
+    AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery, SubscriptionQuery,
+};
 use flipbook_storage::validate::{self, Limits};
 use tokio::sync::Notify;
 
@@ -14,6 +17,7 @@ use crate::backend::{Backend, EventPages, Local, Remote, ServerInfo};
 use crate::cache::StateCache;
 use crate::error::{Error, Result};
 use crate::options::{ClientOptions, ConnectOptions};
+use crate::subscription::Subscription;
 
 /// A connection to Flipbook: cheap to clone, every clone shares the connection and the cache.
 #[derive(Clone, Debug)]
@@ -103,7 +107,8 @@ impl Client {
         options: ClientOptions,
     ) -> Self {
         let limits = Limits::default();
-        let backend = Local { events, snapshots, limits: limits.clone() };
+        let bus = Arc::new(Bus::new(Arc::clone(&events), BusOptions::default()));
+        let backend = Local { events, snapshots, bus, limits: limits.clone() };
         Self::from_backend(Box::new(backend), limits, options)
     }
 
@@ -182,6 +187,13 @@ impl Client {
             Ok(()) => self.inner.backend.read_all(query),
             Err(error) => failed(error.into()),
         }
+    }
+
+    /// Every event of the store after the query's start, stored ones first, then live ones,
+    /// each once, in global-position order, with checkpoints. A broken connection is resumed
+    /// after the last position received (see [`Subscription`]).
+    pub fn subscribe(&self, query: SubscriptionQuery) -> Subscription {
+        Subscription::new(self.clone(), query)
     }
 
     pub async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {

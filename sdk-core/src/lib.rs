@@ -7,6 +7,8 @@
 //! - [`Reducer`] and [`Repository`]: load a state (local cache, then the newest snapshot, then
 //!   the events after it) and execute commands with retry on version conflict, idempotent
 //!   re-sends and a snapshot policy. `../shared/SPEC.md` section 6 is the contract.
+//! - [`Client::subscribe`]: every event of the store, stored then live, once and in order,
+//!   resumed across broken connections ([`Subscription`]).
 //! - [`Session`]: the same load and execute as a conversation with no generics, which the
 //!   bindings drive from their own language: pages of events cross once per page.
 //!
@@ -36,6 +38,7 @@ mod error;
 mod options;
 mod repository;
 mod session;
+mod subscription;
 
 pub use backend::{EventPages, ServerInfo};
 pub use client::Client;
@@ -43,10 +46,11 @@ pub use error::{BoxError, Error, ErrorCode, Result};
 pub use options::{CacheOptions, ClientOptions, ConnectOptions, RetryPolicy, SnapshotPolicy};
 pub use repository::{Executed, Loaded, Reducer, Repository};
 pub use session::{Base, Finished, Session};
+pub use subscription::Subscription;
 
 /// The domain types requests and answers are made of.
 pub use flipbook_storage::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, ProposedEvent, RecordedEvent, Snapshot,
-    SnapshotQuery, StateHead, StateKind, StateQuery, Timestamp,
+    AllQuery, AppendOutcome, AppendRequest, Delivery, Direction, Expectation, Metadata, ProposedEvent, RecordedEvent,
+    Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, SubscriptionQuery, SubscriptionStart, Timestamp,
 };
 pub use flipbook_storage::validate::Limits;

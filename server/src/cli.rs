@@ -1,4 +1,5 @@
-//! The command-line client: `flipbook append | read | head | snapshot | export | import | info`,
+//! The command-line client: `flipbook append | read | head | snapshot | export | import | tail |
+//! info`,
 //! over a server or an embedded SQLite file, built on `flipbook_sdk_core::Client`.
 //!
 //! Every command is one small function; every failure ends in [`exit_code`], the one mapping
@@ -13,8 +14,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::{Args, Subcommand};
 use flipbook_sdk_core::{
-    AllQuery, AppendRequest, Client, ClientOptions, ConnectOptions, Direction, Error, ErrorCode, Expectation, Metadata,
-    ProposedEvent, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, Timestamp,
+    AllQuery, AppendRequest, Client, ClientOptions, ConnectOptions, Delivery, Direction, Error, ErrorCode, Expectation,
+    Metadata, ProposedEvent, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery,
+    SubscriptionQuery, SubscriptionStart, Timestamp,
 };
 use flipbook_storage::model::DEFAULT_CONTENT_TYPE;
 use futures::StreamExt;
@@ -66,6 +68,9 @@ pub enum Command {
     /// Appends the events of an export, keeping ids, versions, timestamps and metadata;
     /// running it again changes nothing.
     Import(ImportArgs),
+    /// Follows the store: prints events as they are appended, as JSON Lines (the format
+    /// `import` reads), until interrupted or --limit events.
+    Tail(TailArgs),
     /// Prints what the server runs on and its limits.
     Info(InfoArgs),
 }
@@ -180,6 +185,30 @@ pub struct ImportArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct TailArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Only this state.
+    #[arg(long, conflicts_with = "prefix")]
+    state: Option<String>,
+    /// Only states whose id starts with this.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Only these event names, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    names: Vec<String>,
+    /// `now`, `beginning`, or the global position to follow after (a saved checkpoint).
+    #[arg(long, default_value = "now", value_parser = subscription_start)]
+    from: SubscriptionStart,
+    /// Stop after this many events.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Also print checkpoints, as `{"checkpoint": <position>}` lines.
+    #[arg(long)]
+    checkpoints: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct InfoArgs {
     #[command(flatten)]
     target: Target,
@@ -194,6 +223,7 @@ impl Command {
             Self::Snapshot(a) => &a.target,
             Self::Export(a) => &a.target,
             Self::Import(a) => &a.target,
+            Self::Tail(a) => &a.target,
             Self::Info(a) => &a.target,
         }
     }
@@ -280,6 +310,7 @@ async fn execute(command: Command) -> Outcome {
         Command::Snapshot(args) => snapshot(&client, args.command, json, &mut out).await?,
         Command::Export(args) => export(&client, args, &mut out).await?,
         Command::Import(args) => import(&client, args, json, &mut out).await?,
+        Command::Tail(args) => tail(&client, args, &mut out).await?,
         Command::Info(_) => info(&client, json, &mut out).await?,
     }
     Ok(out.flush()?)
@@ -384,6 +415,31 @@ async fn export(client: &Client, args: ExportArgs, out: &mut impl Write) -> Outc
     while let Some(page) = pages.next().await {
         for event in page? {
             json_line(out, &EventLine::from(event))?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Each line is flushed as it comes: a pipe reader sees events as they happen.
+async fn tail(client: &Client, args: TailArgs, out: &mut impl Write) -> Outcome {
+    let prefix = args.state.clone().unwrap_or(args.prefix);
+    let query = SubscriptionQuery { start: args.from, state_id_prefix: prefix, names: args.names };
+    let mut subscription = client.subscribe(query);
+    let mut left = args.limit;
+    while left != Some(0) {
+        let Some(delivery) = subscription.next().await else { break };
+        match delivery? {
+            Delivery::Events(events) => {
+                // A state's id is also the prefix of longer ids: keep that state only.
+                let events = events.into_iter().filter(|e| args.state.as_ref().is_none_or(|id| &e.state_id == id));
+                for event in events.take(left.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))) {
+                    json_line(out, &EventLine::from(event))?;
+                    left = left.map(|n| n - 1);
+                }
+            }
+            Delivery::Checkpoint(position) if args.checkpoints => json_line(out, &json!({ "checkpoint": position }))?,
+            Delivery::Checkpoint(_) => {}
         }
         out.flush()?;
     }
@@ -649,6 +705,16 @@ fn print(out: &mut impl Write, json: bool, record: &impl Serialize) -> Outcome {
         }
     }
     Ok(())
+}
+
+fn subscription_start(text: &str) -> Result<SubscriptionStart, String> {
+    match text {
+        "now" => Ok(SubscriptionStart::Now),
+        "beginning" => Ok(SubscriptionStart::Beginning),
+        position => {
+            position.parse().map(SubscriptionStart::After).map_err(|_| "expected now, beginning or a position".into())
+        }
+    }
 }
 
 fn expectation(text: &str) -> Result<Expectation, String> {

@@ -254,3 +254,63 @@ async fn export_then_import_keeps_the_events_and_importing_again_changes_nothing
     assert_eq!(refused.code, 4, "{refused:?}");
     assert_eq!(refused.error()["code"], "DUPLICATE_EVENT");
 }
+
+/// `tail` follows one state (not the states its id prefixes) from the beginning: the stored
+/// events, then one appended while it runs (over a server, and from another process on the
+/// same embedded file); `--checkpoints` prints where a tail from now starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_follows_a_state_then_stops_at_its_limit() {
+    let (_server, remote) = server_with(|_| {}).await;
+    for target in [remote, embedded()] {
+        for (state, name) in [("acct", "Opened"), ("acct-2", "Other"), ("acct", "Deposited")] {
+            flipbook(&target, &["append", state, name, "{}"], None).await.ok();
+        }
+        let following = {
+            let target = target.clone();
+            tokio::spawn(async move {
+                flipbook(&target, &["tail", "--state", "acct", "--from", "beginning", "--limit", "3"], None).await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        flipbook(&target, &["append", "acct", "Withdrawn", "{}"], None).await.ok();
+        let tailed = tokio::time::timeout(std::time::Duration::from_secs(30), following)
+            .await
+            .expect("tail stops at its limit")
+            .expect("tail ran")
+            .ok()
+            .json_lines();
+        let names: Vec<&str> = tailed.iter().map(|e| e["name"].as_str().expect("a name")).collect();
+        assert_eq!(names, ["Opened", "Deposited", "Withdrawn"], "{target:?}");
+        assert!(tailed.iter().all(|e| e["state_id"] == "acct"));
+        let positions: Vec<u64> = tailed.iter().map(|e| e["global_position"].as_u64().expect("a position")).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]));
+
+        let from_now = {
+            let target = target.clone();
+            tokio::spawn(async move {
+                flipbook(&target, &["tail", "--state", "acct", "--checkpoints", "--limit", "1"], None).await
+            })
+        };
+        // Until the tail has started and seen one (it cannot be known from outside when a
+        // tail from now has started).
+        for _ in 0..100 {
+            flipbook(&target, &["append", "acct", "Closed", "{}"], None).await.ok();
+            if from_now.is_finished() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let lines = tokio::time::timeout(std::time::Duration::from_secs(30), from_now)
+            .await
+            .expect("in time")
+            .expect("tail ran")
+            .ok()
+            .json_lines();
+        let start = lines[0]["checkpoint"].as_u64().expect("first, where it starts");
+        assert!(start >= positions[2], "from now starts after what was there");
+        assert_eq!(lines[1]["name"], "Closed");
+        assert!(lines[1]["global_position"].as_u64() > Some(start));
+        let invalid = flipbook(&target, &["tail", "--from", "yesterday"], None).await;
+        assert_eq!(invalid.code, 2, "{invalid:?}");
+    }
+}
