@@ -19,7 +19,7 @@ def assert_error(error: flipbook.FlipbookError, cls: type[flipbook.FlipbookError
     assert type(error) is cls
     assert isinstance(error, flipbook.FlipbookError)
     assert error.code == code
-    assert error.retryable is (code == "UNAVAILABLE")
+    assert error.retryable is (code in ("UNAVAILABLE", "FELL_BEHIND"))
     assert str(error)
 
 
@@ -34,6 +34,7 @@ def test_every_class_is_a_flipbook_error_named_by_its_code() -> None:
         "UNAUTHENTICATED": flipbook.Unauthenticated,
         "PERMISSION_DENIED": flipbook.PermissionDenied,
         "UNAVAILABLE": flipbook.Unavailable,
+        "FELL_BEHIND": flipbook.FellBehind,
         "INTERNAL": flipbook.InternalError,
     }
     for code, cls in expected.items():
@@ -42,7 +43,7 @@ def test_every_class_is_a_flipbook_error_named_by_its_code() -> None:
         assert errors.class_for_code(code) is cls
         error = cls("message", code=code)
         assert (error.code, error.field, error.actual_version) == (code, None, None)
-        assert error.retryable is (cls is flipbook.Unavailable)
+        assert error.retryable is (cls in (flipbook.Unavailable, flipbook.FellBehind))
     assert errors.class_for_code("SOMETHING_NEW") is flipbook.FlipbookError
 
 

@@ -8,11 +8,12 @@
 See the package README for the wallet example; :mod:`flipbook.aio` is the asyncio client.
 """
 
-from flipbook._client import Client
+from flipbook._client import Client, Subscription
 from flipbook._model import (
     ANY,
     NO_STATE,
     AppendResult,
+    Checkpoint,
     Event,
     Executed,
     FunctionReducer,
@@ -27,6 +28,7 @@ from flipbook._native import RecordedEvent
 from flipbook.errors import (
     ConflictError,
     DuplicateEvent,
+    FellBehind,
     FlipbookError,
     InternalError,
     InvalidArgument,
@@ -42,11 +44,13 @@ __all__ = [
     "ANY",
     "NO_STATE",
     "AppendResult",
+    "Checkpoint",
     "Client",
     "ConflictError",
     "DuplicateEvent",
     "Event",
     "Executed",
+    "FellBehind",
     "FlipbookError",
     "FunctionReducer",
     "InternalError",
@@ -61,6 +65,7 @@ __all__ = [
     "Snapshot",
     "StateHead",
     "StateKindMismatch",
+    "Subscription",
     "TooLarge",
     "Unauthenticated",
     "Unavailable",

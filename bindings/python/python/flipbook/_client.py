@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from os import PathLike
+from types import TracebackType
 
 from flipbook import _native
 from flipbook._model import (
     ANY,
     AppendResult,
+    Checkpoint,
     Event,
     Executed,
     Expected,
+    Feed,
     Loaded,
     Options,
     ReadArgs,
@@ -21,6 +24,7 @@ from flipbook._model import (
     S,
     ServerInfo,
     Snapshot,
+    Start,
     StateHead,
     execute_protocol,
     expectation,
@@ -30,6 +34,7 @@ from flipbook._model import (
     non_negative,
     run,
     snapshot_from_native,
+    subscription_start,
 )
 from flipbook._native import RecordedEvent
 
@@ -37,6 +42,79 @@ from flipbook._native import RecordedEvent
 def _pages(pages: _native.Pages) -> Iterator[list[RecordedEvent]]:
     while (page := pages.next_page()) is not None:
         yield page
+
+
+class Subscription:
+    """Every event of the store after its start (stored ones first, then live ones as they are
+    appended), each once, in global-position order: iterate it for the events, or
+    :meth:`with_checkpoints` for :class:`Checkpoint` objects too. Broken connections are resumed by
+    the core; an error that ends the subscription is raised from the iteration (invalid filters,
+    as :class:`~flipbook.errors.InvalidArgument`, at the first step). Waiting releases the GIL;
+    :meth:`close` (from any thread) ends a waiting iteration. Pages are fetched as you iterate."""
+
+    def __init__(self, native: _native.NativeSubscription) -> None:
+        self._native = native
+        self._feed = Feed()
+
+    @property
+    def position(self) -> int | None:
+        """The position of the last event or checkpoint handed out: every event at or below it
+        was handed out or filtered out. Save it and subscribe again with ``start=position`` to
+        go on after it. ``None`` before the first."""
+        return self._feed.position
+
+    def __iter__(self) -> Subscription:
+        return self
+
+    def __next__(self) -> RecordedEvent:
+        while True:
+            event = self._feed.take()
+            if event is not None:
+                return event
+            self._receive()
+
+    def _next_message(self) -> RecordedEvent | Checkpoint:
+        while True:
+            event = self._feed.take()
+            if event is not None:
+                return event
+            checkpoint = self._receive()
+            if checkpoint is not None:
+                return checkpoint
+
+    def _receive(self) -> Checkpoint | None:
+        # Waits with the GIL released (no timeout: never None); StopIteration once closed or ended.
+        delivery = self._native.next()
+        return None if delivery is None else self._feed.receive(delivery)
+
+    def with_checkpoints(self) -> Iterator[RecordedEvent | Checkpoint]:
+        """The same subscription, with a :class:`Checkpoint` whenever the store moved past
+        events that did not match (and, from ``"now"``, first: where it starts)."""
+        return _WithCheckpoints(self)
+
+    def close(self) -> None:
+        """Ends the subscription (a thread waiting for its next event stops iterating)."""
+        self._native.close()
+        self._feed.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _WithCheckpoints:
+    def __init__(self, subscription: Subscription) -> None:
+        self._subscription = subscription
+
+    def __iter__(self) -> _WithCheckpoints:
+        return self
+
+    def __next__(self) -> RecordedEvent | Checkpoint:
+        return self._subscription._next_message()
 
 
 class Client:
@@ -158,6 +236,14 @@ class Client:
         after = non_negative(after_position, "after_position") or 0
         pages = _pages(self._native.read_all(after, prefix, list(names), non_negative(limit, "limit")))
         return (event for page in pages for event in page)
+
+    def subscribe(self, *, prefix: str = "", names: Sequence[str] = (), start: Start = "beginning") -> Subscription:
+        """Every event of the store whose state id starts with ``prefix`` (and whose name is one
+        of ``names``, when given), stored ones then live ones, once and in order. ``start``:
+        ``"beginning"``, ``"now"`` (events settled after the subscription starts, which is at its
+        first step), or a saved :attr:`Subscription.position` to go on after."""
+        kind, after = subscription_start(start)
+        return Subscription(self._native.subscribe(kind, after, prefix, list(names)))
 
     def head(self, state_id: str) -> StateHead:
         """The state's head ("version 0"); :class:`~flipbook.errors.NotFound` if it has no events."""

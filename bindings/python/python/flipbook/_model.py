@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar, Generic, TypeVar, Union
+from typing import Any, ClassVar, Generic, Literal, TypeVar, Union
 
 from flipbook import _native
 from flipbook._native import RecordedEvent
@@ -372,3 +372,65 @@ class ReadArgs:
             non_negative(self.limit, "limit"),
         )
         return (state_id, self.backward, *bounds, self.names, as_of)
+
+
+# ---- subscriptions ---------------------------------------------------------------------------
+
+Start = Union[Literal["beginning", "now"], int]
+"""Where a subscription starts: ``"beginning"`` (every stored event first), ``"now"`` (events
+settled after it starts), or a position it resumes after (a saved ``position``)."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Every event at or below ``position`` was delivered or filtered out: a position to save
+    and resume after (``start=position``)."""
+
+    position: int
+
+
+def subscription_start(start: Start) -> tuple[str, int]:
+    """``(start_kind, after)`` as the native ``subscribe`` takes them."""
+    if start == "beginning" or start == "now":
+        return (start, 0)
+    if isinstance(start, int) and not isinstance(start, bool) and start >= 0:
+        return ("after", start)
+    raise InvalidArgument(
+        f'start must be "beginning", "now" or a position >= 0, not {start!r}', code="INVALID_ARGUMENT", field="start"
+    )
+
+
+class Feed:
+    """A subscription's messages as the iterators hand them out: the events of the page last
+    received one at a time, and the position of the last thing handed out."""
+
+    __slots__ = ("_closed", "_events", "position")
+
+    def __init__(self) -> None:
+        self._events: Iterator[RecordedEvent] = iter(())
+        self._closed = False
+        #: The last position handed out (an event's or a checkpoint's); ``None`` before any.
+        self.position: int | None = None
+
+    def take(self) -> RecordedEvent | None:
+        """The page's next event; ``None`` when the page is used up."""
+        event = next(self._events, None)
+        if event is not None:
+            self.position = event.global_position
+        return event
+
+    def close(self) -> None:
+        """Forgets the rest of the page, and any page still on its way."""
+        self._closed = True
+        self._events = iter(())
+
+    def receive(self, delivery: _native._Delivery) -> Checkpoint | None:
+        """Takes a native message: a page (handed out by :meth:`take`) or a checkpoint."""
+        _, value = delivery
+        if self._closed:
+            return None
+        if isinstance(value, int):
+            self.position = value
+            return Checkpoint(value)
+        self._events = iter(value)
+        return None

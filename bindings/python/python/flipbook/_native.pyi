@@ -1,10 +1,12 @@
 # The native half of the package (bindings/python/src/lib.rs). Checked against the module by
 # tests/test_stubs.py: a name here that the module lacks, or the reverse, fails the suite.
-from typing import final
+from typing import Literal, final
 
 _Event = tuple[str | None, str, bytes, str, int | None, dict[str, str] | None]
 _Outcome = tuple[int | None, list[int], int]
 _Options = tuple[int, int, float, float, int | None, int, int]
+# A subscription's message: a page of events, or a checkpoint.
+_Delivery = tuple[Literal["events"], list[RecordedEvent]] | tuple[Literal["checkpoint"], int]
 
 @final
 class RecordedEvent:
@@ -35,6 +37,16 @@ class RecordedEvent:
 @final
 class Pages:
     def next_page(self) -> list[RecordedEvent] | None: ...
+
+@final
+class NativeSubscription:
+    def next(self, timeout_seconds: float | None = None) -> _Delivery | None:
+        """The next message, or ``None`` when ``timeout_seconds`` passed first (``None``: no
+        limit). Raises the error that ends the subscription, then ``StopIteration``, as it does
+        once closed."""
+    @property
+    def position(self) -> int | None: ...
+    def close(self) -> None: ...
 
 @final
 class Session:
@@ -94,5 +106,6 @@ class NativeClient:
     def server_info(self) -> tuple[str, str, str, bool, int, int, int, int]: ...
     def load_session(self, state_id: str, reducer_revision: str, as_of_nanos: int | None) -> Session: ...
     def execute_session(self, state_id: str, reducer_revision: str) -> Session: ...
+    def subscribe(self, start_kind: str, after: int, state_id_prefix: str, names: list[str]) -> NativeSubscription: ...
     def flush_snapshots(self) -> None: ...
     def cache_usage(self) -> tuple[int, int]: ...

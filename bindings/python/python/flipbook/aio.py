@@ -9,20 +9,24 @@ thread (an append sent is not taken back: its event ids make sending it again sa
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from os import PathLike
+from types import TracebackType
 from typing import Any, TypeVar
 
-from flipbook import _client
+from flipbook import _client, _native
 from flipbook._model import (
     ANY,
     AppendResult,
+    Checkpoint,
     Event,
     Executed,
     Expected,
+    Feed,
     Loaded,
     Options,
     Protocol,
@@ -30,11 +34,13 @@ from flipbook._model import (
     S,
     ServerInfo,
     Snapshot,
+    Start,
     StateHead,
     _UserError,
     execute_protocol,
     load_protocol,
     non_negative,
+    subscription_start,
 )
 from flipbook._native import RecordedEvent
 
@@ -81,6 +87,117 @@ async def _events(pages: AsyncIterator[list[RecordedEvent]]) -> AsyncIterator[Re
     async for page in pages:
         for event in page:
             yield event
+
+
+# ---- subscriptions ---------------------------------------------------------------------------
+
+#: How long one native wait of a subscription lasts: a cancelled iteration leaves at most this on
+#: a pool thread, and the interpreter's exit waits at most this for it.
+_POLL_SECONDS = 0.2
+
+
+class _Ended:
+    pass
+
+
+_ENDED = _Ended()
+
+
+def _poll(native: _native.NativeSubscription) -> _native._Delivery | _Ended | None:
+    try:
+        return native.next(_POLL_SECONDS)
+    except StopIteration:  # cannot cross into an asyncio future
+        return _ENDED
+
+
+class Subscription:
+    """The asyncio face of :class:`flipbook.Subscription`: ``async for event in subscription``.
+    Waits run on the module's thread pool a short while at a time. Cancelling the iterating task
+    loses nothing: a wait already running on a thread keeps what it receives for the next step."""
+
+    def __init__(self, native: _native.NativeSubscription) -> None:
+        self._native = native
+        self._feed = Feed()
+        self._pending: concurrent.futures.Future[_native._Delivery | _Ended | None] | None = None
+        self._pid = os.getpid()
+
+    @property
+    def position(self) -> int | None:
+        """The position of the last event or checkpoint handed out (see
+        :attr:`flipbook.Subscription.position`)."""
+        return self._feed.position
+
+    async def _receive(self) -> _native._Delivery:
+        while True:
+            pending = self._pending
+            if pending is None or pending.cancelled() or self._pid != os.getpid():
+                # (A wait of the parent's pool never ends in a forked child; the native call
+                # refuses a subscription begun before the fork.)
+                pending = self._pending = _pool().submit(_poll, self._native)
+            try:
+                # Shielded: a cancelled caller leaves the wait running, and the next step takes its
+                # answer.
+                delivery = await asyncio.shield(asyncio.wrap_future(pending))
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                self._pending = None
+                raise
+            self._pending = None
+            if isinstance(delivery, _Ended):
+                raise StopAsyncIteration
+            if delivery is not None:
+                return delivery
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> RecordedEvent:
+        while True:
+            event = self._feed.take()
+            if event is not None:
+                return event
+            self._feed.receive(await self._receive())
+
+    async def _next_message(self) -> RecordedEvent | Checkpoint:
+        while True:
+            event = self._feed.take()
+            if event is not None:
+                return event
+            checkpoint = self._feed.receive(await self._receive())
+            if checkpoint is not None:
+                return checkpoint
+
+    def with_checkpoints(self) -> AsyncIterator[RecordedEvent | Checkpoint]:
+        """The same subscription, with :class:`~flipbook.Checkpoint` objects too."""
+        return _WithCheckpoints(self)
+
+    def close(self) -> None:
+        """Ends the subscription (never waits); an iteration waiting on it stops."""
+        self._native.close()
+        self._feed.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _WithCheckpoints:
+    def __init__(self, subscription: Subscription) -> None:
+        self._subscription = subscription
+
+    def __aiter__(self) -> _WithCheckpoints:
+        return self
+
+    async def __anext__(self) -> RecordedEvent | Checkpoint:
+        return await self._subscription._next_message()
 
 
 class Client:
@@ -207,6 +324,11 @@ class Client:
         self, *, after_position: int = 0, prefix: str = "", names: Sequence[str] = (), limit: int | None = None
     ) -> AsyncIterator[RecordedEvent]:
         return _events(self._all_pages(after_position, prefix, names, limit))
+
+    def subscribe(self, *, prefix: str = "", names: Sequence[str] = (), start: Start = "beginning") -> Subscription:
+        """``async for event in client.subscribe(...)``: see :meth:`flipbook.Client.subscribe`."""
+        kind, after = subscription_start(start)
+        return Subscription(self._sync._native.subscribe(kind, after, prefix, list(names)))
 
     async def head(self, state_id: str) -> StateHead:
         return await _call(self._sync.head, state_id)

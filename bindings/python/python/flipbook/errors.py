@@ -8,6 +8,9 @@ own reducer or decide function is never wrapped: it reaches you unchanged.
 
 from __future__ import annotations
 
+#: The codes of failures that may pass when tried again (the core's ``Error::is_retryable``).
+_RETRYABLE = frozenset({"UNAVAILABLE", "FELL_BEHIND"})
+
 
 class FlipbookError(Exception):
     """Base class of every error Flipbook raises."""
@@ -31,8 +34,9 @@ class FlipbookError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """Whether the same call may succeed if made again (the server was unreachable)."""
-        return self.code == "UNAVAILABLE"
+        """Whether the same call may succeed if made again: the server was unreachable, or a
+        subscriber fell behind (the same kinds the core retries and resumes itself)."""
+        return self.code in _RETRYABLE
 
 
 class InvalidArgument(FlipbookError):
@@ -71,6 +75,11 @@ class Unavailable(FlipbookError):
     """The server or its backend cannot be reached; retrying later can help."""
 
 
+class FellBehind(FlipbookError):
+    """The server ended a subscription whose reader took nothing for too long. Subscriptions
+    resume by themselves after it: you see it only once they have run out of tries."""
+
+
 class InternalError(FlipbookError):
     """A bug or corrupt data; retrying will not help."""
 
@@ -85,6 +94,7 @@ _BY_CODE: dict[str, type[FlipbookError]] = {
     "UNAUTHENTICATED": Unauthenticated,
     "PERMISSION_DENIED": PermissionDenied,
     "UNAVAILABLE": Unavailable,
+    "FELL_BEHIND": FellBehind,
     "INTERNAL": InternalError,
 }
 
