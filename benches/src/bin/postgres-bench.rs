@@ -3,8 +3,13 @@
 //! `cargo run --release -p flipbook-benches --bin postgres-bench -- --url postgres://…`
 //! (default: $FLIPBOOK_TEST_POSTGRES_URL; `--smoke` for a quick run that only proves it works).
 //! The raw baseline does the same work with sqlx over its own pool: per append one transaction
-//! that reads the state's version, inserts the events (one statement) and moves the head;
-//! and reads a state's rows in order.
+//! that reads the state's version, inserts the events (one statement, positions from the
+//! transaction id as Flipbook's) and moves the head; and reads a state's rows in order.
+//!
+//! At 32 clients it also measures the design the event bus did not take: positions from a
+//! counter row updated in each append's transaction (serialised assignment: a subscriber could
+//! then trust a plain `MAX(position)`), against the same raw appends.
+//! `--only appends|reads|serialised` runs one part.
 
 use flipbook_benches::{
     Args, ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median, rate, report,
@@ -47,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
             let total = sizes.appends_per_client * clients * if clients == 1 { 5 } else { 1 };
             let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
             for _ in 0..sizes.repeats {
-                baseline.push(raw_appends(&raw, clients, batch, total).await?);
+                baseline.push(raw_appends(&raw, clients, batch, total, Positions::FromTransactionId).await?);
                 flipbook.push(grpc_appends(server.addr, clients, batch, total).await?);
             }
             let target = if clients == 32 { Target::AtLeast(0.8) } else { Target::None };
@@ -58,6 +63,30 @@ async fn main() -> anyhow::Result<()> {
                 "postgres",
                 median(baseline),
                 target,
+            );
+        }
+    }
+    if args.runs("serialised") {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS bench_position_counter (id INT PRIMARY KEY, last BIGINT NOT NULL); \
+             INSERT INTO bench_position_counter VALUES (1, 0) ON CONFLICT DO NOTHING",
+        )
+        .execute(&raw)
+        .await?;
+        for batch in [1, 10] {
+            let total = sizes.appends_per_client * 32;
+            let (mut txid, mut counter) = (Vec::new(), Vec::new());
+            for _ in 0..sizes.repeats {
+                txid.push(raw_appends(&raw, 32, batch, total, Positions::FromTransactionId).await?);
+                counter.push(raw_appends(&raw, 32, batch, total, Positions::FromCounterRow).await?);
+            }
+            report(
+                &format!("serialised positions, {batch} event(s), 32 clients"),
+                "appends/s",
+                median(counter),
+                "txid positions",
+                median(txid),
+                Target::None,
             );
         }
     }
@@ -90,8 +119,17 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a raw append's global positions come from.
+#[derive(Clone, Copy, Debug)]
+enum Positions {
+    /// As Flipbook's: the transaction id shifted left 16 bits, plus the event's place.
+    FromTransactionId,
+    /// A counter row incremented in the append's transaction: assignment serialised until commit.
+    FromCounterRow,
+}
+
 /// `clients` tasks, each appending `batch` events at a time to a state of its own.
-async fn raw_appends(pool: &PgPool, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
+async fn raw_appends(pool: &PgPool, clients: u64, batch: u64, total: u64, positions: Positions) -> anyhow::Result<f64> {
     let prefix = uuid::Uuid::new_v4().simple().to_string();
     rate(total, || async {
         let mut tasks = Vec::new();
@@ -99,7 +137,7 @@ async fn raw_appends(pool: &PgPool, clients: u64, batch: u64, total: u64) -> any
             let (pool, state) = (pool.clone(), format!("raw-{prefix}-{client}"));
             tasks.push(tokio::spawn(async move {
                 for n in 0..total / clients {
-                    raw_append(&pool, &state, n * batch, batch).await?;
+                    raw_append(&pool, &state, n * batch, batch, positions).await?;
                 }
                 anyhow::Ok(())
             }));
@@ -113,7 +151,7 @@ async fn raw_appends(pool: &PgPool, clients: u64, batch: u64, total: u64) -> any
 }
 
 /// One append the raw way: read the version, insert the events, move the head, in one transaction.
-async fn raw_append(pool: &PgPool, state: &str, expected: u64, batch: u64) -> anyhow::Result<()> {
+async fn raw_append(pool: &PgPool, state: &str, expected: u64, batch: u64, positions: Positions) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     let last: Option<i64> = sqlx::query("SELECT last_seq FROM flipbook_states WHERE state_id = $1")
         .bind(state)
@@ -123,17 +161,25 @@ async fn raw_append(pool: &PgPool, state: &str, expected: u64, batch: u64) -> an
     anyhow::ensure!(last.unwrap_or(0) as u64 == expected, "version conflict");
     let seqs: Vec<i64> = (expected as i64 + 1..=(expected + batch) as i64).collect();
     let ids: Vec<uuid::Uuid> = seqs.iter().map(|_| uuid::Uuid::new_v4()).collect();
-    let positions: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO flipbook_events (state_id, state_seq, version, event_id, name, payload, content_type, \
-         recorded_at, metadata) SELECT $1, s, s, id, 'Deposited', $4, 'application/json', 0, '{}' \
-         FROM UNNEST($2::bigint[], $3::uuid[]) AS e(s, id) RETURNING position",
-    )
-    .bind(state)
-    .bind(&seqs)
-    .bind(&ids)
-    .bind(PAYLOAD)
-    .fetch_all(&mut *tx)
-    .await?;
+    // One statement either way; the counter's row lock is held until the commit.
+    let insert = match positions {
+        Positions::FromTransactionId => {
+            "INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, payload, \
+             content_type, recorded_at, metadata) SELECT (pg_current_xact_id()::text::bigint << 16) + i, $1, s, s, \
+             id, 'Deposited', $4, 'application/json', 0, '{}' \
+             FROM UNNEST($2::bigint[], $3::uuid[]) WITH ORDINALITY AS e(s, id, i) RETURNING position"
+        }
+        Positions::FromCounterRow => {
+            "WITH c AS (UPDATE bench_position_counter SET last = last + cardinality($2::bigint[]) WHERE id = 1 \
+             RETURNING last - cardinality($2::bigint[]) AS first) \
+             INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, payload, \
+             content_type, recorded_at, metadata) SELECT c.first + i, $1, s, s, id, 'Deposited', $4, \
+             'application/json', 0, '{}' \
+             FROM c, UNNEST($2::bigint[], $3::uuid[]) WITH ORDINALITY AS e(s, id, i) RETURNING position"
+        }
+    };
+    let positions: Vec<i64> =
+        sqlx::query_scalar(insert).bind(state).bind(&seqs).bind(&ids).bind(PAYLOAD).fetch_all(&mut *tx).await?;
     sqlx::query(
         "INSERT INTO flipbook_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
          last_recorded_at, metadata) VALUES ($1, false, $2, $3, 0, 0, '{}') ON CONFLICT (state_id) DO UPDATE SET \
