@@ -5,6 +5,8 @@
 //! beginning drops its stream every 1,500 events and resumes from its last position on the
 //! other server. On PostgreSQL the scenario runs again with every append's transaction held open
 //! for a random 0–20 ms after its insert, which makes transactions commit out of position order.
+//! On DynamoDB (moto in the tests: one request at a time, a few hundred a second) the same
+//! scenario runs smaller: see [`DYNAMODB`].
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{GrpcStore, fresh_db, postgres_url, redis_config};
+use common::{GrpcStore, dynamodb_config, fresh_db, postgres_url, redis_config};
 use flipbook_server::config::{Config, EventBackend, SnapshotBackend};
 use flipbook_storage::model::{
     AppendRequest, Delivery, Expectation, ProposedEvent, SubscriptionQuery, SubscriptionStart,
@@ -23,10 +25,22 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 const WRITERS: u64 = 8;
-const EVENTS: u64 = 10_000;
 const STATES: u64 = 100;
-/// The subscriber from the beginning resumes on the other server after this many events.
-const RESUME_EVERY: usize = 1_500;
+
+/// How much the scenario writes, and how often the subscriber from the beginning resumes on the
+/// other server.
+#[derive(Clone, Copy, Debug)]
+struct Size {
+    events: u64,
+    resume_every: usize,
+}
+
+const FULL: Size = Size { events: 10_000, resume_every: 1_500 };
+/// DynamoDB only, because of the emulator: moto serves one request at a time, and every
+/// append costs three requests (the counter, the head, the transaction) plus a retry whenever
+/// another writer took the counter first. The same shape (8 writers, 100 states, 3 subscribers,
+/// two servers, several resumes), a fifth of the events.
+const DYNAMODB: Size = Size { events: 2_000, resume_every: 300 };
 
 /// What the writers stored under the scenario's prefix: position -> event id.
 type Stored = BTreeMap<u64, Uuid>;
@@ -36,9 +50,15 @@ fn random(below: u64) -> u64 {
     (Uuid::new_v4().as_u128() % u128::from(below)) as u64
 }
 
-async fn write(servers: Arc<[GrpcStore; 2]>, prefix: String, writer: u64, written: Arc<AtomicU64>) -> Stored {
+async fn write(
+    servers: Arc<[GrpcStore; 2]>,
+    prefix: String,
+    writer: u64,
+    events: u64,
+    written: Arc<AtomicU64>,
+) -> Stored {
     let mut stored = Stored::new();
-    let mut left = EVENTS / WRITERS;
+    let mut left = events / WRITERS;
     let mut turn = writer as usize;
     while left > 0 {
         let count = (1 + random(3)).min(left);
@@ -119,7 +139,7 @@ async fn subscribe(
 }
 
 /// Runs the scenario over two servers started from `config`.
-async fn scenario(config: Config) {
+async fn scenario(config: Config, size: Size) {
     let first = flipbook_server::start(config.clone()).await.expect("start the first server");
     let second = flipbook_server::start(config).await.expect("start the second server");
     let servers = Arc::new([GrpcStore::connect(first.addr).await, GrpcStore::connect(second.addr).await]);
@@ -128,11 +148,13 @@ async fn scenario(config: Config) {
     let (done, until) = tokio::sync::watch::channel(None);
 
     let writers: Vec<_> = (0..WRITERS)
-        .map(|writer| tokio::spawn(write(Arc::clone(&servers), prefix.clone(), writer, Arc::clone(&written))))
+        .map(|writer| {
+            tokio::spawn(write(Arc::clone(&servers), prefix.clone(), writer, size.events, Arc::clone(&written)))
+        })
         .collect();
     // Subscribe once about a third is written: the middle is the newest position acknowledged
     // by then; from the beginning catches up on the stored third while the writers go on.
-    while written.load(Ordering::Relaxed) < EVENTS / 3 {
+    while written.load(Ordering::Relaxed) < size.events / 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let middle = servers[0]
@@ -148,7 +170,7 @@ async fn scenario(config: Config) {
         .expect("events are stored")
         .global_position;
     let subscribers = [
-        (SubscriptionStart::Beginning, 0, Some(RESUME_EVERY)),
+        (SubscriptionStart::Beginning, 0, Some(size.resume_every)),
         (SubscriptionStart::After(middle), 1, None),
         (SubscriptionStart::Now, 0, None),
     ]
@@ -160,7 +182,7 @@ async fn scenario(config: Config) {
     for writer in writers {
         stored.extend(writer.await.expect("a writer"));
     }
-    assert_eq!(stored.len() as u64, EVENTS, "every append got its own positions");
+    assert_eq!(stored.len() as u64, size.events, "every append got its own positions");
     done.send_replace(stored.keys().last().copied());
 
     for (subscriber, (task, start)) in subscribers.into_iter().zip(["beginning", "middle", "now"]).enumerate() {
@@ -186,7 +208,7 @@ async fn scenario(config: Config) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_two_servers_one_file() {
-    scenario(Config::local(fresh_db())).await;
+    scenario(Config::local(fresh_db()), FULL).await;
 }
 
 fn postgres(url: String) -> Config {
@@ -199,7 +221,7 @@ fn postgres(url: String) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_servers() {
-    scenario(postgres(postgres_url())).await;
+    scenario(postgres(postgres_url()), FULL).await;
 }
 
 /// In a database of its own, whose inserts into the event table sleep 0–20 ms before their
@@ -231,7 +253,7 @@ async fn postgres_two_servers_with_slow_transactions() {
     .execute(&mut slow)
     .await
     .expect("install the slow trigger");
-    scenario(postgres(url)).await;
+    scenario(postgres(url), FULL).await;
     slow.close().await.expect("close");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {database} WITH (FORCE)")))
         .execute(&mut connection)
@@ -243,7 +265,14 @@ async fn postgres_two_servers_with_slow_transactions() {
 async fn redis_two_servers() {
     let mut config = redis_config();
     config.snapshots.backend = SnapshotBackend::Memory;
-    scenario(config).await;
+    scenario(config, FULL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_two_servers() {
+    let mut config = dynamodb_config();
+    config.snapshots.backend = SnapshotBackend::Memory;
+    scenario(config, DYNAMODB).await;
 }
 
 /// A subscriber that takes nothing is dropped with FELL_BEHIND and the position to resume

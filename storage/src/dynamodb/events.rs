@@ -4,7 +4,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use uuid::Uuid;
 
 use super::codec::{ChunkHead, decode_chunk, encode_chunk, encode_event};
@@ -52,11 +54,29 @@ pub struct DynamoEventStore {
 }
 
 /// A state's head item, as an append reads it.
+#[derive(Clone)]
 struct Head {
     tip: Tip,
     first_recorded_at: i64,
     metadata: String,
 }
+
+impl Head {
+    fn from_item(item: &Item) -> Result<Self> {
+        let neutral = matches!(item.get("neutral"), Some(AttributeValue::Bool(true)));
+        Ok(Self {
+            tip: Tip {
+                kind: if neutral { StateKind::VersionNeutral } else { StateKind::Versioned },
+                last_seq: get_n(item, "last_seq")?,
+            },
+            first_recorded_at: get_n(item, "first_at")?,
+            metadata: get_s(item, "meta")?.to_owned(),
+        })
+    }
+}
+
+/// The counter and the head as an append saw them: read, or told by a failed transaction.
+type Seen = (u64, Option<Head>);
 
 /// How a transaction ended.
 enum Written {
@@ -64,7 +84,8 @@ enum Written {
     /// An event id of the batch is stored already: a replay or a duplicate.
     IdStored,
     /// Another append changed the counter or the head first (or DynamoDB saw a conflict).
-    Lost,
+    /// With what the transaction found instead, when DynamoDB said (`None`: read again).
+    Lost(Option<Seen>),
 }
 
 impl DynamoEventStore {
@@ -96,16 +117,7 @@ impl DynamoEventStore {
 
     async fn read_head(&self, state_id: &str) -> Result<Option<(Head, Item)>> {
         let Some(item) = self.get(head_pk(state_id), 0).await? else { return Ok(None) };
-        let neutral = matches!(item.get("neutral"), Some(AttributeValue::Bool(true)));
-        let head = Head {
-            tip: Tip {
-                kind: if neutral { StateKind::VersionNeutral } else { StateKind::Versioned },
-                last_seq: get_n(&item, "last_seq")?,
-            },
-            first_recorded_at: get_n(&item, "first_at")?,
-            metadata: get_s(&item, "meta")?.to_owned(),
-        };
-        Ok(Some((head, item)))
+        Ok(Some((Head::from_item(&item)?, item)))
     }
 
     /// A query of one partition's items with sort keys in `low..=high`, one page.
@@ -217,15 +229,21 @@ impl DynamoEventStore {
         replayed(request, &stored).map(Some)
     }
 
-    /// One try: reads the counter and the head, decides with the shared rules, writes.
+    /// The counter and the head, read in parallel.
+    async fn seen(&self, state_id: &str) -> Result<Seen> {
+        let (counter, head) = tokio::try_join!(self.counter(), self.read_head(state_id))?;
+        Ok((counter, head.map(|(head, _)| head)))
+    }
+
+    /// One try: decides with the shared rules from the counter and head it is given, and
+    /// writes on the condition that both are still so.
     async fn try_append(
         &self,
         request: &AppendRequest,
         encoded: &[Vec<u8>],
         chunks: &[Range<usize>],
+        (counter, head): Seen,
     ) -> Result<Written> {
-        let (counter, head) = tokio::try_join!(self.counter(), self.read_head(&request.state_id))?;
-        let head = head.map(|(head, _)| head);
         let first_seq = match plan_append(head.as_ref().map(|h| h.tip), request) {
             Ok(first_seq) => first_seq,
             // A re-sent batch is answered as it was the first time, whatever its expectation.
@@ -241,7 +259,11 @@ impl DynamoEventStore {
         let put = |item: Item, condition: Condition| -> Result<TransactWriteItem> {
             let mut put = Put::builder().table_name(table).set_item(Some(item));
             if let Some((attribute, expression, values)) = condition {
-                put = put.condition_expression(expression).expression_attribute_names("#a", attribute);
+                // A failed condition answers the item as it is: a retry needs no read.
+                put = put
+                    .condition_expression(expression)
+                    .expression_attribute_names("#a", attribute)
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
                 for (name, value) in values {
                     put = put.expression_attribute_values(name, value);
                 }
@@ -315,9 +337,30 @@ impl DynamoEventStore {
             Err(SdkError::ServiceError(error)) => match error.err() {
                 TransactWriteItemsError::TransactionCanceledException(cancelled) => {
                     let reasons = cancelled.cancellation_reasons();
-                    let id_stored =
-                        reasons.iter().skip(guards_from).any(|r| r.code() == Some("ConditionalCheckFailed"));
-                    Ok(if id_stored { Written::IdStored } else { Written::Lost })
+                    let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
+                    if reasons.iter().skip(guards_from).any(failed) {
+                        return Ok(Written::IdStored);
+                    }
+                    // The counter and the head now: unchanged where their condition held,
+                    // else the item DynamoDB returned. Anything else (a conflict with another
+                    // transaction in flight): read again.
+                    let now = match (reasons.first(), reasons.get(1)) {
+                        (Some(c), Some(h)) => {
+                            let counter = match (c.code(), c.item()) {
+                                (Some("None"), _) => Some(counter),
+                                (Some("ConditionalCheckFailed"), Some(item)) => Some(get_n(item, "last")?),
+                                _ => None,
+                            };
+                            let head = match (h.code(), h.item()) {
+                                (Some("None"), _) => Some(head),
+                                (Some("ConditionalCheckFailed"), Some(item)) => Some(Some(Head::from_item(item)?)),
+                                _ => None,
+                            };
+                            counter.zip(head)
+                        }
+                        _ => None,
+                    };
+                    Ok(Written::Lost(now))
                 }
                 _ => Err(sdk_error(SdkError::ServiceError(error))),
             },
@@ -385,18 +428,23 @@ impl EventStore for DynamoEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         let encoded: Vec<Vec<u8>> = request.events.iter().map(encode_event).collect();
         let chunks = chunks(&encoded)?;
+        let mut known = None;
         for attempt in 0..MAX_ATTEMPTS {
-            match self.try_append(&request, &encoded, &chunks).await? {
+            let seen = match known.take() {
+                Some(seen) => seen,
+                None => self.seen(&request.state_id).await?,
+            };
+            match self.try_append(&request, &encoded, &chunks, seen).await? {
                 Written::Done(outcome) => return Ok(outcome),
                 Written::IdStored => {
                     if let Some(outcome) = self.replay(&request).await? {
                         return Ok(outcome);
                     }
                 }
-                Written::Lost => {}
+                Written::Lost(now) => known = now,
             }
             // Another append took the counter: try again soon, spread out.
-            let ceiling = 2 + 2 * u64::from(attempt.min(10));
+            let ceiling = 2 + u64::from(attempt.min(10));
             tokio::time::sleep(Duration::from_millis(fastrand::u64(0..ceiling))).await;
         }
         Err(Error::Unavailable(format!(
