@@ -117,12 +117,12 @@ start_dynamodb() {
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q "moto[server]==$MOTO_VERSION"
   fi
-  # FLIPBOOK_DYNAMODB_START / _STOP: what the outage tests run to take it away and back (a
-  # restart starts empty: moto keeps its tables in memory).
-  export FLIPBOOK_DYNAMODB_START="nohup $venv/bin/python $PWD/scripts/moto_serial.py --port $port \
-    >>$dir/moto.log 2>&1 & echo \$! >$dir/moto.pid"
-  export FLIPBOOK_DYNAMODB_STOP="kill \$(cat $dir/moto.pid)"
-  sh -c "$FLIPBOOK_DYNAMODB_START"
+  nohup "$venv/bin/python" scripts/moto_serial.py --port "$port" >"$dir/moto.log" 2>&1 &
+  echo $! >"$dir/moto.pid"
+  # FLIPBOOK_DYNAMODB_STOP / _START: what the outage tests run to take it away and back. moto
+  # keeps its tables in memory, so it is paused rather than stopped: calls then hang until the
+  # client's timeouts end them, the harder case.
+  export FLIPBOOK_DYNAMODB_STOP="kill -STOP $!" FLIPBOOK_DYNAMODB_START="kill -CONT $!"
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
@@ -142,7 +142,10 @@ wait_for_redis() {
 }
 
 stop_services() {
-  [ -f "$FLIPBOOK_SERVICES/dynamodb/moto.pid" ] && kill "$(cat "$FLIPBOOK_SERVICES/dynamodb/moto.pid")" 2>/dev/null
+  if [ -f "$FLIPBOOK_SERVICES/dynamodb/moto.pid" ]; then
+    kill -CONT "$(cat "$FLIPBOOK_SERVICES/dynamodb/moto.pid")" 2>/dev/null  # if an outage test paused it
+    kill "$(cat "$FLIPBOOK_SERVICES/dynamodb/moto.pid")" 2>/dev/null
+  fi
   for pidfile in "$FLIPBOOK_SERVICES"/redis*/redis.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
   done
