@@ -44,3 +44,46 @@ mod bus {
     use super::*;
     flipbook_storage::event_bus_contract!(events());
 }
+
+/// What one transaction cannot hold is refused whole, with the limit named; large events are
+/// split over several chunks and read back whole, in order, forward and backward.
+mod dynamodb_limits {
+    use flipbook_storage::Error;
+    use flipbook_storage::model::{AllQuery, AppendRequest, Direction, Expectation, ProposedEvent, StateQuery};
+    use flipbook_storage::testkit::{events as some_events, read, read_all, unique_state};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn batches_beyond_a_transaction_are_refused_and_large_events_split_into_chunks() {
+        let store = events().await;
+        let state = unique_state("limits");
+        let too_many = store.append(AppendRequest::new(&state, Expectation::Any, some_events("E", 65))).await;
+        assert!(matches!(&too_many, Err(Error::TooLarge { limit, .. }) if limit.contains("64")), "{too_many:?}");
+        let huge = vec![ProposedEvent::new("Huge", vec![b'x'; 360_000])];
+        let huge = store.append(AppendRequest::new(&state, Expectation::Any, huge)).await;
+        assert!(matches!(&huge, Err(Error::TooLarge { field, .. }) if field == "events[0]"), "{huge:?}");
+        let heavy: Vec<_> = (0..10).map(|_| ProposedEvent::new("Heavy", vec![b'y'; 200_000])).collect();
+        let heavy = store.append(AppendRequest::new(&state, Expectation::Any, heavy)).await;
+        assert!(matches!(heavy, Err(Error::TooLarge { .. })), "2 MB in one append: {heavy:?}");
+        assert!(store.head(&state).await.expect("head").is_none(), "nothing stored");
+
+        // Five events of 200 kB: five chunks, between small events.
+        let mut batch = some_events("Small", 2);
+        batch.extend((0..5u8).map(|i| ProposedEvent::new("Large", vec![i; 200_000])));
+        batch.extend(some_events("Small", 2));
+        let ids: Vec<_> = batch.iter().map(|e| e.event_id).collect();
+        let outcome = store.append(AppendRequest::new(&state, Expectation::NoState, batch.clone())).await;
+        assert_eq!(outcome.expect("stored").last_version, Some(9));
+        let forward = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(forward.iter().map(|e| e.event_id).collect::<Vec<_>>(), ids);
+        assert!(forward.iter().zip(&batch).all(|(stored, sent)| sent.is_recorded_as(stored)));
+        let backward = read(&store, StateQuery { direction: Direction::Backward, ..StateQuery::all(&state) }).await;
+        assert_eq!(backward.iter().rev().map(|e| e.event_id).collect::<Vec<_>>(), ids);
+        let all = read_all(&store, AllQuery { state_id_prefix: state.clone(), ..AllQuery::default() }).await;
+        assert_eq!(all.iter().map(|e| e.event_id).collect::<Vec<_>>(), ids);
+        // A re-send of the split batch is a replay.
+        let again = store.append(AppendRequest::new(&state, Expectation::NoState, batch)).await;
+        assert_eq!(again.expect("replayed").last_version, Some(9));
+    }
+}
