@@ -1,4 +1,5 @@
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -7,6 +8,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::codec::{ChunkHead, decode_chunk, encode_chunk, encode_event};
@@ -51,6 +53,12 @@ fn position_pk(position: u64) -> String {
 #[derive(Clone, Debug)]
 pub struct DynamoEventStore {
     table: Table,
+    /// One append of this process at a time: every append conditions on the one counter item,
+    /// so appends racing each other from one process would only make all but one fail and
+    /// retry. Appends from other processes still race, and lose safely.
+    writer: Arc<Mutex<()>>,
+    /// How long an append waits for its turn before it answers `Unavailable`.
+    patience: Duration,
 }
 
 /// A state's head item, as an append reads it.
@@ -91,7 +99,11 @@ enum Written {
 impl DynamoEventStore {
     /// Opens the table, creating it when it is missing and the config allows.
     pub async fn open(config: &DynamoConfig) -> Result<Self> {
-        Ok(Self { table: Table::open(config).await? })
+        Ok(Self {
+            table: Table::open(config).await?,
+            writer: Arc::new(Mutex::new(())),
+            patience: config.operation_timeout.max(Duration::from_secs(1)) * 2,
+        })
     }
 
     async fn get(&self, pk: String, sk: u64) -> Result<Option<Item>> {
@@ -428,6 +440,12 @@ impl EventStore for DynamoEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         let encoded: Vec<Vec<u8>> = request.events.iter().map(encode_event).collect();
         let chunks = chunks(&encoded)?;
+        let Ok(_turn) = tokio::time::timeout(self.patience, self.writer.lock()).await else {
+            return Err(Error::Unavailable(format!(
+                "appending to {:?}: waited {:?} for the appends before it",
+                request.state_id, self.patience
+            )));
+        };
         let mut known = None;
         for attempt in 0..MAX_ATTEMPTS {
             let seen = match known.take() {
