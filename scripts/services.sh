@@ -52,6 +52,7 @@ CONF
   # FLIPBOOK_PG_CTL: what tests run, with "stop" or "start" appended, to take it away and back.
   export FLIPBOOK_PG_CTL="${as[*]} $bin/pg_ctl -D $dir/data -l $dir/server.log -w"
   $FLIPBOOK_PG_CTL start >/dev/null
+  pg_started=1
   export FLIPBOOK_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   echo "PostgreSQL: $("$bin/postgres" --version), $FLIPBOOK_TEST_POSTGRES_URL"
 }
@@ -149,7 +150,9 @@ stop_services() {
   for pidfile in "$FLIPBOOK_SERVICES"/redis*/redis.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
   done
-  if [ -n "${FLIPBOOK_PG_CTL:-}" ]; then
+  # Only a PostgreSQL this script started: FLIPBOOK_PG_CTL may come from the environment, with
+  # a database other runs share (one was stopped that way mid-run on 2026-12-02).
+  if [ "${pg_started:-0}" = 1 ]; then
     $FLIPBOOK_PG_CTL -m immediate stop >/dev/null 2>&1 || true
   fi
   rm -rf "$FLIPBOOK_SERVICES"
