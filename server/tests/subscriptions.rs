@@ -272,6 +272,9 @@ async fn redis_two_servers() {
 async fn dynamodb_two_servers() {
     let mut config = dynamodb_config();
     config.snapshots.backend = SnapshotBackend::Memory;
+    // Each server reads the counter every poll while anyone subscribes: at the default 10 ms,
+    // two servers' polls alone would take most of moto's one thread.
+    config.subscriptions.poll_interval = Duration::from_millis(100);
     scenario(config, DYNAMODB).await;
 }
 

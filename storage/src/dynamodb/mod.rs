@@ -7,7 +7,7 @@
 //! | position counter | `position` | 0 | `last`: the last global position given out |
 //! | state head | `s#<state>` | 0 | kind, last_seq, last position, recorded-at times, metadata |
 //! | state chunk | `s#<state>` | last seq in it | the events of (part of) one append, encoded |
-//! | position chunk | `p#<last position / 4096>` | last position in it | the same chunk, for read-all |
+//! | position chunk | `p#<last position / 1024>` | last position in it | the same chunk, for read-all |
 //! | event-id guard | `e#<state>#<event id>` | 0 | `seq`: where that event id is stored |
 //! | snapshot revisions | `r#<state>` | 0 | `revs`: the state's reducer revisions with snapshots |
 //! | snapshot | `n#<state>\n<revision>` | version | payload, content type, created at |
