@@ -5,8 +5,8 @@
 //! beginning drops its stream every 1,500 events and resumes from its last position on the
 //! other server. On PostgreSQL the scenario runs again with every append's transaction held open
 //! for a random 0–20 ms after its insert, which makes transactions commit out of position order.
-//! On DynamoDB (moto in the tests: one request at a time, a few hundred a second) the same
-//! scenario runs smaller: see [`DYNAMODB`].
+//! On DynamoDB (moto in the tests, serving one request at a time) each server reads the settled
+//! position every 100 ms instead of 10 ms, so the polls leave moto time for the appends.
 
 mod common;
 
@@ -25,22 +25,10 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 const WRITERS: u64 = 8;
+const EVENTS: u64 = 10_000;
 const STATES: u64 = 100;
-
-/// How much the scenario writes, and how often the subscriber from the beginning resumes on the
-/// other server.
-#[derive(Clone, Copy, Debug)]
-struct Size {
-    events: u64,
-    resume_every: usize,
-}
-
-const FULL: Size = Size { events: 10_000, resume_every: 1_500 };
-/// DynamoDB only, because of the emulator: moto serves one request at a time, and every
-/// append costs three requests (the counter, the head, the transaction) plus a retry whenever
-/// another writer took the counter first. The same shape (8 writers, 100 states, 3 subscribers,
-/// two servers, several resumes), a fifth of the events.
-const DYNAMODB: Size = Size { events: 2_000, resume_every: 300 };
+/// The subscriber from the beginning resumes on the other server after this many events.
+const RESUME_EVERY: usize = 1_500;
 
 /// What the writers stored under the scenario's prefix: position -> event id.
 type Stored = BTreeMap<u64, Uuid>;
@@ -50,15 +38,9 @@ fn random(below: u64) -> u64 {
     (Uuid::new_v4().as_u128() % u128::from(below)) as u64
 }
 
-async fn write(
-    servers: Arc<[GrpcStore; 2]>,
-    prefix: String,
-    writer: u64,
-    events: u64,
-    written: Arc<AtomicU64>,
-) -> Stored {
+async fn write(servers: Arc<[GrpcStore; 2]>, prefix: String, writer: u64, written: Arc<AtomicU64>) -> Stored {
     let mut stored = Stored::new();
-    let mut left = events / WRITERS;
+    let mut left = EVENTS / WRITERS;
     let mut turn = writer as usize;
     while left > 0 {
         let count = (1 + random(3)).min(left);
@@ -139,7 +121,7 @@ async fn subscribe(
 }
 
 /// Runs the scenario over two servers started from `config`.
-async fn scenario(config: Config, size: Size) {
+async fn scenario(config: Config) {
     let first = flipbook_server::start(config.clone()).await.expect("start the first server");
     let second = flipbook_server::start(config).await.expect("start the second server");
     let servers = Arc::new([GrpcStore::connect(first.addr).await, GrpcStore::connect(second.addr).await]);
@@ -148,13 +130,11 @@ async fn scenario(config: Config, size: Size) {
     let (done, until) = tokio::sync::watch::channel(None);
 
     let writers: Vec<_> = (0..WRITERS)
-        .map(|writer| {
-            tokio::spawn(write(Arc::clone(&servers), prefix.clone(), writer, size.events, Arc::clone(&written)))
-        })
+        .map(|writer| tokio::spawn(write(Arc::clone(&servers), prefix.clone(), writer, Arc::clone(&written))))
         .collect();
     // Subscribe once about a third is written: the middle is the newest position acknowledged
     // by then; from the beginning catches up on the stored third while the writers go on.
-    while written.load(Ordering::Relaxed) < size.events / 3 {
+    while written.load(Ordering::Relaxed) < EVENTS / 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let middle = servers[0]
@@ -170,7 +150,7 @@ async fn scenario(config: Config, size: Size) {
         .expect("events are stored")
         .global_position;
     let subscribers = [
-        (SubscriptionStart::Beginning, 0, Some(size.resume_every)),
+        (SubscriptionStart::Beginning, 0, Some(RESUME_EVERY)),
         (SubscriptionStart::After(middle), 1, None),
         (SubscriptionStart::Now, 0, None),
     ]
@@ -182,7 +162,7 @@ async fn scenario(config: Config, size: Size) {
     for writer in writers {
         stored.extend(writer.await.expect("a writer"));
     }
-    assert_eq!(stored.len() as u64, size.events, "every append got its own positions");
+    assert_eq!(stored.len() as u64, EVENTS, "every append got its own positions");
     done.send_replace(stored.keys().last().copied());
 
     for (subscriber, (task, start)) in subscribers.into_iter().zip(["beginning", "middle", "now"]).enumerate() {
@@ -208,7 +188,7 @@ async fn scenario(config: Config, size: Size) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_two_servers_one_file() {
-    scenario(Config::local(fresh_db()), FULL).await;
+    scenario(Config::local(fresh_db())).await;
 }
 
 fn postgres(url: String) -> Config {
@@ -221,7 +201,7 @@ fn postgres(url: String) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_servers() {
-    scenario(postgres(postgres_url()), FULL).await;
+    scenario(postgres(postgres_url())).await;
 }
 
 /// In a database of its own, whose inserts into the event table sleep 0–20 ms before their
@@ -253,7 +233,7 @@ async fn postgres_two_servers_with_slow_transactions() {
     .execute(&mut slow)
     .await
     .expect("install the slow trigger");
-    scenario(postgres(url), FULL).await;
+    scenario(postgres(url)).await;
     slow.close().await.expect("close");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {database} WITH (FORCE)")))
         .execute(&mut connection)
@@ -265,7 +245,7 @@ async fn postgres_two_servers_with_slow_transactions() {
 async fn redis_two_servers() {
     let mut config = redis_config();
     config.snapshots.backend = SnapshotBackend::Memory;
-    scenario(config, FULL).await;
+    scenario(config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -275,7 +255,7 @@ async fn dynamodb_two_servers() {
     // Each server reads the counter every poll while anyone subscribes: at the default 10 ms,
     // two servers' polls alone would take most of moto's one thread.
     config.subscriptions.poll_interval = Duration::from_millis(100);
-    scenario(config, DYNAMODB).await;
+    scenario(config).await;
 }
 
 /// A subscriber that takes nothing is dropped with FELL_BEHIND and the position to resume
