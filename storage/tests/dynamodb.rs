@@ -2,7 +2,16 @@
 //! FLIPBOOK_TEST_DYNAMODB_URL (scripts/test starts moto and sets it, with dummy credentials);
 //! FLIPBOOK_TEST_DYNAMODB_TABLE (one table for every case, instead of a fresh one per case) and
 //! FLIPBOOK_TEST_DYNAMODB_REGION are optional, so the same tests run against AWS itself (URL
-//! `aws`: the SDK's own endpoint and credential chain).
+//! `aws`: the SDK's own endpoint and credential chain; set a table there, or every case creates
+//! one and leaves it).
+//!
+//! Known: with one table for every case, `bus::bus_starts_after_a_position_or_now` fails (two
+//! runs out of two on moto). The other cases' appends move the settled position past the
+//! subscription's own events, so the bus queues a checkpoint for it while the case is still
+//! waiting on its other subscription, and after `Bus::close` the stream hands out that queued
+//! checkpoint before the UNAVAILABLE the case expects next (the bus delivers queued messages,
+//! then the error). A question for the bus (drop queued messages on close?) or the case, not
+//! the backend; with a table per case nothing else moves the position and it passes.
 
 use std::sync::Arc;
 
