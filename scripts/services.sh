@@ -1,5 +1,5 @@
 # Backing services for the tests, as local processes: sourced by scripts/test. PostgreSQL, Redis
-# (durable: appendfsync always) and a three-node Redis Cluster.
+# (durable: appendfsync always), a three-node Redis Cluster and a DynamoDB emulator (moto).
 #
 # Each `start_*` installs its Debian package when missing, starts a throwaway instance on a
 # private port under $FLIPBOOK_SERVICES (a temp dir), and exports the URL the tests read. When
@@ -52,6 +52,7 @@ CONF
   # FLIPBOOK_PG_CTL: what tests run, with "stop" or "start" appended, to take it away and back.
   export FLIPBOOK_PG_CTL="${as[*]} $bin/pg_ctl -D $dir/data -l $dir/server.log -w"
   $FLIPBOOK_PG_CTL start >/dev/null
+  pg_started=1
   export FLIPBOOK_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   echo "PostgreSQL: $("$bin/postgres" --version), $FLIPBOOK_TEST_POSTGRES_URL"
 }
@@ -100,6 +101,38 @@ start_redis_cluster() {
   echo "Redis Cluster: $FLIPBOOK_TEST_REDIS_CLUSTER_URLS"
 }
 
+# moto's DynamoDB emulator in a virtualenv of its own (FLIPBOOK_MOTO_VENV, default
+# ~/.cache/flipbook/moto-venv), served by scripts/moto_serial.py: one request at a time, so a
+# transaction is atomic as on DynamoDB (see that file). AWS's DynamoDB Local is not used (its
+# licence). Dummy credentials, unless some are set: moto accepts any.
+MOTO_VERSION=5.2.1
+start_dynamodb() {
+  if [ -n "${FLIPBOOK_TEST_DYNAMODB_URL:-}" ]; then
+    echo "DynamoDB: using $FLIPBOOK_TEST_DYNAMODB_URL"
+    return
+  fi
+  local venv="${FLIPBOOK_MOTO_VENV:-$HOME/.cache/flipbook/moto-venv}" port="${FLIPBOOK_DYNAMODB_PORT:-58000}"
+  local dir="$FLIPBOOK_SERVICES/dynamodb"
+  mkdir -p "$dir"
+  if ! "$venv/bin/python" -c "import moto, flask, flask_cors; assert moto.__version__ == '$MOTO_VERSION'" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q "moto[server]==$MOTO_VERSION"
+  fi
+  nohup "$venv/bin/python" scripts/moto_serial.py --port "$port" >"$dir/moto.log" 2>&1 &
+  echo $! >"$dir/moto.pid"
+  # FLIPBOOK_DYNAMODB_STOP / _START: what the outage tests run to take it away and back. moto
+  # keeps its tables in memory, so it is paused rather than stopped: calls then hang until the
+  # client's timeouts end them, the harder case.
+  export FLIPBOOK_DYNAMODB_STOP="kill -STOP $!" FLIPBOOK_DYNAMODB_START="kill -CONT $!"
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+  export FLIPBOOK_TEST_DYNAMODB_URL="http://127.0.0.1:$port"
+  echo "DynamoDB: moto $MOTO_VERSION, $FLIPBOOK_TEST_DYNAMODB_URL"
+}
+
 wait_for_redis() {
   for _ in $(seq 100); do
     redis-cli -p "$1" ping >/dev/null 2>&1 && return
@@ -110,10 +143,16 @@ wait_for_redis() {
 }
 
 stop_services() {
+  if [ -f "$FLIPBOOK_SERVICES/dynamodb/moto.pid" ]; then
+    kill -CONT "$(cat "$FLIPBOOK_SERVICES/dynamodb/moto.pid")" 2>/dev/null  # if an outage test paused it
+    kill "$(cat "$FLIPBOOK_SERVICES/dynamodb/moto.pid")" 2>/dev/null
+  fi
   for pidfile in "$FLIPBOOK_SERVICES"/redis*/redis.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
   done
-  if [ -n "${FLIPBOOK_PG_CTL:-}" ]; then
+  # Only a PostgreSQL this script started: FLIPBOOK_PG_CTL may come from the environment, with
+  # a database other runs share (one was stopped that way mid-run on 2026-12-02).
+  if [ "${pg_started:-0}" = 1 ]; then
     $FLIPBOOK_PG_CTL -m immediate stop >/dev/null 2>&1 || true
   fi
   rm -rf "$FLIPBOOK_SERVICES"

@@ -123,6 +123,12 @@ impl ChildServer {
         Self::spawn(&["redis", url]).await
     }
 
+    /// A server keeping events and snapshots in this DynamoDB table, at this endpoint (`aws`:
+    /// AWS's own) and region.
+    pub async fn dynamodb(endpoint: &str, region: &str, table: &str) -> anyhow::Result<Self> {
+        Self::spawn(&["dynamodb", endpoint, region, table]).await
+    }
+
     /// The gRPC floor: a minimal tonic service answering `Append` at once, storing nothing.
     pub async fn echo() -> anyhow::Result<Self> {
         Self::spawn(&["echo"]).await
@@ -167,8 +173,8 @@ impl ChildServer {
     }
 }
 
-/// The child side of [`ChildServer`] (`serve-child sqlite PATH`, `postgres URL`, `redis URL` or
-/// `echo`): serves until stdin closes.
+/// The child side of [`ChildServer`] (`serve-child sqlite PATH`, `postgres URL`, `redis URL`,
+/// `dynamodb ENDPOINT REGION TABLE` or `echo`): serves until stdin closes.
 pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
     use flipbook_server::config::{EventBackend, SnapshotBackend};
     if let [mode] = args
@@ -192,7 +198,16 @@ pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
             config.snapshots.backend = SnapshotBackend::Redis;
             config
         }
-        _ => bail!("serve-child sqlite PATH | postgres URL | redis URL | echo"),
+        [backend, endpoint, region, table] if backend == "dynamodb" => {
+            let mut config = flipbook_server::Config::local("unused.db");
+            config.events.backend = EventBackend::Dynamodb;
+            config.events.dynamodb.table.clone_from(table);
+            config.events.dynamodb.region = Some(region.clone());
+            config.events.dynamodb.endpoint = (endpoint != "aws").then(|| endpoint.clone());
+            config.snapshots.backend = SnapshotBackend::Dynamodb;
+            config
+        }
+        _ => bail!("serve-child sqlite PATH | postgres URL | redis URL | dynamodb ENDPOINT REGION TABLE | echo"),
     };
     let running = flipbook_server::start(config).await?;
     println!("listening {}", running.addr);

@@ -8,7 +8,9 @@ use flipbook_storage::memory::MemorySnapshotStore;
 use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore, SqliteSnapshotStore};
 use flipbook_storage::{EventStore, SnapshotStore};
 
-use crate::config::{Config, EventBackend, PostgresSettings, RedisSettings, SnapshotBackend, SqliteSettings};
+use crate::config::{
+    Config, DynamodbSettings, EventBackend, PostgresSettings, RedisSettings, SnapshotBackend, SqliteSettings,
+};
 
 fn sqlite_config(settings: &SqliteSettings) -> anyhow::Result<SqliteConfig> {
     let mut config = SqliteConfig::new(&settings.path);
@@ -32,8 +34,18 @@ fn redis_config(settings: &RedisSettings) -> flipbook_storage::redis::RedisConfi
     config
 }
 
+#[cfg(feature = "dynamodb")]
+fn dynamodb_config(settings: &DynamodbSettings) -> flipbook_storage::dynamodb::DynamoConfig {
+    let mut config = flipbook_storage::dynamodb::DynamoConfig::new(&settings.table);
+    config.region.clone_from(&settings.region);
+    config.endpoint_url.clone_from(&settings.endpoint);
+    config.attempt_timeout = settings.timeout;
+    config.operation_timeout = settings.timeout * 2;
+    config
+}
+
 /// The error for a backend this binary was built without.
-#[cfg(not(all(feature = "postgres", feature = "redis")))]
+#[cfg(not(all(feature = "postgres", feature = "redis", feature = "dynamodb")))]
 fn missing(feature: &str) -> anyhow::Error {
     anyhow::anyhow!("this flipbook was built without the `{feature}` cargo feature")
 }
@@ -64,6 +76,17 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<d
         ),
         #[cfg(not(feature = "redis"))]
         EventBackend::Redis => return Err(missing("redis")),
+        #[cfg(feature = "dynamodb")]
+        EventBackend::Dynamodb => {
+            let dynamodb = dynamodb_config(&config.events.dynamodb);
+            Arc::new(
+                flipbook_storage::dynamodb::DynamoEventStore::open(&dynamodb)
+                    .await
+                    .with_context(|| format!("opening the DynamoDB event store (table {:?})", dynamodb.table))?,
+            )
+        }
+        #[cfg(not(feature = "dynamodb"))]
+        EventBackend::Dynamodb => return Err(missing("dynamodb")),
     };
     let snapshots: Arc<dyn SnapshotStore> = match config.snapshots.backend {
         SnapshotBackend::Memory => Arc::new(MemorySnapshotStore::new()),
@@ -112,6 +135,17 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<d
         }
         #[cfg(not(feature = "redis"))]
         SnapshotBackend::Redis | SnapshotBackend::RedisCluster => return Err(missing("redis")),
+        #[cfg(feature = "dynamodb")]
+        SnapshotBackend::Dynamodb => {
+            let dynamodb = dynamodb_config(config.snapshots.dynamodb.as_ref().unwrap_or(&config.events.dynamodb));
+            Arc::new(
+                flipbook_storage::dynamodb::DynamoSnapshotStore::open(&dynamodb)
+                    .await
+                    .with_context(|| format!("opening the DynamoDB snapshot store (table {:?})", dynamodb.table))?,
+            )
+        }
+        #[cfg(not(feature = "dynamodb"))]
+        SnapshotBackend::Dynamodb => return Err(missing("dynamodb")),
     };
     if !events.durable() {
         tracing::warn!(

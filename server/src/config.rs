@@ -18,11 +18,19 @@
 //! [events.redis]                      # with backend = "redis" (a node, not a cluster)
 //! url = "redis://127.0.0.1:6379/"
 //!
+//! [events.dynamodb]                   # with backend = "dynamodb" (events and snapshots)
+//! table = "flipbook"                  # created at start (or by `flipbook migrate`) when missing
+//! region = "eu-west-1"                # else AWS_REGION / the AWS profile's
+//! endpoint = "http://127.0.0.1:8000"  # only for an emulator; AWS's own endpoint when unset
+//! timeout = 5                         # seconds one attempt may take (the call: twice that)
+//!                                     # credentials: the standard AWS chain (env, profile, role)
+//!
 //! [snapshots]
 //! backend = "sqlite"                  # sqlite (the events' file unless `path` is set) | memory
 //!                                     # | postgres ([snapshots.postgres], else the events')
 //!                                     # | redis ([snapshots.redis], else the events')
 //!                                     # | redis-cluster (redis_cluster = ["redis://…", …])
+//!                                     # | dynamodb ([snapshots.dynamodb], else the events')
 //!
 //! [limits]
 //! max_events_per_append = 1000
@@ -110,6 +118,7 @@ pub enum EventBackend {
     Sqlite,
     Postgres,
     Redis,
+    Dynamodb,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -123,6 +132,7 @@ pub enum SnapshotBackend {
     #[serde(rename = "redis-cluster")]
     #[value(name = "redis-cluster")]
     RedisCluster,
+    Dynamodb,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -132,6 +142,7 @@ pub struct EventsConfig {
     pub sqlite: SqliteSettings,
     pub postgres: PostgresSettings,
     pub redis: RedisSettings,
+    pub dynamodb: DynamodbSettings,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -146,6 +157,31 @@ pub struct SnapshotsConfig {
     pub redis: Option<RedisSettings>,
     /// The Redis Cluster for snapshots: any of its nodes.
     pub redis_cluster: Vec<String>,
+    /// The DynamoDB table for snapshots; the event store's settings when unset (one table may
+    /// hold both).
+    pub dynamodb: Option<DynamodbSettings>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DynamodbSettings {
+    /// The table; created when missing.
+    pub table: String,
+    /// The AWS region; the environment's (`AWS_REGION`, the profile) when unset.
+    pub region: Option<String>,
+    /// An endpoint other than AWS's own (an emulator).
+    #[serde(alias = "url")]
+    pub endpoint: Option<String>,
+    /// Seconds one attempt of a DynamoDB call may take; a call (retries included) gives up
+    /// with UNAVAILABLE after twice that.
+    #[serde(with = "seconds")]
+    pub timeout: Duration,
+}
+
+impl Default for DynamodbSettings {
+    fn default() -> Self {
+        Self { table: "flipbook".to_owned(), region: None, endpoint: None, timeout: Duration::from_secs(5) }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -343,6 +379,15 @@ pub struct ServeArgs {
     /// The nodes of the Redis Cluster for snapshots, comma-separated.
     #[arg(long, env = "FLIPBOOK_REDIS_CLUSTER", value_delimiter = ',')]
     pub redis_cluster: Option<Vec<String>>,
+    /// The DynamoDB table of the dynamodb backends, created when missing [default: flipbook].
+    #[arg(long, env = "FLIPBOOK_DYNAMODB_TABLE")]
+    pub dynamodb_table: Option<String>,
+    /// The AWS region of the DynamoDB table [default: AWS_REGION or the AWS profile's].
+    #[arg(long, env = "FLIPBOOK_DYNAMODB_REGION")]
+    pub dynamodb_region: Option<String>,
+    /// A DynamoDB endpoint other than AWS's own, such as an emulator's URL [default: AWS].
+    #[arg(long, env = "FLIPBOOK_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
     #[arg(long, env = "FLIPBOOK_MAX_EVENTS_PER_APPEND")]
     pub max_events_per_append: Option<u32>,
     #[arg(long, env = "FLIPBOOK_MAX_PAYLOAD_BYTES")]
@@ -407,6 +452,13 @@ impl Config {
         set(&mut self.events.postgres.url, &args.postgres_url);
         set(&mut self.events.redis.url, &args.redis_url);
         set(&mut self.snapshots.redis_cluster, &args.redis_cluster);
+        set(&mut self.events.dynamodb.table, &args.dynamodb_table);
+        if args.dynamodb_region.is_some() {
+            self.events.dynamodb.region.clone_from(&args.dynamodb_region);
+        }
+        if args.dynamodb_endpoint.is_some() {
+            self.events.dynamodb.endpoint.clone_from(&args.dynamodb_endpoint);
+        }
         set(&mut self.limits.max_events_per_append, &args.max_events_per_append);
         set(&mut self.limits.max_payload_bytes, &args.max_payload_bytes);
         if args.auth_token.is_some() {
@@ -447,6 +499,14 @@ impl Config {
         }
         if self.snapshots.backend == SnapshotBackend::RedisCluster && self.snapshots.redis_cluster.is_empty() {
             bail!("snapshots.redis_cluster must name the cluster's nodes (--redis-cluster)");
+        }
+        for dynamodb in [Some(&self.events.dynamodb), self.snapshots.dynamodb.as_ref()].into_iter().flatten() {
+            if dynamodb.table.len() < 3 || dynamodb.table.len() > 255 {
+                bail!("dynamodb.table must be 3 to 255 characters long (--dynamodb-table)");
+            }
+            if dynamodb.timeout.is_zero() {
+                bail!("dynamodb.timeout must be above 0");
+            }
         }
         Ok(())
     }
@@ -511,6 +571,30 @@ mod tests {
     }
 
     #[test]
+    fn dynamodb_settings_from_the_file_and_flags() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("flipbook.toml");
+        std::fs::write(
+            &file,
+            "[events]\nbackend = \"dynamodb\"\n[events.dynamodb]\ntable = \"events\"\nregion = \"eu-west-1\"\n\
+             timeout = 2\n[snapshots]\nbackend = \"dynamodb\"\n",
+        )
+        .expect("write config");
+        let args = ServeArgs {
+            config: Some(file),
+            dynamodb_endpoint: Some("http://127.0.0.1:58000".into()),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args).expect("config");
+        assert_eq!(config.events.backend, EventBackend::Dynamodb);
+        assert_eq!(config.snapshots.backend, SnapshotBackend::Dynamodb);
+        let dynamodb = &config.events.dynamodb;
+        assert_eq!((dynamodb.table.as_str(), dynamodb.region.as_deref()), ("events", Some("eu-west-1")));
+        assert_eq!(dynamodb.endpoint.as_deref(), Some("http://127.0.0.1:58000"));
+        assert_eq!(dynamodb.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
     fn bad_configuration_is_refused_with_its_reason() {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("bad.toml");
@@ -531,6 +615,8 @@ mod tests {
         assert!(Config::load(&args).expect_err("a cert needs its key").to_string().contains("tls.key"));
         let args = ServeArgs { auth_token: Some("two words".into()), ..ServeArgs::default() };
         assert!(Config::load(&args).expect_err("refused").to_string().contains("auth.token"));
+        let args = ServeArgs { dynamodb_table: Some("x".into()), ..ServeArgs::default() };
+        assert!(Config::load(&args).expect_err("refused").to_string().contains("dynamodb.table"));
         let args = ServeArgs { auth_token: Some("s3cret".into()), ..ServeArgs::default() };
         let config = Config::load(&args).expect("a token");
         assert!(!format!("{config:?}").contains("s3cret"), "the token stays out of logs");

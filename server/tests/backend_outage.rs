@@ -115,3 +115,16 @@ async fn redis_outage() {
     outage_answers_unavailable_then_recovers(config, Backend::from_env("FLIPBOOK_REDIS_STOP", "FLIPBOOK_REDIS_START"))
         .await;
 }
+
+/// moto paused (SIGSTOP): requests are accepted and never answered, so only the SDK's timeouts
+/// end them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_outage() {
+    let mut config = common::dynamodb_config();
+    config.events.dynamodb.timeout = Duration::from_secs(2);
+    outage_answers_unavailable_then_recovers(
+        config,
+        Backend::from_env("FLIPBOOK_DYNAMODB_STOP", "FLIPBOOK_DYNAMODB_START"),
+    )
+    .await;
+}

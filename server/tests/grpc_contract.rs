@@ -49,3 +49,21 @@ mod two_redis_servers {
 
     flipbook_storage::event_store_contract!(two_redis_servers());
 }
+
+/// Events and snapshots in one DynamoDB table (moto in the tests).
+mod dynamodb {
+    use crate::common::{grpc_dynamodb_events, grpc_dynamodb_snapshots};
+
+    flipbook_storage::event_store_contract!(grpc_dynamodb_events());
+
+    mod snapshots {
+        use super::*;
+        flipbook_storage::snapshot_store_contract!(grpc_dynamodb_snapshots());
+    }
+}
+
+mod two_dynamodb_servers {
+    use crate::common::two_dynamodb_servers;
+
+    flipbook_storage::event_store_contract!(two_dynamodb_servers());
+}

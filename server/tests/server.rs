@@ -78,6 +78,28 @@ async fn server_info_reports_the_backends_and_limits() {
     assert_eq!(limits.max_state_id_bytes, 256);
 }
 
+/// On DynamoDB the server lowers its batch limit to what one transaction holds, says so, and
+/// refuses a larger batch whole; a batch of exactly the limit is stored.
+#[tokio::test]
+async fn server_info_reports_dynamodb_s_batch_limit() {
+    let server = flipbook_server::start(common::dynamodb_config()).await.expect("start on DynamoDB");
+    let mut info = ServerInfoClient::new(common::channel(server.addr).await);
+    let info = info.get_server_info(v1::GetServerInfoRequest {}).await.expect("server info").into_inner();
+    assert_eq!((info.event_backend.as_str(), info.snapshot_backend.as_str()), ("dynamodb", "dynamodb"));
+    assert!(info.durable);
+    assert_eq!(info.limits.expect("limits").max_events_per_append, 64);
+
+    let mut client = EventStoreClient::new(common::channel(server.addr).await);
+    let append =
+        |count| v1::AppendRequest { state_id: "batch".into(), events: events_of(count, 10), ..Default::default() };
+    let status = client.append(append(65)).await.expect_err("65 events are refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("64"), "the error names the limit: {status:?}");
+    let outcome = client.append(append(64)).await.expect("64 events fit one transaction").into_inner();
+    assert_eq!(outcome.last_version, Some(64));
+    server.stop().await.expect("stop");
+}
+
 /// A GET over a bare TCP connection: enough HTTP/1.1 for one response.
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");

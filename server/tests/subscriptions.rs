@@ -5,6 +5,8 @@
 //! beginning drops its stream every 1,500 events and resumes from its last position on the
 //! other server. On PostgreSQL the scenario runs again with every append's transaction held open
 //! for a random 0–20 ms after its insert, which makes transactions commit out of position order.
+//! On DynamoDB (moto in the tests, serving one request at a time) each server reads the settled
+//! position every 100 ms instead of 10 ms, so the polls leave moto time for the appends.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{GrpcStore, fresh_db, postgres_url, redis_config};
+use common::{GrpcStore, dynamodb_config, fresh_db, postgres_url, redis_config};
 use flipbook_server::config::{Config, EventBackend, SnapshotBackend};
 use flipbook_storage::model::{
     AppendRequest, Delivery, Expectation, ProposedEvent, SubscriptionQuery, SubscriptionStart,
@@ -243,6 +245,16 @@ async fn postgres_two_servers_with_slow_transactions() {
 async fn redis_two_servers() {
     let mut config = redis_config();
     config.snapshots.backend = SnapshotBackend::Memory;
+    scenario(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_two_servers() {
+    let mut config = dynamodb_config();
+    config.snapshots.backend = SnapshotBackend::Memory;
+    // Each server reads the counter every poll while anyone subscribes: at the default 10 ms,
+    // two servers' polls alone would take most of moto's one thread.
+    config.subscriptions.poll_interval = Duration::from_millis(100);
     scenario(config).await;
 }
 

@@ -177,6 +177,8 @@ struct Outbox<'a> {
     told: Option<u64>,
     /// Where to resume when it was told nothing yet.
     start: u64,
+    /// The position of the last checkpoint sent.
+    checkpointed: Option<u64>,
     last_checkpoint: Instant,
 }
 
@@ -204,6 +206,7 @@ impl Outbox<'_> {
 
     async fn checkpoint(&mut self, position: u64) -> Result<Result<(), Gone>> {
         self.last_checkpoint = Instant::now();
+        self.checkpointed = Some(position);
         self.send(Delivery::Checkpoint(position)).await
     }
 
@@ -237,7 +240,8 @@ async fn deliver(shared: &Shared, query: SubscriptionQuery, sender: &mpsc::Sende
     let filter =
         AllQuery { after_position: 0, state_id_prefix: query.state_id_prefix, names: query.names, limit: None };
     let options = &shared.options;
-    let mut outbox = Outbox { sender, options, told: None, start: position, last_checkpoint: Instant::now() };
+    let mut outbox =
+        Outbox { sender, options, told: None, start: position, checkpointed: None, last_checkpoint: Instant::now() };
     // Pages shrink for large events, as reads' do, so memory stays bounded in bytes.
     let mut page_size = FIRST_PAGE.min(options.page_size);
     let mut live = false;
@@ -255,8 +259,10 @@ async fn deliver(shared: &Shared, query: SubscriptionQuery, sender: &mpsc::Sende
                 return Ok(());
             }
         }
-        // The first time caught up (for a start at "now": where it starts), then when due.
-        if (!live || outbox.checkpoint_due(position)) && outbox.checkpoint(position).await?.is_err() {
+        // The first time caught up (for a start at "now": where it starts) unless a catch-up
+        // that took long just said so, then when due.
+        let first = !live && outbox.checkpointed != Some(position);
+        if (first || outbox.checkpoint_due(position)) && outbox.checkpoint(position).await?.is_err() {
             return Ok(());
         }
         live = true;

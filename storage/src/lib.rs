@@ -8,14 +8,16 @@
 //! - [`read`]: reads as bounded streams of pages over any backend.
 //! - [`bus`]: subscriptions over any backend, which cannot skip an event (each backend says
 //!   which positions are settled).
-//! - Backends: [`sqlite`] (feature `sqlite`, the embedded default), `postgres` and `redis`
-//!   (features of the same names) and [`memory`] (always built, no dependency):
+//! - Backends: [`sqlite`] (feature `sqlite`, the embedded default), `postgres`, `redis` and
+//!   `dynamodb` (features of the same names) and [`memory`] (always built, no dependency):
 //!   [`memory::MemoryEventStore`] for the SDK's in-memory mode and tests, and
 //!   [`memory::MemorySnapshotStore`].
 //! - [`testkit`]: the contract tests every backend runs unchanged.
 
 pub mod bus;
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis", feature = "dynamodb"))]
 mod encoding;
 pub mod error;
 pub mod memory;

@@ -362,8 +362,13 @@ pub mod events {
 
     pub async fn read_pages_a_large_state(store: Arc<dyn EventStore>) {
         let state = unique_state("large");
-        for _ in 0..6 {
-            append(&store, AppendRequest::new(&state, Expectation::Any, events("E", 200))).await;
+        // 1,200 events in appends of 200, or of the most the backend takes in one (DynamoDB).
+        let batch = store.limits().max_events_per_append.map_or(200, |max| u64::from(max).min(200));
+        let mut stored = 0;
+        while stored < 1200 {
+            let count = batch.min(1200 - stored);
+            append(&store, AppendRequest::new(&state, Expectation::Any, events("E", count))).await;
+            stored += count;
         }
         let stored = read(&store, StateQuery::all(&state)).await;
         assert_eq!(versions(&stored), (1..=1200).map(Some).collect::<Vec<_>>());

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use flipbook_proto::status::{from_status, reason, reason_of};
 use flipbook_proto::v1::event_bus_client::EventBusClient;
 use flipbook_proto::v1::event_store_client::EventStoreClient;
+use flipbook_proto::v1::server_info_client::ServerInfoClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self};
 use flipbook_server::config::{Config, EventBackend, SnapshotBackend};
@@ -16,7 +17,7 @@ use flipbook_storage::model::{
     AllQuery, AppendOutcome, AppendRequest, Delivery, Snapshot, SnapshotQuery, StateHead, StateQuery,
     SubscriptionQuery, SubscriptionStart,
 };
-use flipbook_storage::{Error, EventStore, Page, Result, SnapshotStore};
+use flipbook_storage::{BackendLimits, Error, EventStore, Page, Result, SnapshotStore};
 use tonic::transport::Channel;
 
 /// A fresh database path in a directory that outlives the test's runtime.
@@ -74,6 +75,48 @@ pub async fn two_redis_servers() -> Arc<dyn EventStore> {
     Arc::new(TwoServers::start(redis_config).await)
 }
 
+/// The DynamoDB emulator (or AWS) the tests use: scripts/test starts moto and sets the URL.
+pub fn dynamodb_url() -> String {
+    env("FLIPBOOK_TEST_DYNAMODB_URL")
+}
+
+/// A server keeping events and snapshots in one DynamoDB table: `table`, or a fresh one (moto
+/// makes tables for free; FLIPBOOK_TEST_DYNAMODB_TABLE names one for every test instead).
+pub fn dynamodb_config_on(table: &str) -> Config {
+    let mut config = Config::local(fresh_db());
+    config.events.backend = EventBackend::Dynamodb;
+    config.snapshots.backend = SnapshotBackend::Dynamodb;
+    let url = dynamodb_url();
+    config.events.dynamodb.endpoint = (url != "aws").then_some(url);
+    config.events.dynamodb.region =
+        Some(std::env::var("FLIPBOOK_TEST_DYNAMODB_REGION").unwrap_or_else(|_| "us-east-1".to_owned()));
+    config.events.dynamodb.table = std::env::var("FLIPBOOK_TEST_DYNAMODB_TABLE").unwrap_or_else(|_| table.to_owned());
+    config
+}
+
+/// A fresh table's name.
+pub fn fresh_dynamodb_table() -> String {
+    format!("flipbook-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn dynamodb_config() -> Config {
+    dynamodb_config_on(&fresh_dynamodb_table())
+}
+
+pub async fn grpc_dynamodb_events() -> Arc<dyn EventStore> {
+    Arc::new(GrpcStore::connect(flipbook_server::start(dynamodb_config()).await.expect("start").addr).await)
+}
+
+pub async fn grpc_dynamodb_snapshots() -> Arc<dyn SnapshotStore> {
+    Arc::new(GrpcStore::connect(flipbook_server::start(dynamodb_config()).await.expect("start").addr).await)
+}
+
+/// Two servers over one (fresh) table.
+pub async fn two_dynamodb_servers() -> Arc<dyn EventStore> {
+    let table = fresh_dynamodb_table();
+    Arc::new(TwoServers::start(|| dynamodb_config_on(&table)).await)
+}
+
 pub async fn start_postgres_server() -> flipbook_server::Running {
     flipbook_server::start(postgres_config()).await.expect("start the server")
 }
@@ -88,16 +131,25 @@ pub struct GrpcStore {
     events: EventStoreClient<Channel>,
     snapshots: SnapshotStoreClient<Channel>,
     bus: EventBusClient<Channel>,
+    /// What the server's info says it accepts per append (the kit sizes its batches by it).
+    limits: BackendLimits,
 }
 
 impl GrpcStore {
     pub async fn connect(addr: std::net::SocketAddr) -> Self {
         let channel = channel(addr).await;
         let max = 64 * 1024 * 1024;
+        let info = ServerInfoClient::new(channel.clone())
+            .get_server_info(v1::GetServerInfoRequest::default())
+            .await
+            .expect("server info")
+            .into_inner();
+        let limits = BackendLimits { max_events_per_append: info.limits.map(|l| l.max_events_per_append) };
         Self {
             events: EventStoreClient::new(channel.clone()).max_decoding_message_size(max),
             snapshots: SnapshotStoreClient::new(channel.clone()).max_decoding_message_size(max),
             bus: EventBusClient::new(channel).max_decoding_message_size(max),
+            limits,
         }
     }
 
@@ -134,6 +186,10 @@ impl EventStore for GrpcStore {
 
     fn durable(&self) -> bool {
         true
+    }
+
+    fn limits(&self) -> BackendLimits {
+        self.limits.clone()
     }
 
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
@@ -285,6 +341,10 @@ impl EventStore for TwoServers {
 
     fn durable(&self) -> bool {
         true
+    }
+
+    fn limits(&self) -> BackendLimits {
+        self.servers[0].limits()
     }
 
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {

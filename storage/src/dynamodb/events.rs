@@ -1,0 +1,566 @@
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::codec::{ChunkHead, decode_chunk, encode_chunk, encode_event};
+use super::{DynamoConfig, Item, Table, build_error, get_b, get_n, get_s, key, n, s, sdk_error};
+use crate::encoding::{metadata_from_json, metadata_json};
+use crate::error::{Error, Result};
+use crate::model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, RecordedEvent, StateHead, StateKind, StateQuery, Timestamp,
+};
+use crate::store::{BackendLimits, EventStore, Page, Tip, plan_append, replayed};
+
+/// The most events one append may carry: with one guard per event, the counter, the head and
+/// the chunks (two items each), a batch this size fits DynamoDB's 100 items per transaction.
+pub const MAX_EVENTS_PER_APPEND: u32 = 64;
+/// Items one `TransactWriteItems` may hold.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+/// The most encoded event bytes in one chunk item (an item holds at most 400 KB).
+const CHUNK_BYTES: usize = 350_000;
+/// The most encoded event bytes in one append: each is written twice (state and position
+/// chunks) in a transaction of at most 4 MB.
+const APPEND_BYTES: usize = 1_800_000;
+/// Global positions per position partition (`p#<n>`).
+/// Small enough that a query of one stays cheap where a query costs what the partition holds
+/// (moto: about 50 ms for 4,096 items, 5 ms for a `GetItem`), large enough that reading
+/// everything from the beginning takes few queries beyond what 1 MB pages need anyway.
+const BUCKET: u64 = 1024;
+/// Tries before an append that keeps losing the race for the counter gives up with `Unavailable`.
+const MAX_ATTEMPTS: u32 = 200;
+
+const COUNTER: &str = "position";
+
+fn head_pk(state_id: &str) -> String {
+    format!("s#{state_id}")
+}
+
+fn guard_pk(state_id: &str, event_id: Uuid) -> String {
+    format!("e#{state_id}#{}", event_id.hyphenated())
+}
+
+fn position_pk(position: u64) -> String {
+    format!("p#{}", position / BUCKET)
+}
+
+/// Events on DynamoDB; see the module's documentation for the items.
+#[derive(Clone, Debug)]
+pub struct DynamoEventStore {
+    table: Table,
+    /// One append of this process at a time: every append conditions on the one counter item,
+    /// so appends racing each other from one process would only make all but one fail and
+    /// retry. Appends from other processes still race, and lose safely.
+    writer: Arc<Mutex<()>>,
+    /// How long an append waits for its turn before it answers `Unavailable`.
+    patience: Duration,
+}
+
+/// A state's head item, as an append reads it.
+#[derive(Clone)]
+struct Head {
+    tip: Tip,
+    first_recorded_at: i64,
+    metadata: String,
+}
+
+impl Head {
+    fn from_item(item: &Item) -> Result<Self> {
+        let neutral = matches!(item.get("neutral"), Some(AttributeValue::Bool(true)));
+        Ok(Self {
+            tip: Tip {
+                kind: if neutral { StateKind::VersionNeutral } else { StateKind::Versioned },
+                last_seq: get_n(item, "last_seq")?,
+            },
+            first_recorded_at: get_n(item, "first_at")?,
+            metadata: get_s(item, "meta")?.to_owned(),
+        })
+    }
+}
+
+/// The counter and the head as an append saw them: read, or told by a failed transaction.
+type Seen = (u64, Option<Head>);
+
+/// How a transaction ended.
+enum Written {
+    Done(AppendOutcome),
+    /// An event id of the batch is stored already: a replay or a duplicate.
+    IdStored,
+    /// Another append changed the counter or the head first (or DynamoDB saw a conflict).
+    /// With what the transaction found instead, when DynamoDB said (`None`: read again).
+    Lost(Option<Seen>),
+}
+
+impl DynamoEventStore {
+    /// Opens the table, creating it when it is missing and the config allows.
+    pub async fn open(config: &DynamoConfig) -> Result<Self> {
+        Ok(Self {
+            table: Table::open(config).await?,
+            writer: Arc::new(Mutex::new(())),
+            patience: config.operation_timeout.max(Duration::from_secs(1)) * 2,
+        })
+    }
+
+    async fn get(&self, pk: String, sk: u64) -> Result<Option<Item>> {
+        let out = self
+            .table
+            .client
+            .get_item()
+            .table_name(&self.table.name)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out.item)
+    }
+
+    async fn counter(&self) -> Result<u64> {
+        match self.get(COUNTER.to_owned(), 0).await? {
+            Some(item) => get_n(&item, "last"),
+            None => Ok(0),
+        }
+    }
+
+    async fn read_head(&self, state_id: &str) -> Result<Option<(Head, Item)>> {
+        let Some(item) = self.get(head_pk(state_id), 0).await? else { return Ok(None) };
+        Ok(Some((Head::from_item(&item)?, item)))
+    }
+
+    /// A query of one partition's items with sort keys in `low..=high`, one page.
+    #[allow(clippy::too_many_arguments)]
+    async fn query(
+        &self,
+        pk: String,
+        low: u64,
+        high: u64,
+        forward: bool,
+        limit: usize,
+        state_prefix: &str,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let mut request = self
+            .table
+            .client
+            .query()
+            .table_name(&self.table.name)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":low", n(low))
+            .expression_attribute_values(":high", n(high))
+            .scan_index_forward(forward)
+            .consistent_read(true)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .set_exclusive_start_key(start);
+        if !state_prefix.is_empty() {
+            request = request
+                .filter_expression("begins_with(#state, :prefix)")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":prefix", s(state_prefix));
+        }
+        let out = request.send().await.map_err(sdk_error)?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key.filter(|k| !k.is_empty())))
+    }
+
+    /// At most `max` events of a state with sequence numbers in `low..=high`, from `low` up
+    /// (forward) or from `high` down, each with its sequence number.
+    async fn state_events(
+        &self,
+        state_id: &str,
+        low: u64,
+        high: u64,
+        direction: Direction,
+        max: usize,
+    ) -> Result<Vec<(u64, RecordedEvent)>> {
+        let mut found = Vec::new();
+        if low > high || max == 0 {
+            return Ok(found);
+        }
+        let forward = direction == Direction::Forward;
+        // A chunk is keyed by its last sequence number and holds at most this many events, so
+        // the chunks holding `low..=high` are keyed in `low..=high + span`.
+        let span = u64::from(MAX_EVENTS_PER_APPEND) - 1;
+        let mut start = None;
+        loop {
+            let (items, next) =
+                self.query(head_pk(state_id), low.max(1), high.saturating_add(span), forward, max, "", start).await?;
+            for item in &items {
+                let (first_seq, events) = decode_chunk(get_b(item, "data")?)?;
+                let numbered = (first_seq..).zip(events).filter(|(seq, _)| (low..=high).contains(seq));
+                if forward {
+                    found.extend(numbered);
+                } else {
+                    found.extend(numbered.collect::<Vec<_>>().into_iter().rev());
+                }
+                if found.len() >= max {
+                    found.truncate(max);
+                    return Ok(found);
+                }
+            }
+            match next {
+                Some(key) => start = Some(key),
+                None => return Ok(found),
+            }
+        }
+    }
+
+    /// When an event id of the request is stored already: the original outcome (a replay) or
+    /// `Duplicate`. `None` when none is stored.
+    async fn replay(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
+        let mut keys: Vec<Item> =
+            request.events.iter().map(|e| key(guard_pk(&request.state_id, e.event_id), 0)).collect();
+        let mut first: Option<u64> = None;
+        while !keys.is_empty() {
+            let batch =
+                KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(build_error)?;
+            let out = self
+                .table
+                .client
+                .batch_get_item()
+                .request_items(&self.table.name, batch)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in out.responses.and_then(|mut r| r.remove(&self.table.name)).unwrap_or_default() {
+                let seq: u64 = get_n(&item, "seq")?;
+                first = Some(first.map_or(seq, |f| f.min(seq)));
+            }
+            keys =
+                out.unprocessed_keys.and_then(|mut u| u.remove(&self.table.name)).map(|k| k.keys).unwrap_or_default();
+        }
+        let Some(first) = first else { return Ok(None) };
+        let count = request.events.len();
+        let stored =
+            self.state_events(&request.state_id, first, first + count as u64 - 1, Direction::Forward, count).await?;
+        let stored: Vec<RecordedEvent> = stored.into_iter().map(|(_, e)| e).collect();
+        replayed(request, &stored).map(Some)
+    }
+
+    /// The counter and the head, read in parallel.
+    async fn seen(&self, state_id: &str) -> Result<Seen> {
+        let (counter, head) = tokio::try_join!(self.counter(), self.read_head(state_id))?;
+        Ok((counter, head.map(|(head, _)| head)))
+    }
+
+    /// One try: decides with the shared rules from the counter and head it is given, and
+    /// writes on the condition that both are still so.
+    async fn try_append(
+        &self,
+        request: &AppendRequest,
+        encoded: &[Vec<u8>],
+        chunks: &[Range<usize>],
+        (counter, head): Seen,
+    ) -> Result<Written> {
+        let first_seq = match plan_append(head.as_ref().map(|h| h.tip), request) {
+            Ok(first_seq) => first_seq,
+            // A re-sent batch is answered as it was the first time, whatever its expectation.
+            Err(error) => return self.replay(request).await?.map(Written::Done).ok_or(error),
+        };
+        let count = request.events.len() as u64;
+        let versioned = request.kind == StateKind::Versioned;
+        let now = Timestamp::now();
+        let last_position = counter + count;
+        let table = &self.table.name;
+        // A condition on one attribute (`#a`): its name, the expression, the expression's values.
+        type Condition<'a> = Option<(&'a str, &'a str, Vec<(&'a str, AttributeValue)>)>;
+        let put = |item: Item, condition: Condition| -> Result<TransactWriteItem> {
+            let mut put = Put::builder().table_name(table).set_item(Some(item));
+            if let Some((attribute, expression, values)) = condition {
+                // A failed condition answers the item as it is: a retry needs no read.
+                put = put
+                    .condition_expression(expression)
+                    .expression_attribute_names("#a", attribute)
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                for (name, value) in values {
+                    put = put.expression_attribute_values(name, value);
+                }
+            }
+            Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
+        };
+
+        let mut items = Vec::with_capacity(2 + 2 * chunks.len() + encoded.len());
+        let mut counter_item = key(COUNTER, 0);
+        counter_item.insert("last".to_owned(), n(last_position));
+        items.push(put(
+            counter_item,
+            Some(if counter == 0 {
+                ("pk", "attribute_not_exists(#a)", vec![])
+            } else {
+                ("last", "#a = :seen", vec![(":seen", n(counter))])
+            }),
+        )?);
+
+        let mut metadata = head.as_ref().map_or(Ok(Default::default()), |h| metadata_from_json(&h.metadata))?;
+        metadata.extend(request.state_metadata.clone());
+        let mut head_item = key(head_pk(&request.state_id), 0);
+        head_item.extend([
+            ("last_seq".to_owned(), n(first_seq + count - 1)),
+            ("neutral".to_owned(), AttributeValue::Bool(!versioned)),
+            ("last_pos".to_owned(), n(last_position)),
+            ("first_at".to_owned(), n(head.as_ref().map_or(now.unix_nanos(), |h| h.first_recorded_at))),
+            ("last_at".to_owned(), n(now.unix_nanos())),
+            ("meta".to_owned(), s(metadata_json(&metadata))),
+        ]);
+        items.push(put(
+            head_item,
+            Some(match &head {
+                Some(h) => ("last_seq", "#a = :tip", vec![(":tip", n(h.tip.last_seq))]),
+                None => ("pk", "attribute_not_exists(#a)", vec![]),
+            }),
+        )?);
+
+        for range in chunks {
+            let chunk_head = ChunkHead {
+                versioned,
+                first_seq: first_seq + range.start as u64,
+                first_position: counter + 1 + range.start as u64,
+                recorded_at: now,
+            };
+            let data = AttributeValue::B(encode_chunk(chunk_head, &request.state_id, &encoded[range.clone()]).into());
+            let chunk_last_seq = first_seq + range.end as u64 - 1;
+            let chunk_last_position = counter + range.end as u64;
+            let mut state_chunk = key(head_pk(&request.state_id), chunk_last_seq);
+            state_chunk.insert("data".to_owned(), data.clone());
+            items.push(put(state_chunk, None)?);
+            let mut position_chunk = key(position_pk(chunk_last_position), chunk_last_position);
+            position_chunk.insert("data".to_owned(), data);
+            position_chunk.insert("state".to_owned(), s(request.state_id.clone()));
+            items.push(put(position_chunk, None)?);
+        }
+        let guards_from = items.len();
+        for (i, event) in request.events.iter().enumerate() {
+            let mut guard = key(guard_pk(&request.state_id, event.event_id), 0);
+            guard.insert("seq".to_owned(), n(first_seq + i as u64));
+            items.push(put(guard, Some(("pk", "attribute_not_exists(#a)", vec![])))?);
+        }
+
+        let result = self.table.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match result {
+            Ok(_) => Ok(Written::Done(AppendOutcome {
+                last_version: versioned.then_some(first_seq + count - 1),
+                global_positions: (counter + 1..=last_position).collect(),
+                recorded_at: now,
+            })),
+            Err(SdkError::ServiceError(error)) => match error.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled.cancellation_reasons();
+                    let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
+                    if reasons.iter().skip(guards_from).any(failed) {
+                        return Ok(Written::IdStored);
+                    }
+                    // The counter and the head now: unchanged where their condition held,
+                    // else the item DynamoDB returned. Anything else (a conflict with another
+                    // transaction in flight): read again.
+                    let now = match (reasons.first(), reasons.get(1)) {
+                        (Some(c), Some(h)) => {
+                            let counter = match (c.code(), c.item()) {
+                                (Some("None"), _) => Some(counter),
+                                (Some("ConditionalCheckFailed"), Some(item)) => Some(get_n(item, "last")?),
+                                _ => None,
+                            };
+                            let head = match (h.code(), h.item()) {
+                                (Some("None"), _) => Some(head),
+                                (Some("ConditionalCheckFailed"), Some(item)) => Some(Some(Head::from_item(item)?)),
+                                _ => None,
+                            };
+                            counter.zip(head)
+                        }
+                        _ => None,
+                    };
+                    Ok(Written::Lost(now))
+                }
+                _ => Err(sdk_error(SdkError::ServiceError(error))),
+            },
+            Err(error) => Err(sdk_error(error)),
+        }
+    }
+}
+
+/// Splits a batch's encoded events into chunks that each fit an item; refuses a batch that
+/// cannot fit one transaction.
+fn chunks(encoded: &[Vec<u8>]) -> Result<Vec<Range<usize>>> {
+    if encoded.len() > MAX_EVENTS_PER_APPEND as usize {
+        return Err(Error::TooLarge {
+            field: "events".to_owned(),
+            limit: format!("at most {MAX_EVENTS_PER_APPEND} events per append on DynamoDB (one transaction)"),
+        });
+    }
+    let total: usize = encoded.iter().map(Vec::len).sum();
+    if total > APPEND_BYTES {
+        return Err(Error::TooLarge {
+            field: "events".to_owned(),
+            limit: format!("at most {APPEND_BYTES} bytes of events per append on DynamoDB (one 4 MB transaction)"),
+        });
+    }
+    let mut chunks = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, event) in encoded.iter().enumerate() {
+        if event.len() > CHUNK_BYTES {
+            return Err(Error::TooLarge {
+                field: format!("events[{i}]"),
+                limit: format!("at most {CHUNK_BYTES} bytes per event on DynamoDB (400 KB per item)"),
+            });
+        }
+        if size + event.len() > CHUNK_BYTES {
+            chunks.push(start..i);
+            (start, size) = (i, 0);
+        }
+        size += event.len();
+    }
+    chunks.push(start..encoded.len());
+    if 2 + 2 * chunks.len() + encoded.len() > MAX_TRANSACTION_ITEMS {
+        return Err(Error::TooLarge {
+            field: "events".to_owned(),
+            limit: format!("a batch this large and this many events needs more than {MAX_TRANSACTION_ITEMS} items"),
+        });
+    }
+    Ok(chunks)
+}
+
+#[async_trait]
+impl EventStore for DynamoEventStore {
+    fn backend(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    /// DynamoDB acknowledges a write once it is stored durably in several availability zones.
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn limits(&self) -> BackendLimits {
+        BackendLimits { max_events_per_append: Some(MAX_EVENTS_PER_APPEND) }
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        let encoded: Vec<Vec<u8>> = request.events.iter().map(encode_event).collect();
+        let chunks = chunks(&encoded)?;
+        let Ok(_turn) = tokio::time::timeout(self.patience, self.writer.lock()).await else {
+            return Err(Error::Unavailable(format!(
+                "appending to {:?}: waited {:?} for the appends before it",
+                request.state_id, self.patience
+            )));
+        };
+        let mut known = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            let seen = match known.take() {
+                Some(seen) => seen,
+                None => self.seen(&request.state_id).await?,
+            };
+            match self.try_append(&request, &encoded, &chunks, seen).await? {
+                Written::Done(outcome) => return Ok(outcome),
+                Written::IdStored => {
+                    if let Some(outcome) = self.replay(&request).await? {
+                        return Ok(outcome);
+                    }
+                }
+                Written::Lost(now) => known = now,
+            }
+            // Another append took the counter: try again soon, spread out.
+            let ceiling = 2 + u64::from(attempt.min(10));
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(0..ceiling))).await;
+        }
+        Err(Error::Unavailable(format!(
+            "appending to {:?}: {MAX_ATTEMPTS} attempts lost the race for the next position",
+            request.state_id
+        )))
+    }
+
+    async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
+        let Some((head, item)) = self.read_head(state_id).await? else { return Ok(None) };
+        Ok(Some(StateHead {
+            state_id: state_id.to_owned(),
+            kind: head.tip.kind,
+            event_count: head.tip.last_seq,
+            last_global_position: get_n(&item, "last_pos")?,
+            first_recorded_at: Timestamp::from_unix_nanos(head.first_recorded_at),
+            last_recorded_at: Timestamp::from_unix_nanos(get_n(&item, "last_at")?),
+            metadata: metadata_from_json(&head.metadata)?,
+        }))
+    }
+
+    /// Reads `max` sequence numbers from the cursor and filters them here: a page may hold
+    /// fewer events than asked and still not be the last.
+    async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
+        let low = query.min_version.unwrap_or(1).max(1);
+        let high = query.max_version.unwrap_or(u64::MAX);
+        let (from, to) = match query.direction {
+            Direction::Forward => (after.map_or(low, |a| a.saturating_add(1)).max(low), high),
+            Direction::Backward => (low, after.map_or(high, |b| b.saturating_sub(1)).min(high)),
+        };
+        let scanned = self.state_events(&query.state_id, from, to, query.direction, max).await?;
+        let next = match (scanned.last(), query.direction) {
+            (Some(&(seq, _)), Direction::Forward) if scanned.len() >= max && seq < high => Some(seq),
+            (Some(&(seq, _)), Direction::Backward) if scanned.len() >= max && seq > low => Some(seq),
+            _ => None,
+        };
+        let events = scanned
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| {
+                (query.names.is_empty() || query.names.contains(&e.name))
+                    && query.as_of.is_none_or(|t| e.timestamp.is_none_or(|at| at <= t))
+            })
+            .collect();
+        Ok(Page { events, next })
+    }
+
+    /// Queries the position partitions from `after` up to the counter (read first, so the
+    /// page never reaches past what is settled); the state prefix is filtered by DynamoDB,
+    /// names here.
+    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
+        let newest = self.counter().await?;
+        let mut events = Vec::new();
+        if after >= newest || max == 0 {
+            return Ok(Page { events, next: None });
+        }
+        let mut covered = after;
+        for bucket in (after + 1) / BUCKET..=newest / BUCKET {
+            let mut start = None;
+            loop {
+                let (items, next) = self
+                    .query(
+                        position_pk(bucket * BUCKET),
+                        after + 1,
+                        newest,
+                        true,
+                        max.max(16),
+                        &query.state_id_prefix,
+                        start,
+                    )
+                    .await?;
+                for item in &items {
+                    let (_, chunk) = decode_chunk(get_b(item, "data")?)?;
+                    for event in chunk.into_iter().filter(|e| e.global_position > after) {
+                        if events.len() >= max {
+                            return Ok(Page { events, next: Some(covered) });
+                        }
+                        covered = event.global_position;
+                        if query.names.is_empty() || query.names.contains(&event.name) {
+                            events.push(event);
+                        }
+                    }
+                }
+                match next {
+                    Some(key) => start = Some(key),
+                    None => break,
+                }
+            }
+        }
+        Ok(Page { events, next: None })
+    }
+
+    /// Every append advances the counter in the transaction that writes its events, and
+    /// transactions on the counter are serialized: every position up to it is written.
+    async fn settled_position(&self) -> Result<u64> {
+        self.counter().await
+    }
+}
