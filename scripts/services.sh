@@ -41,7 +41,9 @@ start_postgres() {
     chown postgres "$dir"
     as=(runuser -u postgres --)
   fi
-  "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1
+  # UTF8 whatever the locale: a bare environment (no LANG) would make it SQL_ASCII, and psycopg
+  # then hands text back as bytes (the Python benchmark's eventsourcing fails on it).
+  "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1
   # Settings in the file, so a plain `pg_ctl start` (the outage tests restart it) keeps them.
   cat >>"$dir/data/postgresql.conf" <<CONF
 port = $port
