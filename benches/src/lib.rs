@@ -60,7 +60,16 @@ impl Args {
     }
 }
 
-/// The median of some measurements (the upper one of the middle two for an even count).
+/// The sizes of a backend benchmark (postgres-, redis-, dynamodb-bench): appends per client,
+/// the state read and how often, and how many runs each median takes.
+#[derive(Clone, Copy, Debug)]
+pub struct BackendSizes {
+    pub appends_per_client: u64,
+    pub read_events: u64,
+    pub read_rounds: u64,
+    pub repeats: usize,
+}
+
 /// The child side, when this process was started as one: call first thing in `main`.
 pub async fn child_main() -> Option<anyhow::Result<()>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,6 +79,7 @@ pub async fn child_main() -> Option<anyhow::Result<()>> {
     }
 }
 
+/// The median of some measurements (the upper one of the middle two for an even count).
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)

@@ -19,18 +19,12 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use flipbook_benches::{
-    Args, ChildServer, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median, rate, report,
+    Args, BackendSizes as Sizes, ChildServer, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median,
+    rate, report,
 };
 use flipbook_storage::EventStore;
 use flipbook_storage::dynamodb::{DynamoConfig, DynamoEventStore};
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
-
-struct Sizes {
-    appends_per_client: u64,
-    read_events: u64,
-    read_rounds: u64,
-    repeats: usize,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

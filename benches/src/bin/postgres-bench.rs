@@ -12,20 +12,14 @@
 //! `--only appends|reads|serialised` runs one part.
 
 use flipbook_benches::{
-    Args, ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median, rate, report,
+    Args, BackendSizes as Sizes, ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads,
+    median, rate, report,
 };
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::postgres::{PostgresConfig, PostgresEventStore};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
-
-struct Sizes {
-    appends_per_client: u64,
-    read_events: u64,
-    read_rounds: u64,
-    repeats: usize,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

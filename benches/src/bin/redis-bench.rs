@@ -12,19 +12,13 @@
 //! not decoded).
 
 use flipbook_benches::{
-    Args, ChildServer, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median, rate, report,
+    Args, BackendSizes as Sizes, ChildServer, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median,
+    rate, report,
 };
 use flipbook_storage::EventStore;
 use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::redis::{RedisConfig, RedisEventStore};
 use redis::aio::MultiplexedConnection;
-
-struct Sizes {
-    appends_per_client: u64,
-    read_events: u64,
-    read_rounds: u64,
-    repeats: usize,
-}
 
 /// The raw append: the version check, the positions and the writes in one script.
 const RAW_APPEND: &str = r"
