@@ -70,6 +70,21 @@ pub struct BackendSizes {
     pub repeats: usize,
 }
 
+/// Writes a `count`-event state of [`PAYLOAD`] events straight to a store, in appends of 1,000
+/// events or of the most the backend takes in one: the state the read benchmarks read.
+pub async fn fill_state(store: &dyn flipbook_storage::EventStore, state: &str, count: u64) -> anyhow::Result<()> {
+    use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
+    let batch = store.limits().max_events_per_append.map_or(1000, |max| u64::from(max).min(1000));
+    let mut written = 0;
+    while written < count {
+        let size = batch.min(count - written);
+        let events = (0..size).map(|_| ProposedEvent::new("Deposited", PAYLOAD.to_vec())).collect();
+        store.append(AppendRequest::new(state, Expectation::Exactly(written), events)).await?;
+        written += size;
+    }
+    Ok(())
+}
+
 /// The child side, when this process was started as one: call first thing in `main`.
 pub async fn child_main() -> Option<anyhow::Result<()>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

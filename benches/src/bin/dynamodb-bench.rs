@@ -19,12 +19,10 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use flipbook_benches::{
-    Args, BackendSizes as Sizes, ChildServer, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median,
-    rate, report,
+    Args, BackendSizes as Sizes, ChildServer, PAYLOAD, Target, child_main, client, fill_state, grpc_appends,
+    grpc_reads, median, rate, report,
 };
-use flipbook_storage::EventStore;
 use flipbook_storage::dynamodb::{DynamoConfig, DynamoEventStore};
-use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -73,14 +71,7 @@ async fn main() -> anyhow::Result<()> {
         config.endpoint_url = (url != "aws").then(|| url.clone());
         config.region = Some(region.clone());
         let store = DynamoEventStore::open(&config).await?;
-        let batch = u64::from(store.limits().max_events_per_append.unwrap_or(64));
-        let mut written = 0;
-        while written < sizes.read_events {
-            let count = batch.min(sizes.read_events - written);
-            let events = (0..count).map(|_| ProposedEvent::new("Deposited", PAYLOAD.to_vec())).collect();
-            store.append(AppendRequest::new(&state, Expectation::Exactly(written), events)).await?;
-            written += count;
-        }
+        fill_state(&store, &state, sizes.read_events).await?;
         let raw_state = format!("raw-read-{}", uuid::Uuid::new_v4().simple());
         for version in (0..sizes.read_events).step_by(25) {
             raw_append(&sdk, &table, &raw_state, version, 25.min(sizes.read_events - version)).await?;

@@ -12,11 +12,9 @@
 //! `--only appends|reads|serialised` runs one part.
 
 use flipbook_benches::{
-    Args, BackendSizes as Sizes, ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads,
-    median, rate, report,
+    Args, BackendSizes as Sizes, ChildServer, Fold, PAYLOAD, Target, child_main, client, fill_state, grpc_appends,
+    grpc_reads, median, rate, report,
 };
-use flipbook_storage::EventStore;
-use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::postgres::{PostgresConfig, PostgresEventStore};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
@@ -87,10 +85,7 @@ async fn main() -> anyhow::Result<()> {
     if args.runs("reads") {
         let state = format!("bench-read-{}", uuid::Uuid::new_v4().simple());
         let store = PostgresEventStore::open(&PostgresConfig::new(&url)).await?;
-        for start in (0..sizes.read_events).step_by(1000) {
-            let events = (0..1000).map(|_| ProposedEvent::new("Deposited", PAYLOAD.to_vec())).collect();
-            store.append(AppendRequest::new(&state, Expectation::Exactly(start), events)).await?;
-        }
+        fill_state(&store, &state, sizes.read_events).await?;
         let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
         let mut grpc = client(server.addr).await?;
         for _ in 0..sizes.repeats {

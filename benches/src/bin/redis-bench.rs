@@ -12,11 +12,9 @@
 //! not decoded).
 
 use flipbook_benches::{
-    Args, BackendSizes as Sizes, ChildServer, PAYLOAD, Target, child_main, client, grpc_appends, grpc_reads, median,
-    rate, report,
+    Args, BackendSizes as Sizes, ChildServer, PAYLOAD, Target, child_main, client, fill_state, grpc_appends,
+    grpc_reads, median, rate, report,
 };
-use flipbook_storage::EventStore;
-use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::redis::{RedisConfig, RedisEventStore};
 use redis::aio::MultiplexedConnection;
 
@@ -71,10 +69,7 @@ async fn main() -> anyhow::Result<()> {
     if args.runs("reads") {
         let state = format!("bench-read-{}", uuid::Uuid::new_v4().simple());
         let store = RedisEventStore::open(&RedisConfig::new(&url)).await?;
-        for start in (0..sizes.read_events).step_by(1000) {
-            let events = (0..1000).map(|_| ProposedEvent::new("Deposited", PAYLOAD.to_vec())).collect();
-            store.append(AppendRequest::new(&state, Expectation::Exactly(start), events)).await?;
-        }
+        fill_state(&store, &state, sizes.read_events).await?;
         let mut conn = redis_client.get_multiplexed_async_connection().await?;
         let mut grpc = client(server.addr).await?;
         let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());

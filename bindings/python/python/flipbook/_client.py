@@ -67,11 +67,9 @@ class Subscription:
         return self
 
     def __next__(self) -> RecordedEvent:
-        while True:
-            event = self._feed.take()
-            if event is not None:
-                return event
-            self._receive()
+        while isinstance(message := self._next_message(), Checkpoint):
+            pass
+        return message
 
     def _next_message(self) -> RecordedEvent | Checkpoint:
         while True:

@@ -153,11 +153,9 @@ class Subscription:
         return self
 
     async def __anext__(self) -> RecordedEvent:
-        while True:
-            event = self._feed.take()
-            if event is not None:
-                return event
-            self._feed.receive(await self._receive())
+        while isinstance(message := await self._next_message(), Checkpoint):
+            pass
+        return message
 
     async def _next_message(self) -> RecordedEvent | Checkpoint:
         while True:
