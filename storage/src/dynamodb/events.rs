@@ -1,30 +1,28 @@
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
-use tokio::sync::Mutex;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::codec::{ChunkHead, decode_chunk, encode_chunk, encode_event};
+use super::codec::{decode_chunk, encode_event};
+use super::writer::{Job, Writer};
 use super::{DynamoConfig, Item, Table, build_error, get_b, get_n, get_s, key, n, s, sdk_error};
-use crate::encoding::{metadata_from_json, metadata_json};
+use crate::encoding::metadata_from_json;
 use crate::error::{Error, Result};
 use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, RecordedEvent, StateHead, StateKind, StateQuery, Timestamp,
 };
-use crate::store::{BackendLimits, EventStore, Page, Tip, plan_append, replayed};
+use crate::store::{BackendLimits, EventStore, Page, Tip, replayed};
 
 /// The most events one append may carry: with one guard per event, the counter, the head and
 /// the chunks (two items each), a batch this size fits DynamoDB's 100 items per transaction.
 pub const MAX_EVENTS_PER_APPEND: u32 = 64;
 /// Items one `TransactWriteItems` may hold.
-const MAX_TRANSACTION_ITEMS: usize = 100;
+pub(super) const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The most encoded event bytes in one chunk item (an item holds at most 400 KB).
 const CHUNK_BYTES: usize = 350_000;
 /// The most encoded event bytes in one append: each is written twice (state and position
@@ -35,20 +33,18 @@ const APPEND_BYTES: usize = 1_800_000;
 /// (moto: about 50 ms for 4,096 items, 5 ms for a `GetItem`), large enough that reading
 /// everything from the beginning takes few queries beyond what 1 MB pages need anyway.
 const BUCKET: u64 = 1024;
-/// Tries before an append that keeps losing the race for the counter gives up with `Unavailable`.
-const MAX_ATTEMPTS: u32 = 200;
 
-const COUNTER: &str = "position";
+pub(super) const COUNTER: &str = "position";
 
-fn head_pk(state_id: &str) -> String {
+pub(super) fn head_pk(state_id: &str) -> String {
     format!("s#{state_id}")
 }
 
-fn guard_pk(state_id: &str, event_id: Uuid) -> String {
+pub(super) fn guard_pk(state_id: &str, event_id: Uuid) -> String {
     format!("e#{state_id}#{}", event_id.hyphenated())
 }
 
-fn position_pk(position: u64) -> String {
+pub(super) fn position_pk(position: u64) -> String {
     format!("p#{}", position / BUCKET)
 }
 
@@ -56,24 +52,24 @@ fn position_pk(position: u64) -> String {
 #[derive(Clone, Debug)]
 pub struct DynamoEventStore {
     table: Table,
-    /// One append of this process at a time: every append conditions on the one counter item,
-    /// so appends racing each other from one process would only make all but one fail and
-    /// retry. Appends from other processes still race, and lose safely.
-    writer: Arc<Mutex<()>>,
-    /// How long an append waits for its turn before it answers `Unavailable`.
-    patience: Duration,
+    /// This process's appends, which one writer task commits in groups (`writer.rs`): every
+    /// append conditions on the one counter item, so appends racing each other from one process
+    /// would only make all but one fail and retry. Other processes' appends still race, and
+    /// lose safely.
+    appends: mpsc::UnboundedSender<Job>,
+    transactions: Arc<AtomicU64>,
 }
 
 /// A state's head item, as an append reads it.
 #[derive(Clone)]
-struct Head {
-    tip: Tip,
-    first_recorded_at: i64,
-    metadata: String,
+pub(super) struct Head {
+    pub tip: Tip,
+    pub first_recorded_at: i64,
+    pub metadata: String,
 }
 
 impl Head {
-    fn from_item(item: &Item) -> Result<Self> {
+    pub(super) fn from_item(item: &Item) -> Result<Self> {
         let neutral = matches!(item.get("neutral"), Some(AttributeValue::Bool(true)));
         Ok(Self {
             tip: Tip {
@@ -86,35 +82,33 @@ impl Head {
     }
 }
 
-/// The counter and the head as an append saw them: read, or told by a failed transaction.
-type Seen = (u64, Option<Head>);
-
-/// How a transaction ended.
-enum Written {
-    Done(AppendOutcome),
-    /// An event id of the batch is stored already: a replay or a duplicate.
-    IdStored,
-    /// Another append changed the counter or the head first (or DynamoDB saw a conflict).
-    /// With what the transaction found instead, when DynamoDB said (`None`: read again).
-    Lost(Option<Seen>),
-}
-
 impl DynamoEventStore {
-    /// Opens the table, creating it when it is missing and the config allows.
+    /// Opens the table, creating it when it is missing and the config allows, and starts the
+    /// task that writes appends (it ends when the last clone of the store is dropped).
     pub async fn open(config: &DynamoConfig) -> Result<Self> {
-        Ok(Self {
-            table: Table::open(config).await?,
-            writer: Arc::new(Mutex::new(())),
-            patience: config.operation_timeout.max(Duration::from_secs(1)) * 2,
-        })
+        let table = Table::open(config).await?;
+        let (appends, queue) = mpsc::unbounded_channel();
+        let transactions = Arc::new(AtomicU64::new(0));
+        // How long an append may wait to be written before it answers `Unavailable`.
+        let patience = config.operation_timeout.max(Duration::from_secs(1)) * 2;
+        tokio::spawn(Writer::new(table.clone(), queue, patience, transactions.clone()).run());
+        Ok(Self { table, appends, transactions })
     }
 
+    /// How many `TransactWriteItems` this store has sent (committed or not): with appends
+    /// grouped, fewer than the appends. For tests and measurements.
+    pub fn transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
+    }
+}
+
+/// The reads of events, shared by the store and its writer.
+impl Table {
     async fn get(&self, pk: String, sk: u64) -> Result<Option<Item>> {
         let out = self
-            .table
             .client
             .get_item()
-            .table_name(&self.table.name)
+            .table_name(&self.name)
             .set_key(Some(key(pk, sk)))
             .consistent_read(true)
             .send()
@@ -148,10 +142,9 @@ impl DynamoEventStore {
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>)> {
         let mut request = self
-            .table
             .client
             .query()
-            .table_name(&self.table.name)
+            .table_name(&self.name)
             .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":low", n(low))
@@ -212,29 +205,28 @@ impl DynamoEventStore {
         }
     }
 
-    /// When an event id of the request is stored already: the original outcome (a replay) or
-    /// `Duplicate`. `None` when none is stored.
-    async fn replay(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
-        let mut keys: Vec<Item> =
-            request.events.iter().map(|e| key(guard_pk(&request.state_id, e.event_id), 0)).collect();
-        let mut first: Option<u64> = None;
+    /// The items with these keys that exist (consistent `BatchGetItem`, at most 100 keys),
+    /// in no particular order.
+    pub(super) async fn batch_get(&self, mut keys: Vec<Item>) -> Result<Vec<Item>> {
+        let mut found = Vec::new();
         while !keys.is_empty() {
             let batch =
                 KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(build_error)?;
-            let out = self
-                .table
-                .client
-                .batch_get_item()
-                .request_items(&self.table.name, batch)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in out.responses.and_then(|mut r| r.remove(&self.table.name)).unwrap_or_default() {
-                let seq: u64 = get_n(&item, "seq")?;
-                first = Some(first.map_or(seq, |f| f.min(seq)));
-            }
-            keys =
-                out.unprocessed_keys.and_then(|mut u| u.remove(&self.table.name)).map(|k| k.keys).unwrap_or_default();
+            let out = self.client.batch_get_item().request_items(&self.name, batch).send().await.map_err(sdk_error)?;
+            found.extend(out.responses.and_then(|mut r| r.remove(&self.name)).unwrap_or_default());
+            keys = out.unprocessed_keys.and_then(|mut u| u.remove(&self.name)).map(|k| k.keys).unwrap_or_default();
+        }
+        Ok(found)
+    }
+
+    /// When an event id of the request is stored already: the original outcome (a replay) or
+    /// `Duplicate`. `None` when none is stored.
+    pub(super) async fn replay(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
+        let keys = request.events.iter().map(|e| key(guard_pk(&request.state_id, e.event_id), 0)).collect();
+        let mut first: Option<u64> = None;
+        for guard in self.batch_get(keys).await? {
+            let seq: u64 = get_n(&guard, "seq")?;
+            first = Some(first.map_or(seq, |f| f.min(seq)));
         }
         let Some(first) = first else { return Ok(None) };
         let count = request.events.len();
@@ -242,145 +234,6 @@ impl DynamoEventStore {
             self.state_events(&request.state_id, first, first + count as u64 - 1, Direction::Forward, count).await?;
         let stored: Vec<RecordedEvent> = stored.into_iter().map(|(_, e)| e).collect();
         replayed(request, &stored).map(Some)
-    }
-
-    /// The counter and the head, read in parallel.
-    async fn seen(&self, state_id: &str) -> Result<Seen> {
-        let (counter, head) = tokio::try_join!(self.counter(), self.read_head(state_id))?;
-        Ok((counter, head.map(|(head, _)| head)))
-    }
-
-    /// One try: decides with the shared rules from the counter and head it is given, and
-    /// writes on the condition that both are still so.
-    async fn try_append(
-        &self,
-        request: &AppendRequest,
-        encoded: &[Vec<u8>],
-        chunks: &[Range<usize>],
-        (counter, head): Seen,
-    ) -> Result<Written> {
-        let first_seq = match plan_append(head.as_ref().map(|h| h.tip), request) {
-            Ok(first_seq) => first_seq,
-            // A re-sent batch is answered as it was the first time, whatever its expectation.
-            Err(error) => return self.replay(request).await?.map(Written::Done).ok_or(error),
-        };
-        let count = request.events.len() as u64;
-        let versioned = request.kind == StateKind::Versioned;
-        let now = Timestamp::now();
-        let last_position = counter + count;
-        let table = &self.table.name;
-        // A condition on one attribute (`#a`): its name, the expression, the expression's values.
-        type Condition<'a> = Option<(&'a str, &'a str, Vec<(&'a str, AttributeValue)>)>;
-        let put = |item: Item, condition: Condition| -> Result<TransactWriteItem> {
-            let mut put = Put::builder().table_name(table).set_item(Some(item));
-            if let Some((attribute, expression, values)) = condition {
-                // A failed condition answers the item as it is: a retry needs no read.
-                put = put
-                    .condition_expression(expression)
-                    .expression_attribute_names("#a", attribute)
-                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-                for (name, value) in values {
-                    put = put.expression_attribute_values(name, value);
-                }
-            }
-            Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
-        };
-
-        let mut items = Vec::with_capacity(2 + 2 * chunks.len() + encoded.len());
-        let mut counter_item = key(COUNTER, 0);
-        counter_item.insert("last".to_owned(), n(last_position));
-        items.push(put(
-            counter_item,
-            Some(if counter == 0 {
-                ("pk", "attribute_not_exists(#a)", vec![])
-            } else {
-                ("last", "#a = :seen", vec![(":seen", n(counter))])
-            }),
-        )?);
-
-        let mut metadata = head.as_ref().map_or(Ok(Default::default()), |h| metadata_from_json(&h.metadata))?;
-        metadata.extend(request.state_metadata.clone());
-        let mut head_item = key(head_pk(&request.state_id), 0);
-        head_item.extend([
-            ("last_seq".to_owned(), n(first_seq + count - 1)),
-            ("neutral".to_owned(), AttributeValue::Bool(!versioned)),
-            ("last_pos".to_owned(), n(last_position)),
-            ("first_at".to_owned(), n(head.as_ref().map_or(now.unix_nanos(), |h| h.first_recorded_at))),
-            ("last_at".to_owned(), n(now.unix_nanos())),
-            ("meta".to_owned(), s(metadata_json(&metadata))),
-        ]);
-        items.push(put(
-            head_item,
-            Some(match &head {
-                Some(h) => ("last_seq", "#a = :tip", vec![(":tip", n(h.tip.last_seq))]),
-                None => ("pk", "attribute_not_exists(#a)", vec![]),
-            }),
-        )?);
-
-        for range in chunks {
-            let chunk_head = ChunkHead {
-                versioned,
-                first_seq: first_seq + range.start as u64,
-                first_position: counter + 1 + range.start as u64,
-                recorded_at: now,
-            };
-            let data = AttributeValue::B(encode_chunk(chunk_head, &request.state_id, &encoded[range.clone()]).into());
-            let chunk_last_seq = first_seq + range.end as u64 - 1;
-            let chunk_last_position = counter + range.end as u64;
-            let mut state_chunk = key(head_pk(&request.state_id), chunk_last_seq);
-            state_chunk.insert("data".to_owned(), data.clone());
-            items.push(put(state_chunk, None)?);
-            let mut position_chunk = key(position_pk(chunk_last_position), chunk_last_position);
-            position_chunk.insert("data".to_owned(), data);
-            position_chunk.insert("state".to_owned(), s(request.state_id.clone()));
-            items.push(put(position_chunk, None)?);
-        }
-        let guards_from = items.len();
-        for (i, event) in request.events.iter().enumerate() {
-            let mut guard = key(guard_pk(&request.state_id, event.event_id), 0);
-            guard.insert("seq".to_owned(), n(first_seq + i as u64));
-            items.push(put(guard, Some(("pk", "attribute_not_exists(#a)", vec![])))?);
-        }
-
-        let result = self.table.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        match result {
-            Ok(_) => Ok(Written::Done(AppendOutcome {
-                last_version: versioned.then_some(first_seq + count - 1),
-                global_positions: (counter + 1..=last_position).collect(),
-                recorded_at: now,
-            })),
-            Err(SdkError::ServiceError(error)) => match error.err() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    let reasons = cancelled.cancellation_reasons();
-                    let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
-                    if reasons.iter().skip(guards_from).any(failed) {
-                        return Ok(Written::IdStored);
-                    }
-                    // The counter and the head now: unchanged where their condition held,
-                    // else the item DynamoDB returned. Anything else (a conflict with another
-                    // transaction in flight): read again.
-                    let now = match (reasons.first(), reasons.get(1)) {
-                        (Some(c), Some(h)) => {
-                            let counter = match (c.code(), c.item()) {
-                                (Some("None"), _) => Some(counter),
-                                (Some("ConditionalCheckFailed"), Some(item)) => Some(get_n(item, "last")?),
-                                _ => None,
-                            };
-                            let head = match (h.code(), h.item()) {
-                                (Some("None"), _) => Some(head),
-                                (Some("ConditionalCheckFailed"), Some(item)) => Some(Some(Head::from_item(item)?)),
-                                _ => None,
-                            };
-                            counter.zip(head)
-                        }
-                        _ => None,
-                    };
-                    Ok(Written::Lost(now))
-                }
-                _ => Err(sdk_error(SdkError::ServiceError(error))),
-            },
-            Err(error) => Err(sdk_error(error)),
-        }
     }
 }
 
@@ -443,39 +296,14 @@ impl EventStore for DynamoEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         let encoded: Vec<Vec<u8>> = request.events.iter().map(encode_event).collect();
         let chunks = chunks(&encoded)?;
-        let Ok(_turn) = tokio::time::timeout(self.patience, self.writer.lock()).await else {
-            return Err(Error::Unavailable(format!(
-                "appending to {:?}: waited {:?} for the appends before it",
-                request.state_id, self.patience
-            )));
-        };
-        let mut known = None;
-        for attempt in 0..MAX_ATTEMPTS {
-            let seen = match known.take() {
-                Some(seen) => seen,
-                None => self.seen(&request.state_id).await?,
-            };
-            match self.try_append(&request, &encoded, &chunks, seen).await? {
-                Written::Done(outcome) => return Ok(outcome),
-                Written::IdStored => {
-                    if let Some(outcome) = self.replay(&request).await? {
-                        return Ok(outcome);
-                    }
-                }
-                Written::Lost(now) => known = now,
-            }
-            // Another append took the counter: try again soon, spread out.
-            let ceiling = 2 + u64::from(attempt.min(10));
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(0..ceiling))).await;
-        }
-        Err(Error::Unavailable(format!(
-            "appending to {:?}: {MAX_ATTEMPTS} attempts lost the race for the next position",
-            request.state_id
-        )))
+        let (job, outcome) = Job::new(request, encoded, chunks);
+        let stopped = || Error::Unavailable("the DynamoDB writer has stopped".to_owned());
+        self.appends.send(job).map_err(|_| stopped())?;
+        outcome.await.unwrap_or_else(|_| Err(stopped()))
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
-        let Some((head, item)) = self.read_head(state_id).await? else { return Ok(None) };
+        let Some((head, item)) = self.table.read_head(state_id).await? else { return Ok(None) };
         Ok(Some(StateHead {
             state_id: state_id.to_owned(),
             kind: head.tip.kind,
@@ -496,7 +324,7 @@ impl EventStore for DynamoEventStore {
             Direction::Forward => (after.map_or(low, |a| a.saturating_add(1)).max(low), high),
             Direction::Backward => (low, after.map_or(high, |b| b.saturating_sub(1)).min(high)),
         };
-        let scanned = self.state_events(&query.state_id, from, to, query.direction, max).await?;
+        let scanned = self.table.state_events(&query.state_id, from, to, query.direction, max).await?;
         let next = match (scanned.last(), query.direction) {
             (Some(&(seq, _)), Direction::Forward) if scanned.len() >= max && seq < high => Some(seq),
             (Some(&(seq, _)), Direction::Backward) if scanned.len() >= max && seq > low => Some(seq),
@@ -517,7 +345,7 @@ impl EventStore for DynamoEventStore {
     /// page never reaches past what is settled); the state prefix is filtered by DynamoDB,
     /// names here.
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let newest = self.counter().await?;
+        let newest = self.table.counter().await?;
         let mut events = Vec::new();
         if after >= newest || max == 0 {
             return Ok(Page { events, next: None });
@@ -527,6 +355,7 @@ impl EventStore for DynamoEventStore {
             let mut start = None;
             loop {
                 let (items, next) = self
+                    .table
                     .query(
                         position_pk(bucket * BUCKET),
                         after + 1,
@@ -561,6 +390,6 @@ impl EventStore for DynamoEventStore {
     /// Every append advances the counter in the transaction that writes its events, and
     /// transactions on the counter are serialized: every position up to it is written.
     async fn settled_position(&self) -> Result<u64> {
-        self.counter().await
+        self.table.counter().await
     }
 }

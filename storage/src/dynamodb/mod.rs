@@ -12,14 +12,18 @@
 //! | snapshot revisions | `r#<state>` | 0 | `revs`: the state's reducer revisions with snapshots |
 //! | snapshot | `n#<state>\n<revision>` | version | payload, content type, created at |
 //!
-//! An append is one `TransactWriteItems`: the counter (conditioned on the value read), the head
-//! (conditioned on the last sequence number read), the chunks, and one guard per event
-//! (conditioned on not existing). Positions are therefore assigned atomically with the append,
-//! and transactions serialize on the counter, so every position up to the counter is written.
+//! Appends are written by one task per store (`writer.rs`), which takes the appends waiting and
+//! writes them in one `TransactWriteItems`: the counter once (conditioned on the value it last
+//! saw, advanced by the group's events), then per append the head (conditioned on the last
+//! sequence number seen), the chunks, and one guard per event (conditioned on not existing).
+//! Positions are therefore assigned atomically with the appends, and transactions serialize on
+//! the counter, so every position up to the counter is written. The counter and heads it saw
+//! last spare it reads; a stale one only fails its condition, which returns the item as it is.
 
 mod codec;
 mod events;
 mod snapshots;
+mod writer;
 
 use std::collections::HashMap;
 use std::time::Duration;
