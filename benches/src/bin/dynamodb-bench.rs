@@ -9,9 +9,11 @@
 //! The raw append is the least an application writing events to DynamoDB itself would do for an
 //! atomic, version-checked append: one `TransactWriteItems` with the head updated on the
 //! condition that it holds the version the client tracks, and one item per event. Flipbook does
-//! more for its promises (global positions from a counter, event-id guards for idempotency,
-//! reading the counter and the head first), so the ratio is what those cost. Reads of a
-//! 10,000-event state compare with a consistent `Query` of the raw items, page by page.
+//! more for its promises (global positions from a counter, event-id guards for idempotency) and
+//! groups the appends waiting in a server into one transaction. Target: at least 0.8 of the raw
+//! append rate. Reads of a 10,000-event state compare with a consistent `Query` of the raw
+//! items, page by page (target: at least 0.9; Flipbook's layout, 64 events to an item, makes it
+//! far more: see `benches/README.md`).
 //!
 //! On moto (the tests' emulator, one request at a time) the figures say little about AWS: every
 //! request waits for the one before, whichever client sent it.
@@ -61,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
                 median(flipbook),
                 "aws sdk",
                 median(raw),
-                Target::None,
+                Target::AtLeast(0.8),
             );
         }
     }
@@ -97,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
             median(flipbook),
             "aws sdk",
             median(baseline),
-            Target::None,
+            Target::AtLeast(0.9),
         );
     }
     server.stop().await?;
