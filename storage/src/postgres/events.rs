@@ -4,7 +4,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::{POSITION_SHIFT, PostgresConfig, is_unique_violation, position_of, sql_error};
-use crate::encoding::{metadata_from_json, metadata_json, page, to_i64, to_u64};
+use crate::encoding::{Columns, decode_rows, metadata_from_json, metadata_json, page, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, RecordedEvent, StateHead, StateKind,
@@ -169,18 +169,18 @@ fn kind(version_neutral: bool) -> StateKind {
     if version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned }
 }
 
-fn recorded_event(row: &PgRow) -> Result<RecordedEvent> {
+fn recorded_event(row: Columns<'_, PgRow>) -> Result<RecordedEvent> {
     Ok(RecordedEvent {
-        global_position: to_u64(row.try_get(0).map_err(sql_error)?),
-        state_id: row.try_get(1).map_err(sql_error)?,
-        version: row.try_get::<Option<i64>, _>(3).map_err(sql_error)?.map(to_u64),
-        event_id: row.try_get(4).map_err(sql_error)?,
-        name: row.try_get(5).map_err(sql_error)?,
-        payload: row.try_get(6).map_err(sql_error)?,
-        content_type: row.try_get(7).map_err(sql_error)?,
-        timestamp: row.try_get::<Option<i64>, _>(8).map_err(sql_error)?.map(Timestamp::from_unix_nanos),
-        recorded_at: Timestamp::from_unix_nanos(row.try_get(9).map_err(sql_error)?),
-        metadata: metadata_from_json(row.try_get(10).map_err(sql_error)?)?,
+        global_position: to_u64(row.get(0).map_err(sql_error)?),
+        state_id: row.get(1).map_err(sql_error)?,
+        version: row.get::<Option<i64>>(3).map_err(sql_error)?.map(to_u64),
+        event_id: row.get(4).map_err(sql_error)?,
+        name: row.get(5).map_err(sql_error)?,
+        payload: row.get(6).map_err(sql_error)?,
+        content_type: row.get(7).map_err(sql_error)?,
+        timestamp: row.get::<Option<i64>>(8).map_err(sql_error)?.map(Timestamp::from_unix_nanos),
+        recorded_at: Timestamp::from_unix_nanos(row.get(9).map_err(sql_error)?),
+        metadata: metadata_from_json(row.get(10).map_err(sql_error)?)?,
     })
 }
 
@@ -383,6 +383,6 @@ async fn replay(tx: &mut Transaction<'_, Postgres>, request: &AppendRequest, seq
     .fetch_all(&mut **tx)
     .await
     .map_err(sql_error)?;
-    let stored = rows.iter().map(recorded_event).collect::<Result<Vec<_>>>()?;
+    let stored = decode_rows(&rows, recorded_event)?;
     replayed(request, &stored)
 }

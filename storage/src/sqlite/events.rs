@@ -5,7 +5,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{Durability, MAX_GROUP, SqliteConfig, create_schema, names_json, sql_error};
-use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
+use crate::encoding::{Columns, decode_rows, metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
@@ -154,20 +154,20 @@ fn kind(version_neutral: bool) -> StateKind {
     if version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned }
 }
 
-fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent> {
+fn recorded_event(row: Columns<'_, SqliteRow>) -> Result<RecordedEvent> {
     let get_err = sql_error;
-    let event_id: String = row.try_get(4).map_err(get_err)?;
+    let event_id: String = row.get(4).map_err(get_err)?;
     Ok(RecordedEvent {
-        global_position: to_u64(row.try_get(0).map_err(get_err)?),
-        state_id: row.try_get(1).map_err(get_err)?,
-        version: row.try_get::<Option<i64>, _>(3).map_err(get_err)?.map(to_u64),
+        global_position: to_u64(row.get(0).map_err(get_err)?),
+        state_id: row.get(1).map_err(get_err)?,
+        version: row.get::<Option<i64>>(3).map_err(get_err)?.map(to_u64),
         event_id: Uuid::parse_str(&event_id).map_err(|e| Error::Internal(format!("corrupt event id: {e}")))?,
-        name: row.try_get(5).map_err(get_err)?,
-        payload: row.try_get(6).map_err(get_err)?,
-        content_type: row.try_get(7).map_err(get_err)?,
-        timestamp: row.try_get::<Option<i64>, _>(8).map_err(get_err)?.map(Timestamp::from_unix_nanos),
-        recorded_at: Timestamp::from_unix_nanos(row.try_get(9).map_err(get_err)?),
-        metadata: metadata_from_json(row.try_get(10).map_err(get_err)?)?,
+        name: row.get(5).map_err(get_err)?,
+        payload: row.get(6).map_err(get_err)?,
+        content_type: row.get(7).map_err(get_err)?,
+        timestamp: row.get::<Option<i64>>(8).map_err(get_err)?.map(Timestamp::from_unix_nanos),
+        recorded_at: Timestamp::from_unix_nanos(row.get(9).map_err(get_err)?),
+        metadata: metadata_from_json(row.get(10).map_err(get_err)?)?,
     })
 }
 
@@ -350,6 +350,6 @@ async fn replay(conn: &mut SqliteConnection, request: &AppendRequest, seq: i64) 
     .fetch_all(&mut *conn)
     .await
     .map_err(sql_error)?;
-    let stored = stored.iter().map(recorded_event).collect::<Result<Vec<_>>>()?;
+    let stored = decode_rows(&stored, recorded_event)?;
     replayed(request, &stored)
 }
