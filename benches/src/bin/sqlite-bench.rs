@@ -92,7 +92,8 @@ async fn reads(dir: &Path, sizes: &Sizes) -> anyhow::Result<bool> {
         flipbook,
         "sqlite",
         baseline,
-        Target::AtLeast(0.8),
+        // The production-backends issue asks 0.9 of raw on every backend (the first asked 0.8).
+        Target::AtLeast(0.9),
     ))
 }
 
