@@ -1,9 +1,12 @@
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{Connection, Row, SqlitePool};
+use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::reads::{self, Readers};
 use super::{Durability, MAX_GROUP, SqliteConfig, create_schema, names_json, sql_error};
 use crate::encoding::{Columns, decode_rows, metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::error::{Error, Result};
@@ -18,7 +21,7 @@ use crate::store::{EventStore, Page, Tip, plan_append, replayed};
 #[derive(Clone, Debug)]
 pub struct SqliteEventStore {
     appends: mpsc::Sender<Job>,
-    reads: SqlitePool,
+    reads: Arc<Readers>,
     durability: Durability,
 }
 
@@ -33,8 +36,8 @@ impl SqliteEventStore {
         let writes = config.pool(1, false).await?;
         create_schema(&writes).await?;
         let writer = writes.acquire().await.map_err(sql_error)?.detach();
-        let reads = config.pool(config.read_connections.max(1), true).await?;
         writes.close().await;
+        let reads = Readers::new(config);
         let (appends, queue) = mpsc::channel(MAX_GROUP * 4);
         tokio::spawn(write_loop(writer, queue));
         Ok(Self { appends, reads, durability: config.durability })
@@ -59,24 +62,26 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
-        let row = sqlx::query(
-            "SELECT version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, metadata \
-             FROM states WHERE state_id = ?1",
-        )
-        .bind(state_id)
-        .fetch_optional(&self.reads)
-        .await
-        .map_err(sql_error)?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(StateHead {
-            state_id: state_id.to_owned(),
-            kind: kind(row.try_get(0).map_err(sql_error)?),
-            event_count: to_u64(row.try_get(1).map_err(sql_error)?),
-            last_global_position: to_u64(row.try_get(2).map_err(sql_error)?),
-            first_recorded_at: Timestamp::from_unix_nanos(row.try_get(3).map_err(sql_error)?),
-            last_recorded_at: Timestamp::from_unix_nanos(row.try_get(4).map_err(sql_error)?),
-            metadata: metadata_from_json(row.try_get(5).map_err(sql_error)?)?,
-        }))
+        let state_id = state_id.to_owned();
+        self.reads
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, metadata \
+                     FROM states WHERE state_id = ?1",
+                )?;
+                let mut rows = statement.query([&state_id])?;
+                let Some(row) = rows.next()? else { return Ok(None) };
+                Ok(Some(StateHead {
+                    state_id: state_id.clone(),
+                    kind: kind(row.get(0)?),
+                    event_count: to_u64(row.get(1)?),
+                    last_global_position: to_u64(row.get(2)?),
+                    first_recorded_at: Timestamp::from_unix_nanos(row.get(3)?),
+                    last_recorded_at: Timestamp::from_unix_nanos(row.get(4)?),
+                    metadata: reads::metadata(row, 5)?,
+                }))
+            })
+            .await
     }
 
     async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
@@ -99,45 +104,34 @@ impl EventStore for SqliteEventStore {
                 "ORDER BY state_seq DESC LIMIT ?6"
             ),
         };
-        let rows = sqlx::query(sql)
-            .bind(&query.state_id)
-            .bind(to_i64(from))
-            .bind(to_i64(to))
-            .bind(query.as_of.map(Timestamp::unix_nanos))
-            .bind(names_json(&query.names))
-            .bind(to_i64(max as u64))
-            .fetch_all(&self.reads)
-            .await
-            .map_err(sql_error)?;
-        page(rows, max, "state_seq")
+        let (state_id, as_of, names) =
+            (query.state_id.clone(), query.as_of.map(Timestamp::unix_nanos), names_json(&query.names));
+        let params = (state_id, to_i64(from), to_i64(to), as_of, names, to_i64(max as u64));
+        self.reads.run(move |connection| reads::page(connection, sql, params, max, 2)).await
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let rows = sqlx::query(concat!(
+        let sql = concat!(
             "SELECT ",
             event_columns!(),
             " FROM events WHERE position > ?1 ",
             "AND (?2 = '' OR substr(state_id, 1, length(?2)) = ?2) ",
             "AND (?3 IS NULL OR name IN (SELECT value FROM json_each(?3))) ",
             "ORDER BY position LIMIT ?4"
-        ))
-        .bind(to_i64(after))
-        .bind(&query.state_id_prefix)
-        .bind(names_json(&query.names))
-        .bind(to_i64(max as u64))
-        .fetch_all(&self.reads)
-        .await
-        .map_err(sql_error)?;
-        page(rows, max, "position")
+        );
+        let params = (to_i64(after), query.state_id_prefix.clone(), names_json(&query.names), to_i64(max as u64));
+        self.reads.run(move |connection| reads::page(connection, sql, params, max, 0)).await
     }
 
     /// One writer at a time (this process's writer task, other processes' through SQLite's
     /// write lock) assigns positions inside its transaction, so they become visible in order.
     async fn settled_position(&self) -> Result<u64> {
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-            .fetch_one(&self.reads)
-            .await
-            .map_err(sql_error)?;
+        let last: i64 = self
+            .reads
+            .run(|connection| {
+                connection.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get(0))
+            })
+            .await?;
         Ok(to_u64(last))
     }
 }
@@ -169,10 +163,6 @@ fn recorded_event(row: Columns<'_, SqliteRow>) -> Result<RecordedEvent> {
         recorded_at: Timestamp::from_unix_nanos(row.get(9).map_err(get_err)?),
         metadata: metadata_from_json(row.get(10).map_err(get_err)?)?,
     })
-}
-
-fn page(rows: Vec<SqliteRow>, max: usize, cursor: &str) -> Result<Page> {
-    crate::encoding::page(&rows, max, |row| row.try_get::<i64, _>(cursor).map_err(sql_error), recorded_event)
 }
 
 /// The writer task: group commit over the only write connection.
