@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Metadata, RecordedEvent};
+#[cfg(feature = "postgres")]
 use crate::store::Page;
 
 /// Numbers are `u64` in the model and `BIGINT` in SQL; values above `i64::MAX` never occur
@@ -51,7 +52,7 @@ impl<'r, R: sqlx::Row> Columns<'r, R> {
     }
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 /// A page from its rows: `cursor` reads the row's cursor column (sequence number or position),
 /// `decode` the event. A page shorter than asked is the last one.
 pub(crate) fn page<R: sqlx::Row>(
