@@ -58,17 +58,18 @@ pub(crate) trait Backend: Send + Sync + Debug + 'static {
     async fn server_info(&self) -> Result<ServerInfo>;
 }
 
-// ---- stores in this process ----------------------------------------------------------------
-
-/// Pages a local read fetches ahead of its consumer (memory: this many pages more).
+/// Pages a read fetches ahead of its consumer (memory: this many pages more).
 const READ_AHEAD_PAGES: usize = 2;
 
-/// Reads pages ahead of the consumer, as a server does: the store reads the next page while the
-/// caller folds this one. The reading task starts when the stream is first polled, so a read
-/// can be made outside the runtime (a binding's thread) and driven inside it.
-fn ahead_of_the_caller(pages: BoxStream<'static, flipbook_storage::Result<Vec<RecordedEvent>>>) -> EventPages {
-    stream::once(async move { read_ahead(pages, READ_AHEAD_PAGES) }).flatten().map_err(Error::from).boxed()
+/// Reads pages ahead of the consumer: the next page is fetched (from the store, or from the
+/// server and decoded) while the caller folds this one, on another core. The reading task
+/// starts when the stream is first polled, so a read can be made outside the runtime (a
+/// binding's thread) and driven inside it.
+fn ahead_of_the_caller<T: Send + 'static>(pages: BoxStream<'static, Result<T>>) -> BoxStream<'static, Result<T>> {
+    stream::once(async move { read_ahead(pages, READ_AHEAD_PAGES) }).flatten().boxed()
 }
+
+// ---- stores in this process ----------------------------------------------------------------
 
 /// The storage traits called directly: embedded mode, with an event bus of its own (which
 /// also sees appends of other processes on the same SQLite file, within its poll interval).
@@ -93,11 +94,13 @@ impl Backend for Local {
     }
 
     fn read_state(&self, query: StateQuery) -> EventPages {
-        ahead_of_the_caller(state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
+        ahead_of_the_caller(
+            state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE).map_err(Error::from).boxed(),
+        )
     }
 
     fn read_all(&self, query: AllQuery) -> EventPages {
-        ahead_of_the_caller(all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
+        ahead_of_the_caller(all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE).map_err(Error::from).boxed())
     }
 
     fn subscribe(&self, query: SubscriptionQuery) -> Deliveries {
@@ -243,18 +246,18 @@ impl Backend for Remote {
 
     fn read_state(&self, query: StateQuery) -> EventPages {
         let mut client = self.events.clone();
-        streamed(
+        ahead_of_the_caller(streamed(
             move || async move { client.read_state(v1::ReadStateRequest::from(query)).await },
             |m: v1::ReadStateResponse| recorded(m.events),
-        )
+        ))
     }
 
     fn read_all(&self, query: AllQuery) -> EventPages {
         let mut client = self.events.clone();
-        streamed(
+        ahead_of_the_caller(streamed(
             move || async move { client.read_all(v1::ReadAllRequest::from(query)).await },
             |m: v1::ReadAllResponse| recorded(m.events),
-        )
+        ))
     }
 
     fn subscribe(&self, query: SubscriptionQuery) -> Deliveries {
