@@ -21,7 +21,7 @@ use flipbook_sdk_core::{
 use futures::StreamExt;
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 // ---- the runtime ---------------------------------------------------------------------------
 
@@ -97,61 +97,63 @@ fn locked<T>(mutex: &Mutex<T>) -> PyResult<MutexGuard<'_, T>> {
 // ---- values --------------------------------------------------------------------------------
 
 /// An event as the store recorded it. Built once per event of a page; fields convert when read.
+/// An event as Python sees it. The fields a reducer reads on every event (`name`, `payload`,
+/// `state_id`) are Python objects made once, when the page crosses over, and read as plain
+/// attributes (no getter call per access); consecutive events share their `state_id` and
+/// `name` objects when the text repeats. The rest is converted on access.
 #[pyclass(frozen, module = "flipbook", name = "RecordedEvent")]
 #[derive(Debug)]
-pub struct PyRecordedEvent(RecordedEvent);
+pub struct PyRecordedEvent {
+    #[pyo3(get)]
+    state_id: Py<PyString>,
+    #[pyo3(get)]
+    name: Py<PyString>,
+    #[pyo3(get)]
+    payload: Py<PyBytes>,
+    /// The rest of the event; its `state_id`, `name` and `payload` are left empty.
+    event: RecordedEvent,
+}
 
 #[pymethods]
 impl PyRecordedEvent {
-    #[getter]
-    fn state_id(&self) -> &str {
-        &self.0.state_id
-    }
     /// `None` for version-neutral states.
     #[getter]
     fn version(&self) -> Option<u64> {
-        self.0.version
+        self.event.version
     }
     #[getter]
     fn global_position(&self) -> u64 {
-        self.0.global_position
+        self.event.global_position
     }
     #[getter]
     fn event_id(&self) -> String {
-        self.0.event_id.hyphenated().to_string()
-    }
-    #[getter]
-    fn name(&self) -> &str {
-        &self.0.name
-    }
-    #[getter]
-    fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.0.payload)
+        self.event.event_id.hyphenated().to_string()
     }
     #[getter]
     fn content_type(&self) -> &str {
-        &self.0.content_type
+        &self.event.content_type
     }
     /// When it happened in the domain, in nanoseconds since the Unix epoch; `None`: time-neutral.
     #[getter]
     fn timestamp_nanos(&self) -> Option<i64> {
-        self.0.timestamp.map(Timestamp::unix_nanos)
+        self.event.timestamp.map(Timestamp::unix_nanos)
     }
     #[getter]
     fn recorded_at_nanos(&self) -> i64 {
-        self.0.recorded_at.unix_nanos()
+        self.event.recorded_at.unix_nanos()
     }
     #[getter]
     fn metadata(&self) -> Metadata {
-        self.0.metadata.clone()
+        self.event.metadata.clone()
     }
     /// The payload parsed as JSON.
     fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        py.import("json")?.getattr("loads")?.call1((PyBytes::new(py, &self.0.payload),))
+        py.import("json")?.getattr("loads")?.call1((self.payload.clone_ref(py),))
     }
     fn __repr__(&self) -> String {
-        let version = self.0.version.map_or("-".to_owned(), |v| v.to_string());
-        format!("RecordedEvent({:?} v{version} {:?} @{})", self.0.state_id, self.0.name, self.0.global_position)
+        let version = self.event.version.map_or("-".to_owned(), |v| v.to_string());
+        let (state_id, name) = (self.state_id.to_string(), self.name.to_string());
+        format!("RecordedEvent({state_id:?} v{version} {name:?} @{})", self.event.global_position)
     }
 }
 
@@ -185,7 +187,37 @@ fn outcome_tuple(outcome: AppendOutcome) -> OutcomeTuple {
 }
 
 fn page_to_py(py: Python<'_>, events: Vec<RecordedEvent>) -> PyResult<Vec<Py<PyRecordedEvent>>> {
-    events.into_iter().map(|e| Py::new(py, PyRecordedEvent(e))).collect()
+    let (mut state_id, mut name) = (Shared::default(), Shared::default());
+    events
+        .into_iter()
+        .map(|mut event| {
+            let converted = PyRecordedEvent {
+                state_id: state_id.get(py, std::mem::take(&mut event.state_id)),
+                name: name.get(py, std::mem::take(&mut event.name)),
+                payload: PyBytes::new(py, &std::mem::take(&mut event.payload)).unbind(),
+                event,
+            };
+            Py::new(py, converted)
+        })
+        .collect()
+}
+
+/// The Python string made for the previous event, reused while the text repeats: the events of
+/// a page mostly share their state id and a few names.
+#[derive(Default)]
+struct Shared(Option<(String, Py<PyString>)>);
+
+impl Shared {
+    fn get(&mut self, py: Python<'_>, text: String) -> Py<PyString> {
+        match &self.0 {
+            Some((last, object)) if *last == text => object.clone_ref(py),
+            _ => {
+                let object = PyString::new(py, &text).unbind();
+                self.0 = Some((text, object.clone_ref(py)));
+                object
+            }
+        }
+    }
 }
 
 // ---- reads ---------------------------------------------------------------------------------
