@@ -53,19 +53,24 @@ impl<'r, R: sqlx::Row> Columns<'r, R> {
 }
 
 #[cfg(feature = "postgres")]
-/// A page from its rows: `cursor` reads the row's cursor column (sequence number or position),
-/// `decode` the event. A page shorter than asked is the last one.
-pub(crate) fn page<R: sqlx::Row>(
-    rows: &[R],
+/// A page from a query's rows, each decoded as it arrives (no page of raw rows is held):
+/// `cursor` reads the row's cursor column (sequence number or position), `decode` the event,
+/// `sql_error` says what a driver error means. A page shorter than `max` is the last one.
+pub(crate) async fn page<R: sqlx::Row>(
+    mut rows: impl futures::Stream<Item = std::result::Result<R, sqlx::Error>> + Unpin,
     max: usize,
-    cursor: impl Fn(&R) -> Result<i64>,
+    cursor: impl Fn(&R) -> std::result::Result<i64, sqlx::Error>,
     decode: impl Fn(Columns<'_, R>) -> Result<RecordedEvent>,
+    sql_error: fn(sqlx::Error) -> Error,
 ) -> Result<Page> {
-    let next = match rows.last() {
-        Some(last) if rows.len() >= max => Some(to_u64(cursor(last)?)),
-        _ => None,
-    };
-    Ok(Page { events: decode_rows(rows, decode)?, next })
+    use futures::TryStreamExt;
+    let (mut events, mut last) = (Vec::with_capacity(max.min(4096)), 0);
+    while let Some(row) = rows.try_next().await.map_err(sql_error)? {
+        last = cursor(&row).map_err(sql_error)?;
+        events.push(decode(Columns { row: &row, checked: events.is_empty() })?);
+    }
+    let next = (events.len() >= max).then_some(to_u64(last));
+    Ok(Page { events, next })
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

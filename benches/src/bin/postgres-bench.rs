@@ -191,10 +191,11 @@ async fn raw_reads(pool: &PgPool, state: &str, count: u64, rounds: u64) -> anyho
                  recorded_at, metadata FROM flipbook_events WHERE state_id = $1 ORDER BY state_seq",
             )
             .bind(state)
-            .fetch_all(pool)
-            .await?;
+            .fetch(pool);
             let mut fold = Fold::default();
-            for row in rows {
+            // Rows decoded as they arrive, as the server does: faster than collecting them first.
+            let mut rows = std::pin::pin!(rows);
+            while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
                 let payload: Vec<u8> = row.try_get(6)?;
                 let _: uuid::Uuid = row.try_get(4)?;
                 let _: String = row.try_get(5)?;

@@ -118,10 +118,8 @@ impl EventStore for PostgresEventStore {
             .bind(query.as_of.map(Timestamp::unix_nanos))
             .bind(&query.names)
             .bind(to_i64(max as u64))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sql_error)?;
-        page(&rows, max, |row| row.try_get("state_seq").map_err(sql_error), recorded_event)
+            .fetch(&self.pool);
+        page(rows, max, |row| row.try_get(2), recorded_event, sql_error).await
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
@@ -137,10 +135,8 @@ impl EventStore for PostgresEventStore {
         .bind(&query.state_id_prefix)
         .bind(&query.names)
         .bind(to_i64(max as u64))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sql_error)?;
-        page(&rows, max, |row| row.try_get("position").map_err(sql_error), recorded_event)
+        .fetch(&self.pool);
+        page(rows, max, |row| row.try_get(0), recorded_event, sql_error).await
     }
 
     /// Every transaction with an id below the snapshot's `xmin` has ended, and positions start
