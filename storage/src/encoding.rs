@@ -1,16 +1,20 @@
 //! What the backends share: number and metadata encodings, and turning rows into pages.
 
 use crate::error::{Error, Result};
-use crate::model::{Metadata, RecordedEvent};
+use crate::model::Metadata;
+#[cfg(feature = "postgres")]
+use crate::model::RecordedEvent;
 #[cfg(feature = "postgres")]
 use crate::store::Page;
 
 /// Numbers are `u64` in the model and `BIGINT` in SQL; values above `i64::MAX` never occur
 /// (positions and versions count events).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or_default()
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -34,13 +38,13 @@ pub(crate) fn metadata_from_json(text: &str) -> Result<Metadata> {
 /// column types (on SQLite, where types belong to values, because Flipbook writes each column
 /// with one type), so sqlx checks them on the first row only: profiling a server reading a
 /// PostgreSQL state, `try_get` took 13 % of its samples, the unchecked decode 8.5 %.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 pub(crate) struct Columns<'r, R> {
     row: &'r R,
     checked: bool,
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 impl<'r, R: sqlx::Row> Columns<'r, R> {
     /// The value of column `index`.
     pub(crate) fn get<T>(&self, index: usize) -> std::result::Result<T, sqlx::Error>
@@ -73,7 +77,7 @@ pub(crate) async fn page<R: sqlx::Row>(
     Ok(Page { events, next })
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 /// The events of a result's rows, in order.
 pub(crate) fn decode_rows<R: sqlx::Row>(
     rows: &[R],

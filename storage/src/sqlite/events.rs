@@ -1,14 +1,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{Connection, Row};
+use rusqlite::{Connection, Row, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::reads::{self, Readers};
-use super::{Durability, MAX_GROUP, SqliteConfig, create_schema, names_json, sql_error};
-use crate::encoding::{Columns, decode_rows, metadata_from_json, metadata_json, to_i64, to_u64};
+use super::pool::Connections;
+use super::{Durability, MAX_GROUP, SqliteConfig, create_schema, names_json};
+use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
@@ -16,12 +15,12 @@ use crate::model::{
 };
 use crate::store::{EventStore, Page, Tip, plan_append, replayed};
 
-/// The SQLite event store. Cheap to clone; the writer task stops when the last clone is dropped,
-/// after finishing the appends already queued.
+/// The SQLite event store. Cheap to clone; the writer thread stops when the last clone is
+/// dropped, after finishing the appends already queued.
 #[derive(Clone, Debug)]
 pub struct SqliteEventStore {
     appends: mpsc::Sender<Job>,
-    reads: Arc<Readers>,
+    reads: Arc<Connections>,
     durability: Durability,
 }
 
@@ -33,13 +32,20 @@ struct Job {
 
 impl SqliteEventStore {
     pub async fn open(config: &SqliteConfig) -> Result<Self> {
-        let writes = config.pool(1, false).await?;
-        create_schema(&writes).await?;
-        let writer = writes.acquire().await.map_err(sql_error)?.detach();
-        writes.close().await;
-        let reads = Readers::new(config);
+        let opening = config.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let connection = opening.connect(false)?;
+            create_schema(&connection)?;
+            Ok::<_, Error>(connection)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("opening the SQLite file failed: {e}")))??;
         let (appends, queue) = mpsc::channel(MAX_GROUP * 4);
-        tokio::spawn(write_loop(writer, queue));
+        std::thread::Builder::new()
+            .name("flipbook-sqlite-writer".to_owned())
+            .spawn(move || write_loop(writer, queue))
+            .map_err(|e| Error::Internal(format!("starting the SQLite writer: {e}")))?;
+        let reads = Connections::new(config, config.read_connections, true);
         Ok(Self { appends, reads, durability: config.durability })
     }
 }
@@ -78,7 +84,7 @@ impl EventStore for SqliteEventStore {
                     last_global_position: to_u64(row.get(2)?),
                     first_recorded_at: Timestamp::from_unix_nanos(row.get(3)?),
                     last_recorded_at: Timestamp::from_unix_nanos(row.get(4)?),
-                    metadata: reads::metadata(row, 5)?,
+                    metadata: metadata(row, 5)?,
                 }))
             })
             .await
@@ -107,7 +113,7 @@ impl EventStore for SqliteEventStore {
         let (state_id, as_of, names) =
             (query.state_id.clone(), query.as_of.map(Timestamp::unix_nanos), names_json(&query.names));
         let params = (state_id, to_i64(from), to_i64(to), as_of, names, to_i64(max as u64));
-        self.reads.run(move |connection| reads::page(connection, sql, params, max, 2)).await
+        self.reads.run(move |connection| page(connection, sql, params, max, 2)).await
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
@@ -120,16 +126,16 @@ impl EventStore for SqliteEventStore {
             "ORDER BY position LIMIT ?4"
         );
         let params = (to_i64(after), query.state_id_prefix.clone(), names_json(&query.names), to_i64(max as u64));
-        self.reads.run(move |connection| reads::page(connection, sql, params, max, 0)).await
+        self.reads.run(move |connection| page(connection, sql, params, max, 0)).await
     }
 
-    /// One writer at a time (this process's writer task, other processes' through SQLite's
+    /// One writer at a time (this process's writer thread, other processes' through SQLite's
     /// write lock) assigns positions inside its transaction, so they become visible in order.
     async fn settled_position(&self) -> Result<u64> {
         let last: i64 = self
             .reads
             .run(|connection| {
-                connection.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get(0))
+                Ok(connection.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get(0))?)
             })
             .await?;
         Ok(to_u64(last))
@@ -148,28 +154,59 @@ fn kind(version_neutral: bool) -> StateKind {
     if version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned }
 }
 
-fn recorded_event(row: Columns<'_, SqliteRow>) -> Result<RecordedEvent> {
-    let get_err = sql_error;
-    let event_id: String = row.get(4).map_err(get_err)?;
+/// An event from a row of `event_columns!()`.
+fn recorded_event(row: &Row<'_>) -> Result<RecordedEvent> {
+    let event_id = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
     Ok(RecordedEvent {
-        global_position: to_u64(row.get(0).map_err(get_err)?),
-        state_id: row.get(1).map_err(get_err)?,
-        version: row.get::<Option<i64>>(3).map_err(get_err)?.map(to_u64),
-        event_id: Uuid::parse_str(&event_id).map_err(|e| Error::Internal(format!("corrupt event id: {e}")))?,
-        name: row.get(5).map_err(get_err)?,
-        payload: row.get(6).map_err(get_err)?,
-        content_type: row.get(7).map_err(get_err)?,
-        timestamp: row.get::<Option<i64>>(8).map_err(get_err)?.map(Timestamp::from_unix_nanos),
-        recorded_at: Timestamp::from_unix_nanos(row.get(9).map_err(get_err)?),
-        metadata: metadata_from_json(row.get(10).map_err(get_err)?)?,
+        global_position: to_u64(row.get(0)?),
+        state_id: row.get(1)?,
+        version: row.get::<_, Option<i64>>(3)?.map(to_u64),
+        event_id: Uuid::parse_str(event_id).map_err(|e| Error::Internal(format!("corrupt event id: {e}")))?,
+        name: row.get(5)?,
+        payload: row.get(6)?,
+        content_type: row.get(7)?,
+        timestamp: row.get::<_, Option<i64>>(8)?.map(Timestamp::from_unix_nanos),
+        recorded_at: Timestamp::from_unix_nanos(row.get(9)?),
+        metadata: metadata(row, 10)?,
     })
 }
 
-/// The writer task: group commit over the only write connection.
-async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) {
+/// The metadata map stored as JSON in column `column`.
+fn metadata(row: &Row<'_>, column: usize) -> Result<Metadata> {
+    metadata_from_json(row.get_ref(column)?.as_str().map_err(rusqlite::Error::from)?)
+}
+
+/// The events a query of `event_columns!()` answers, in its order.
+fn events(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    cursor: usize,
+) -> Result<(Vec<RecordedEvent>, i64)> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let (mut events, mut last) = (Vec::new(), 0);
+    while let Some(row) = rows.next()? {
+        last = row.get(cursor)?;
+        events.push(recorded_event(row)?);
+    }
+    Ok((events, last))
+}
+
+/// A page from a query of `event_columns!()` ordered by its column `cursor`, with `LIMIT max`:
+/// a page shorter than asked is the last one.
+fn page(connection: &Connection, sql: &str, params: impl rusqlite::Params, max: usize, cursor: usize) -> Result<Page> {
+    let (events, last) = events(connection, sql, params, cursor)?;
+    let next = (events.len() >= max).then_some(to_u64(last));
+    Ok(Page { events, next })
+}
+
+/// The writer thread: group commit over the only write connection. It ends when every sender
+/// is gone and the queue is drained.
+fn write_loop(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_GROUP);
-    while queue.recv_many(&mut jobs, MAX_GROUP).await > 0 {
-        let results = match commit_group(&mut conn, &jobs).await {
+    while queue.blocking_recv_many(&mut jobs, MAX_GROUP) > 0 {
+        let results = match commit_group(&mut connection, &jobs) {
             Ok(results) => results,
             Err(error) => {
                 tracing::error!(%error, appends = jobs.len(), "SQLite group commit failed");
@@ -181,7 +218,6 @@ async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) 
             let _ = job.reply.send(result);
         }
     }
-    let _ = conn.close().await;
 }
 
 /// Runs every job in one transaction and commits once (one fsync for the group).
@@ -189,10 +225,10 @@ async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) 
 /// A job is checked before it writes anything (tip, expectation, stored event ids), so a refused
 /// append leaves nothing to undo and needs no savepoint. Should a job fail after it began
 /// writing (an I/O error), the transaction is rolled back and the group runs again without it.
-async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Result<AppendOutcome>>> {
+fn commit_group(connection: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<AppendOutcome>>> {
     let mut failed: Vec<Option<Error>> = vec![None; jobs.len()];
     loop {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sql_error)?;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = Timestamp::now();
         let mut results = Vec::with_capacity(jobs.len());
         let mut dirty = None;
@@ -201,9 +237,9 @@ async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<R
                 results.push(Err(error.clone()));
                 continue;
             }
-            let result = match check(&mut tx, &job.request, now).await {
+            let result = match check(&tx, &job.request, now) {
                 Ok(Checked::Replay(outcome)) => Ok(outcome),
-                Ok(Checked::Write(plan)) => match write(&mut tx, &job.request, plan, now).await {
+                Ok(Checked::Write(plan)) => match write(&tx, &job.request, plan, now) {
                     Ok(outcome) => Ok(outcome),
                     Err(error) => {
                         dirty = Some((i, error));
@@ -216,11 +252,11 @@ async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<R
         }
         match dirty {
             None => {
-                tx.commit().await.map_err(sql_error)?;
+                tx.commit()?;
                 return Ok(results);
             }
             Some((i, error)) => {
-                tx.rollback().await.map_err(sql_error)?;
+                tx.rollback()?;
                 tracing::warn!(%error, "an append failed while writing; its group runs again without it");
                 failed[i] = Some(error);
             }
@@ -244,28 +280,25 @@ struct Plan {
 
 /// Everything that can refuse an append, before it writes: reads the tip and where any of the
 /// batch's event ids is already stored, in one query.
-async fn check(conn: &mut SqliteConnection, request: &AppendRequest, now: Timestamp) -> Result<Checked> {
+fn check(connection: &Connection, request: &AppendRequest, now: Timestamp) -> Result<Checked> {
     let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
     let ids = serde_json::to_string(&ids).map_err(|e| Error::Internal(e.to_string()))?;
-    let row = sqlx::query(
+    let mut statement = connection.prepare_cached(
         "SELECT s.version_neutral, s.last_seq, s.first_recorded_at, s.metadata, \
          (SELECT min(state_seq) FROM events WHERE state_id = ?1 AND event_id IN (SELECT value FROM json_each(?2))) \
          FROM (SELECT 1) LEFT JOIN states s ON s.state_id = ?1",
-    )
-    .bind(&request.state_id)
-    .bind(ids)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(sql_error)?;
+    )?;
+    let mut rows = statement.query((&request.state_id, ids))?;
+    let row = rows.next()?.ok_or_else(|| Error::Internal("the tip query answered no row".to_owned()))?;
 
-    if let Some(seq) = row.try_get::<Option<i64>, _>(4).map_err(sql_error)? {
-        return replay(conn, request, seq).await.map(Checked::Replay);
+    if let Some(seq) = row.get::<_, Option<i64>>(4)? {
+        return replay(connection, request, seq).map(Checked::Replay);
     }
-    let (tip, first_recorded_at, metadata) = match row.try_get::<Option<i64>, _>(1).map_err(sql_error)? {
+    let (tip, first_recorded_at, metadata) = match row.get::<_, Option<i64>>(1)? {
         Some(last_seq) => (
-            Some(Tip { kind: kind(row.try_get(0).map_err(sql_error)?), last_seq: to_u64(last_seq) }),
-            Timestamp::from_unix_nanos(row.try_get(2).map_err(sql_error)?),
-            metadata_from_json(row.try_get(3).map_err(sql_error)?)?,
+            Some(Tip { kind: kind(row.get(0)?), last_seq: to_u64(last_seq) }),
+            Timestamp::from_unix_nanos(row.get(2)?),
+            metadata(row, 3)?,
         ),
         None => (None, now, Metadata::new()),
     };
@@ -274,72 +307,62 @@ async fn check(conn: &mut SqliteConnection, request: &AppendRequest, now: Timest
 }
 
 /// Writes a checked append's events and moves the state's head.
-async fn write(
-    conn: &mut SqliteConnection,
-    request: &AppendRequest,
-    plan: Plan,
-    now: Timestamp,
-) -> Result<AppendOutcome> {
+fn write(connection: &Connection, request: &AppendRequest, plan: Plan, now: Timestamp) -> Result<AppendOutcome> {
     let state_id = request.state_id.as_str();
     let versioned = request.kind == StateKind::Versioned;
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO events (state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
+         recorded_at, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
     let mut positions = Vec::with_capacity(request.events.len());
     for (seq, event) in (plan.first_seq..).zip(&request.events) {
-        let done = sqlx::query(
-            "INSERT INTO events (state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
-             recorded_at, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .bind(state_id)
-        .bind(to_i64(seq))
-        .bind(versioned.then_some(to_i64(seq)))
-        .bind(event.event_id.hyphenated().to_string())
-        .bind(&event.name)
-        .bind(&event.payload)
-        .bind(&event.content_type)
-        .bind(event.timestamp.map(Timestamp::unix_nanos))
-        .bind(now.unix_nanos())
-        .bind(metadata_json(&event.metadata))
-        .execute(&mut *conn)
-        .await
-        .map_err(sql_error)?;
-        positions.push(to_u64(done.last_insert_rowid()));
+        insert.execute((
+            state_id,
+            to_i64(seq),
+            versioned.then_some(to_i64(seq)),
+            event.event_id.hyphenated().to_string(),
+            &event.name,
+            &event.payload,
+            &event.content_type,
+            event.timestamp.map(Timestamp::unix_nanos),
+            now.unix_nanos(),
+            metadata_json(&event.metadata),
+        ))?;
+        positions.push(to_u64(connection.last_insert_rowid()));
     }
 
     let mut metadata = plan.metadata;
     metadata.extend(request.state_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
     let last_seq = plan.first_seq + request.events.len() as u64 - 1;
-    sqlx::query(
-        "INSERT INTO states (state_id, version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, \
-         metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (state_id) DO UPDATE SET last_seq = excluded.last_seq, \
-         last_position = excluded.last_position, last_recorded_at = excluded.last_recorded_at, metadata = excluded.metadata",
-    )
-    .bind(state_id)
-    .bind(!versioned)
-    .bind(to_i64(last_seq))
-    .bind(to_i64(positions.last().copied().unwrap_or_default()))
-    .bind(plan.first_recorded_at.unix_nanos())
-    .bind(now.unix_nanos())
-    .bind(metadata_json(&metadata))
-    .execute(&mut *conn)
-    .await
-    .map_err(sql_error)?;
+    connection
+        .prepare_cached(
+            "INSERT INTO states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
+             last_recorded_at, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (state_id) DO UPDATE SET \
+             last_seq = excluded.last_seq, last_position = excluded.last_position, \
+             last_recorded_at = excluded.last_recorded_at, metadata = excluded.metadata",
+        )?
+        .execute((
+            state_id,
+            !versioned,
+            to_i64(last_seq),
+            to_i64(positions.last().copied().unwrap_or_default()),
+            plan.first_recorded_at.unix_nanos(),
+            now.unix_nanos(),
+            metadata_json(&metadata),
+        ))?;
 
     Ok(AppendOutcome { last_version: versioned.then_some(last_seq), global_positions: positions, recorded_at: now })
 }
 
 /// One of the batch's event ids is stored at `seq` (the earliest): the append is a re-send,
 /// answered with the original outcome, or a duplicate (see [`replayed`]).
-async fn replay(conn: &mut SqliteConnection, request: &AppendRequest, seq: i64) -> Result<AppendOutcome> {
-    let stored = sqlx::query(concat!(
+fn replay(connection: &Connection, request: &AppendRequest, seq: i64) -> Result<AppendOutcome> {
+    let sql = concat!(
         "SELECT ",
         event_columns!(),
         " FROM events WHERE state_id = ?1 AND state_seq >= ?2 ORDER BY state_seq LIMIT ?3"
-    ))
-    .bind(&request.state_id)
-    .bind(seq)
-    .bind(to_i64(request.events.len() as u64))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(sql_error)?;
-    let stored = decode_rows(&stored, recorded_event)?;
+    );
+    let limit = to_i64(request.events.len() as u64);
+    let (stored, _) = events(connection, sql, (&request.state_id, seq, limit), 2)?;
     replayed(request, &stored)
 }

@@ -1,25 +1,23 @@
 //! The embedded default backend: events and snapshots in one SQLite file, in WAL mode.
 //!
-//! - One writer task owns the only write connection. Appends queue for it; it takes every append
-//!   waiting (up to [`MAX_GROUP`]) into one transaction, each inside its own savepoint so one
-//!   refused append rolls back alone, and commits them together: one fsync for many clients
-//!   (group commit). Single writer also means global positions become visible in order.
-//! - Reads use a pool of read-only connections; WAL lets them run beside the writer. They go
-//!   through rusqlite in blocking threads (`reads.rs`): sqlx hands every row from its worker
-//!   thread to the async side, which made a read cost three times what SQLite does.
+//! - One writer thread owns the only write connection. Appends queue for it; it takes every
+//!   append waiting (up to [`MAX_GROUP`]) into one transaction and commits them together: one
+//!   fsync for many clients (group commit). Single writer also means global positions become
+//!   visible in order.
+//! - Reads use a pool of read-only connections on blocking threads (`pool.rs`); WAL lets them
+//!   run beside the writer.
 //! - `synchronous=FULL` by default: an acknowledged append survives power loss.
 //!   `NORMAL` survives a process crash only; `OFF` neither.
 
 mod events;
-mod reads;
+mod pool;
 mod snapshots;
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqlitePool};
+use rusqlite::{Connection, OpenFlags};
 
 pub use events::SqliteEventStore;
 pub use snapshots::SqliteSnapshotStore;
@@ -54,11 +52,11 @@ impl FromStr for Durability {
 }
 
 impl Durability {
-    fn synchronous(self) -> SqliteSynchronous {
+    fn synchronous(self) -> &'static str {
         match self {
-            Self::Full => SqliteSynchronous::Full,
-            Self::Normal => SqliteSynchronous::Normal,
-            Self::Off => SqliteSynchronous::Off,
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+            Self::Off => "OFF",
         }
     }
 }
@@ -83,25 +81,22 @@ impl SqliteConfig {
         }
     }
 
-    fn options(&self) -> SqliteConnectOptions {
-        SqliteConnectOptions::new()
-            .filename(&self.path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(self.durability.synchronous())
-            .busy_timeout(self.busy_timeout)
-            .statement_cache_capacity(64)
-            // sqlx hands rows from its worker thread over a channel; room for a whole page
-            // spares a thread wake-up every few rows.
-            .row_buffer_size(crate::read::DEFAULT_PAGE_SIZE)
-            .disable_statement_logging()
-    }
-
-    /// A pool of `size` connections; creates the file and the schema.
-    async fn pool(&self, size: u32, read_only: bool) -> Result<SqlitePool, Error> {
-        let options = self.options();
-        let options = if read_only { options.read_only(true) } else { options };
-        SqlitePoolOptions::new().min_connections(1).max_connections(size).connect_with(options).await.map_err(sql_error)
+    /// A connection; a writing one creates the file when missing and puts it in WAL mode.
+    fn connect(&self, read_only: bool) -> Result<Connection, Error> {
+        let access = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+        };
+        // Each connection is used by one thread at a time: SQLite's own mutexes are not needed.
+        let connection = Connection::open_with_flags(&self.path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        connection.busy_timeout(self.busy_timeout)?;
+        connection.set_prepared_statement_cache_capacity(32);
+        if !read_only {
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            connection.pragma_update(None, "synchronous", self.durability.synchronous())?;
+        }
+        Ok(connection)
     }
 }
 
@@ -146,21 +141,19 @@ CREATE TABLE IF NOT EXISTS snapshots (
 ) WITHOUT ROWID;
 "#;
 
-async fn create_schema(pool: &SqlitePool) -> Result<(), Error> {
-    sqlx::raw_sql(SCHEMA).execute(pool).await.map(drop).map_err(sql_error)
+fn create_schema(connection: &Connection) -> Result<(), Error> {
+    Ok(connection.execute_batch(SCHEMA)?)
 }
 
-/// Maps sqlx's errors to the storage error: I/O, pool and busy failures can pass, the rest are
+/// A busy or locked file (another writer holds it past `busy_timeout`) can pass; the rest are
 /// bugs or corruption.
-fn sql_error(error: sqlx::Error) -> Error {
-    use sqlx::Error as E;
-    match &error {
-        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => Error::Unavailable(error.to_string()),
-        E::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517")) => {
-            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_SNAPSHOT: another writer holds the file.
-            Error::Unavailable(error.to_string())
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match error.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked) => Error::Unavailable(error.to_string()),
+            _ => Error::Internal(error.to_string()),
         }
-        _ => Error::Internal(error.to_string()),
     }
 }
 

@@ -1,7 +1,10 @@
-use async_trait::async_trait;
-use sqlx::{Row, SqlitePool};
+use std::sync::Arc;
 
-use super::{SqliteConfig, create_schema, sql_error};
+use async_trait::async_trait;
+use rusqlite::OptionalExtension;
+
+use super::SqliteConfig;
+use super::pool::Connections;
 use crate::encoding::{to_i64, to_u64};
 use crate::error::Result;
 use crate::model::{Snapshot, SnapshotQuery, Timestamp};
@@ -10,14 +13,14 @@ use crate::store::SnapshotStore;
 /// Snapshots in a SQLite file (by default the event store's own file).
 #[derive(Clone, Debug)]
 pub struct SqliteSnapshotStore {
-    pool: SqlitePool,
+    connections: Arc<Connections>,
 }
 
 impl SqliteSnapshotStore {
     pub async fn open(config: &SqliteConfig) -> Result<Self> {
-        let pool = config.pool(config.read_connections.max(1), false).await?;
-        create_schema(&pool).await?;
-        Ok(Self { pool })
+        let connections = Connections::new(config, config.read_connections, false);
+        connections.run(super::create_schema).await?;
+        Ok(Self { connections })
     }
 }
 
@@ -28,50 +31,62 @@ impl SnapshotStore for SqliteSnapshotStore {
     }
 
     async fn put(&self, snapshot: Snapshot) -> Result<()> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO snapshots (state_id, reducer_revision, version, content_type, payload, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(&snapshot.state_id)
-        .bind(&snapshot.reducer_revision)
-        .bind(to_i64(snapshot.version))
-        .bind(&snapshot.content_type)
-        .bind(&snapshot.payload)
-        .bind(snapshot.created_at.unix_nanos())
-        .execute(&self.pool)
-        .await
-        .map(drop)
-        .map_err(sql_error)
+        self.connections
+            .run(move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO snapshots \
+                         (state_id, reducer_revision, version, content_type, payload, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute((
+                        &snapshot.state_id,
+                        &snapshot.reducer_revision,
+                        to_i64(snapshot.version),
+                        &snapshot.content_type,
+                        &snapshot.payload,
+                        snapshot.created_at.unix_nanos(),
+                    ))?;
+                Ok(())
+            })
+            .await
     }
 
     async fn get(&self, query: &SnapshotQuery) -> Result<Option<Snapshot>> {
-        let row = sqlx::query(
-            "SELECT version, content_type, payload, created_at FROM snapshots \
-             WHERE state_id = ?1 AND reducer_revision = ?2 AND version <= ?3 ORDER BY version DESC LIMIT 1",
-        )
-        .bind(&query.state_id)
-        .bind(&query.reducer_revision)
-        .bind(to_i64(query.max_version.unwrap_or(u64::MAX)))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(sql_error)?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Snapshot {
-            state_id: query.state_id.clone(),
-            reducer_revision: query.reducer_revision.clone(),
-            version: to_u64(row.try_get(0).map_err(sql_error)?),
-            content_type: row.try_get(1).map_err(sql_error)?,
-            payload: row.try_get(2).map_err(sql_error)?,
-            created_at: Timestamp::from_unix_nanos(row.try_get(3).map_err(sql_error)?),
-        }))
+        let query = query.clone();
+        self.connections
+            .run(move |connection| {
+                let found = connection
+                    .prepare_cached(
+                        "SELECT version, content_type, payload, created_at FROM snapshots \
+                         WHERE state_id = ?1 AND reducer_revision = ?2 AND version <= ?3 \
+                         ORDER BY version DESC LIMIT 1",
+                    )?
+                    .query_row(
+                        (&query.state_id, &query.reducer_revision, to_i64(query.max_version.unwrap_or(u64::MAX))),
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                    )
+                    .optional()?;
+                Ok(found.map(|(version, content_type, payload, created_at)| Snapshot {
+                    state_id: query.state_id,
+                    reducer_revision: query.reducer_revision,
+                    version: to_u64(version),
+                    content_type,
+                    payload,
+                    created_at: Timestamp::from_unix_nanos(created_at),
+                }))
+            })
+            .await
     }
 
     async fn delete(&self, state_id: &str) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM snapshots WHERE state_id = ?1")
-            .bind(state_id)
-            .execute(&self.pool)
+        let state_id = state_id.to_owned();
+        self.connections
+            .run(move |connection| {
+                let deleted =
+                    connection.prepare_cached("DELETE FROM snapshots WHERE state_id = ?1")?.execute([&state_id])?;
+                Ok(deleted as u64)
+            })
             .await
-            .map_err(sql_error)?;
-        Ok(done.rows_affected())
     }
 }
