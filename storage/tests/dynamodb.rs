@@ -15,22 +15,11 @@
 
 use std::sync::Arc;
 
-use flipbook_storage::dynamodb::{DynamoConfig, DynamoEventStore, DynamoSnapshotStore};
-use flipbook_storage::{EventStore, SnapshotStore};
+mod common;
 
-fn config() -> DynamoConfig {
-    let url = std::env::var("FLIPBOOK_TEST_DYNAMODB_URL")
-        .unwrap_or_else(|_| panic!("FLIPBOOK_TEST_DYNAMODB_URL must be set (scripts/test starts moto)"));
-    // A table per case on the emulator, where tables cost nothing: cases then neither share
-    // global positions (a subscription from "now" sees only its own case's appends) nor scan
-    // each other's events when they read everything from the beginning.
-    let table = std::env::var("FLIPBOOK_TEST_DYNAMODB_TABLE")
-        .unwrap_or_else(|_| format!("flipbook-test-{}", uuid::Uuid::new_v4().simple()));
-    let mut config = DynamoConfig::new(table);
-    config.endpoint_url = (url != "aws").then_some(url);
-    config.region = Some(std::env::var("FLIPBOOK_TEST_DYNAMODB_REGION").unwrap_or_else(|_| "us-east-1".to_owned()));
-    config
-}
+use common::config;
+use flipbook_storage::dynamodb::{DynamoEventStore, DynamoSnapshotStore};
+use flipbook_storage::{EventStore, SnapshotStore};
 
 async fn events() -> Arc<dyn EventStore> {
     let store = DynamoEventStore::open(&config()).await.expect("open DynamoDB");
