@@ -395,6 +395,15 @@ pub struct Fold {
     pub last_version: u64,
 }
 
+impl Fold {
+    /// Folds one event: its payload and version.
+    pub fn add(&mut self, payload: &[u8], version: u64) {
+        self.events += 1;
+        self.bytes += payload.len();
+        self.last_version = version;
+    }
+}
+
 /// Reads a whole state through gRPC, folding each event.
 pub async fn read_through(client: &mut EventStoreClient<Channel>, state: &str) -> anyhow::Result<Fold> {
     let request = v1::ReadStateRequest { state_id: state.to_owned(), ..Default::default() };
@@ -402,9 +411,7 @@ pub async fn read_through(client: &mut EventStoreClient<Channel>, state: &str) -
     let mut fold = Fold::default();
     while let Some(page) = stream.message().await? {
         for event in page.events {
-            fold.events += 1;
-            fold.bytes += event.payload.len();
-            fold.last_version = event.version.unwrap_or_default();
+            fold.add(&event.payload, event.version.unwrap_or_default());
         }
     }
     Ok(fold)

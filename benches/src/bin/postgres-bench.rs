@@ -200,9 +200,7 @@ async fn raw_reads(pool: &PgPool, state: &str, count: u64, rounds: u64) -> anyho
                 let _: uuid::Uuid = row.try_get(4)?;
                 let _: String = row.try_get(5)?;
                 let _: String = row.try_get(10)?;
-                fold.events += 1;
-                fold.bytes += payload.len();
-                fold.last_version = row.try_get::<i64, _>(3)? as u64;
+                fold.add(&payload, row.try_get::<i64, _>(3)? as u64);
             }
             anyhow::ensure!(fold.events == count, "read {} of {count}", fold.events);
         }

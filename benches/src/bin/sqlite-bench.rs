@@ -228,9 +228,7 @@ async fn direct_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyhow
                 let _: String = row.try_get(4)?;
                 let _: String = row.try_get(5)?;
                 let _: String = row.try_get(10)?;
-                fold.events += 1;
-                fold.bytes += payload.len();
-                fold.last_version = row.try_get::<i64, _>(3)? as u64;
+                fold.add(&payload, row.try_get::<i64, _>(3)? as u64);
             }
             anyhow::ensure!(fold.events == count, "read {} of {count}", fold.events);
         }
@@ -255,9 +253,7 @@ async fn rusqlite_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyh
                 let _: String = row.get(4)?;
                 let _: String = row.get(5)?;
                 let _: String = row.get(10)?;
-                fold.events += 1;
-                fold.bytes += payload.len();
-                fold.last_version = row.get::<_, i64>(3)? as u64;
+                fold.add(&payload, row.get::<_, i64>(3)? as u64);
             }
             anyhow::ensure!(fold.events == count, "read {} of {count}", fold.events);
         }
@@ -275,9 +271,7 @@ async fn storage_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyho
             let mut fold = Fold::default();
             while let Some(page) = futures::StreamExt::next(&mut pages).await {
                 for event in page? {
-                    fold.events += 1;
-                    fold.bytes += event.payload.len();
-                    fold.last_version = event.version.unwrap_or_default();
+                    fold.add(&event.payload, event.version.unwrap_or_default());
                 }
             }
             anyhow::ensure!(fold.events == count, "read {} of {count}", fold.events);

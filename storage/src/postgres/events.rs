@@ -1,10 +1,10 @@
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::rows::{Columns, decode_rows, page};
 use super::{POSITION_SHIFT, PostgresConfig, is_unique_violation, position_of, sql_error};
-use crate::encoding::{Columns, decode_rows, metadata_from_json, metadata_json, page, to_i64, to_u64};
+use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, RecordedEvent, StateHead, StateKind,
@@ -119,7 +119,7 @@ impl EventStore for PostgresEventStore {
             .bind(&query.names)
             .bind(to_i64(max as u64))
             .fetch(&self.pool);
-        page(rows, max, |row| row.try_get(2), recorded_event, sql_error).await
+        page(rows, max, 2, recorded_event).await
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
@@ -136,7 +136,7 @@ impl EventStore for PostgresEventStore {
         .bind(&query.names)
         .bind(to_i64(max as u64))
         .fetch(&self.pool);
-        page(rows, max, |row| row.try_get(0), recorded_event, sql_error).await
+        page(rows, max, 0, recorded_event).await
     }
 
     /// Every transaction with an id below the snapshot's `xmin` has ended, and positions start
@@ -165,7 +165,7 @@ fn kind(version_neutral: bool) -> StateKind {
     if version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned }
 }
 
-fn recorded_event(row: Columns<'_, PgRow>) -> Result<RecordedEvent> {
+fn recorded_event(row: Columns<'_>) -> Result<RecordedEvent> {
     Ok(RecordedEvent {
         global_position: to_u64(row.get(0).map_err(sql_error)?),
         state_id: row.get(1).map_err(sql_error)?,

@@ -21,6 +21,7 @@
 //!   cluster holds the settled position back (delays delivery, loses nothing).
 
 mod events;
+mod rows;
 mod snapshots;
 
 use std::time::Duration;
