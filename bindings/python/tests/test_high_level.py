@@ -204,6 +204,33 @@ def test_an_exception_from_apply_comes_back_unchanged(client: flipbook.Client, s
     assert traceback.extract_tb(raised_on_load.value.__traceback__)[-1].name == "apply"
 
 
+class Exhausted(flipbook.Reducer[int]):
+    """Raises ``StopIteration``, which Python would turn into ``RuntimeError`` inside a generator."""
+
+    revision = "exhausted-1"
+
+    def initial(self) -> int:
+        return 0
+
+    def apply(self, state: int, event: flipbook.RecordedEvent) -> int:
+        raise StopIteration(event.version)
+
+
+def test_a_stop_iteration_from_user_code_comes_back_unchanged(client: flipbook.Client, state_id: str) -> None:
+    client.append(state_id, [Event("Fine"), Event("Fine")])
+    with pytest.raises(StopIteration) as raised:
+        client.load(state_id, Exhausted())
+    assert raised.value.value == 1
+
+    def decide(state: int) -> list[Event]:
+        raise StopIteration("decided")
+
+    with pytest.raises(StopIteration) as raised_by_decide:
+        client.execute(state_id + "-empty", Exhausted(), decide)
+    assert raised_by_decide.value.value == "decided"
+    assert client.head(state_id).event_count == 2
+
+
 # ---- snapshots and the cache ----------------------------------------------------------------
 
 
