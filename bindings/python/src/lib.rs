@@ -22,6 +22,7 @@ use futures::StreamExt;
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
+use uuid::Uuid;
 
 /// Events are decoded on the runtime's threads and their objects freed on the interpreter's:
 /// glibc frees across threads under the allocating arena's lock; mimalloc does it without one
@@ -103,10 +104,10 @@ fn locked<T>(mutex: &Mutex<T>) -> PyResult<MutexGuard<'_, T>> {
 // ---- values --------------------------------------------------------------------------------
 
 /// An event as the store recorded it. Built once per event of a page; fields convert when read.
-/// An event as Python sees it. The fields a reducer reads on every event (`name`, `payload`,
-/// `state_id`) are Python objects made once, when the page crosses over, and read as plain
-/// attributes (no getter call per access); consecutive events share their `state_id` and
-/// `name` objects when the text repeats. The rest is converted on access.
+/// An event as Python sees it. Its text and bytes are Python objects made once, when the page
+/// crosses over, and read as plain attributes (no conversion per access); consecutive events
+/// share their `state_id`, `name` and `content_type` objects when the text repeats. Nothing of
+/// it is on Rust's heap unless it has metadata, so freeing a page of them is Python's work.
 #[pyclass(frozen, module = "flipbook", name = "RecordedEvent")]
 #[derive(Debug)]
 pub struct PyRecordedEvent {
@@ -116,50 +117,46 @@ pub struct PyRecordedEvent {
     name: Py<PyString>,
     #[pyo3(get)]
     payload: Py<PyBytes>,
-    /// The rest of the event; its `state_id`, `name` and `payload` are left empty.
-    event: RecordedEvent,
+    #[pyo3(get)]
+    content_type: Py<PyString>,
+    /// `None` for version-neutral states.
+    #[pyo3(get)]
+    version: Option<u64>,
+    #[pyo3(get)]
+    global_position: u64,
+    event_id: Uuid,
+    timestamp: Option<Timestamp>,
+    recorded_at: Timestamp,
+    metadata: Metadata,
 }
 
 #[pymethods]
 impl PyRecordedEvent {
-    /// `None` for version-neutral states.
-    #[getter]
-    fn version(&self) -> Option<u64> {
-        self.event.version
-    }
-    #[getter]
-    fn global_position(&self) -> u64 {
-        self.event.global_position
-    }
     #[getter]
     fn event_id(&self) -> String {
-        self.event.event_id.hyphenated().to_string()
-    }
-    #[getter]
-    fn content_type(&self) -> &str {
-        &self.event.content_type
+        self.event_id.hyphenated().to_string()
     }
     /// When it happened in the domain, in nanoseconds since the Unix epoch; `None`: time-neutral.
     #[getter]
     fn timestamp_nanos(&self) -> Option<i64> {
-        self.event.timestamp.map(Timestamp::unix_nanos)
+        self.timestamp.map(Timestamp::unix_nanos)
     }
     #[getter]
     fn recorded_at_nanos(&self) -> i64 {
-        self.event.recorded_at.unix_nanos()
+        self.recorded_at.unix_nanos()
     }
     #[getter]
     fn metadata(&self) -> Metadata {
-        self.event.metadata.clone()
+        self.metadata.clone()
     }
     /// The payload parsed as JSON.
     fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         py.import("json")?.getattr("loads")?.call1((self.payload.clone_ref(py),))
     }
     fn __repr__(&self) -> String {
-        let version = self.event.version.map_or("-".to_owned(), |v| v.to_string());
+        let version = self.version.map_or("-".to_owned(), |v| v.to_string());
         let (state_id, name) = (self.state_id.to_string(), self.name.to_string());
-        format!("RecordedEvent({state_id:?} v{version} {name:?} @{})", self.event.global_position)
+        format!("RecordedEvent({state_id:?} v{version} {name:?} @{})", self.global_position)
     }
 }
 
@@ -193,19 +190,24 @@ fn outcome_tuple(outcome: AppendOutcome) -> OutcomeTuple {
 }
 
 fn page_to_py(py: Python<'_>, events: Vec<RecordedEvent>) -> PyResult<Vec<Py<PyRecordedEvent>>> {
-    let (mut state_id, mut name) = (Shared::default(), Shared::default());
-    events
-        .into_iter()
-        .map(|mut event| {
-            let converted = PyRecordedEvent {
-                state_id: state_id.get(py, std::mem::take(&mut event.state_id)),
-                name: name.get(py, std::mem::take(&mut event.name)),
-                payload: PyBytes::new(py, &std::mem::take(&mut event.payload)).unbind(),
-                event,
-            };
-            Py::new(py, converted)
-        })
-        .collect()
+    let (mut state_id, mut name, mut content_type) = (Shared::default(), Shared::default(), Shared::default());
+    let mut converted = Vec::with_capacity(events.len());
+    for event in events {
+        let event = PyRecordedEvent {
+            state_id: state_id.get(py, event.state_id),
+            name: name.get(py, event.name),
+            payload: PyBytes::new(py, &event.payload).unbind(),
+            content_type: content_type.get(py, event.content_type),
+            version: event.version,
+            global_position: event.global_position,
+            event_id: event.event_id,
+            timestamp: event.timestamp,
+            recorded_at: event.recorded_at,
+            metadata: event.metadata,
+        };
+        converted.push(Py::new(py, event)?);
+    }
+    Ok(converted)
 }
 
 /// The Python string made for the previous event, reused while the text repeats: the events of
