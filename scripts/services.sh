@@ -4,11 +4,18 @@
 # Each `start_*` installs its Debian package when missing, starts a throwaway instance on a
 # private port under $FLIPBOOK_SERVICES (a temp dir), and exports the URL the tests read. When
 # a FLIPBOOK_TEST_*_URL variable is already set (a managed service, a container), nothing is
-# started and the tests use it. `stop_services` stops what was started.
+# started and the tests use it. `stop_services` stops what this shell started and removes its
+# files, and nothing else: FLIPBOOK_SERVICES may be a directory other runs share.
 
-FLIPBOOK_SERVICES="${FLIPBOOK_SERVICES:-$(mktemp -d /tmp/flipbook-services.XXXXXX)}"
+if [ -z "${FLIPBOOK_SERVICES:-}" ]; then
+  FLIPBOOK_SERVICES="$(mktemp -d /tmp/flipbook-services.XXXXXX)"
+  services_dir_made=1
+fi
+mkdir -p "$FLIPBOOK_SERVICES"
 chmod 755 "$FLIPBOOK_SERVICES"
 apt_updated=0
+# The directories of the services this shell started (each holds the pid file, if any).
+started_dirs=()
 
 apt_install() {
   if [ "$(id -u)" != 0 ]; then
@@ -55,6 +62,7 @@ CONF
   export FLIPBOOK_PG_CTL="${as[*]} $bin/pg_ctl -D $dir/data -l $dir/server.log -w"
   $FLIPBOOK_PG_CTL start >/dev/null
   pg_started=1
+  started_dirs+=("$dir")
   export FLIPBOOK_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   echo "PostgreSQL: $("$bin/postgres" --version), $FLIPBOOK_TEST_POSTGRES_URL"
 }
@@ -73,6 +81,7 @@ start_redis() {
     --appendonly yes --appendfsync always --pidfile $dir/redis.pid --logfile $dir/redis.log"
   export FLIPBOOK_REDIS_STOP="redis-cli -p $port shutdown"
   sh -c "$FLIPBOOK_REDIS_START"
+  started_dirs+=("$dir")
   wait_for_redis "$port"
   export FLIPBOOK_TEST_REDIS_URL="redis://127.0.0.1:$port/"
   echo "Redis: $(redis-server --version | cut -d' ' -f3), $FLIPBOOK_TEST_REDIS_URL"
@@ -90,11 +99,12 @@ start_redis_cluster() {
     mkdir -p "$dir"
     redis-server --daemonize yes --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
       --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    started_dirs+=("$dir")
     wait_for_redis "$port"
     nodes+=("127.0.0.1:$port")
     urls+=("redis://127.0.0.1:$port/")
   done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$FLIPBOOK_SERVICES/cluster-create.log"
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$FLIPBOOK_SERVICES/redis-cluster-47001/cluster-create.log"
   for _ in $(seq 100); do
     redis-cli -p 47001 cluster info | grep -q 'cluster_state:ok' && break
     sleep 0.1
@@ -122,6 +132,7 @@ start_dynamodb() {
   fi
   nohup "$venv/bin/python" scripts/moto_serial.py --port "$port" >"$dir/moto.log" 2>&1 &
   echo $! >"$dir/moto.pid"
+  started_dirs+=("$dir")
   # FLIPBOOK_DYNAMODB_STOP / _START: what the outage tests run to take it away and back. moto
   # keeps its tables in memory, so it is paused rather than stopped: calls then hang until the
   # client's timeouts end them, the harder case.
@@ -145,17 +156,21 @@ wait_for_redis() {
 }
 
 stop_services() {
-  if [ -f "$FLIPBOOK_SERVICES/dynamodb/moto.pid" ]; then
-    kill -CONT "$(cat "$FLIPBOOK_SERVICES/dynamodb/moto.pid")" 2>/dev/null  # if an outage test paused it
-    kill "$(cat "$FLIPBOOK_SERVICES/dynamodb/moto.pid")" 2>/dev/null
-  fi
-  for pidfile in "$FLIPBOOK_SERVICES"/redis*/redis.pid; do
-    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
+  local dir pidfile
+  for dir in "${started_dirs[@]}"; do
+    for pidfile in "$dir"/moto.pid "$dir"/redis.pid; do
+      [ -f "$pidfile" ] || continue
+      kill -CONT "$(cat "$pidfile")" 2>/dev/null || true  # if an outage test paused it
+      kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
   done
-  # Only a PostgreSQL this script started: FLIPBOOK_PG_CTL may come from the environment, with
-  # a database other runs share (one was stopped that way mid-run on 2026-12-02).
   if [ "${pg_started:-0}" = 1 ]; then
     $FLIPBOOK_PG_CTL -m immediate stop >/dev/null 2>&1 || true
   fi
-  rm -rf "$FLIPBOOK_SERVICES"
+  for dir in "${started_dirs[@]}"; do
+    rm -rf "$dir"
+  done
+  if [ "${services_dir_made:-0}" = 1 ]; then
+    rm -rf "$FLIPBOOK_SERVICES"
+  fi
 }
