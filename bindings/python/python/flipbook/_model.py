@@ -266,7 +266,7 @@ def _fold(session: _native.Session, reducer: Reducer[S], state: S) -> Generator[
         page = yield (session.next_page, ())
         if page is None:
             return state
-        try:  # around the page, not each event: a call per event would cost the fold ~5 %
+        try:  # around the page: a wrapper call per event costs ~60 ns (2 % of a json.loads fold)
             for event in page:
                 state = apply(state, event)
         except StopIteration as error:
