@@ -13,7 +13,7 @@ use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, Snapshot, SnapshotQuery, StateHead,
     StateKind, StateQuery, Timestamp,
 };
-use crate::store::{EventStore, Page, SnapshotStore, Tip, plan_append, replayed};
+use crate::store::{EventStore, Page, SnapshotStore, Tip, merged_metadata, plan_append, replayed};
 
 /// Events in process memory, with the semantics of the SQLite backend. One lock guards
 /// everything; it is never held across an await.
@@ -86,6 +86,11 @@ impl EventStore for MemoryEventStore {
         }
         let tip = state.map(|s| Tip { kind: s.head.kind, last_seq: s.head.event_count });
         let first_seq = plan_append(tip, &request)?;
+        let metadata = match state {
+            _ if request.state_metadata.is_empty() => None,
+            Some(state) => Some(merged_metadata(state.head.metadata.clone(), &request)?),
+            None => Some(merged_metadata(Metadata::new(), &request)?),
+        };
 
         let now = Timestamp::now();
         let versioned = request.kind == StateKind::Versioned;
@@ -125,7 +130,9 @@ impl EventStore for MemoryEventStore {
         head.event_count = state.log_at.len() as u64;
         head.last_global_position = positions.last().copied().unwrap_or(head.last_global_position);
         head.last_recorded_at = now;
-        head.metadata.extend(request.state_metadata);
+        if let Some(metadata) = metadata {
+            head.metadata = metadata;
+        }
         Ok(AppendOutcome {
             last_version: versioned.then_some(head.event_count),
             global_positions: positions,

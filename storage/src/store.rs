@@ -12,9 +12,10 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Expectation, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind,
-    StateQuery,
+    AllQuery, AppendOutcome, AppendRequest, Expectation, Metadata, RecordedEvent, Snapshot, SnapshotQuery, StateHead,
+    StateKind, StateQuery,
 };
+use crate::validate::MAX_METADATA_BYTES;
 
 /// One page of a read, and where the next one starts.
 #[derive(Debug, Default)]
@@ -109,6 +110,28 @@ pub fn plan_append(tip: Option<Tip>, request: &AppendRequest) -> Result<u64> {
         Some(first) if first != last + 1 => Err(conflict(last)),
         _ => Ok(last + 1),
     }
+}
+
+/// The state's metadata after an append: what is stored, with the append's entries over it.
+/// Bounded as one map is ([`MAX_METADATA_BYTES`] of keys and values), or appends that each add
+/// keys would grow it without end: every append reads and rewrites it, and DynamoDB holds it in
+/// an item of at most 400 KB. Checked after [`plan_append`], before anything is written.
+pub fn merged_metadata(mut stored: Metadata, request: &AppendRequest) -> Result<Metadata> {
+    if request.state_metadata.is_empty() {
+        return Ok(stored);
+    }
+    stored.extend(request.state_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let size: usize = stored.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_METADATA_BYTES {
+        return Err(Error::TooLarge {
+            field: "state_metadata".to_owned(),
+            limit: format!(
+                "the state's metadata with these entries would total {size} bytes of keys and values, \
+                 more than {MAX_METADATA_BYTES}"
+            ),
+        });
+    }
+    Ok(stored)
 }
 
 /// Decides a re-sent append. `stored` holds the state's recorded events from the one whose

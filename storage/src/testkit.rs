@@ -49,6 +49,7 @@ macro_rules! event_store_contract {
             read_unknown_state_is_empty,
             head_of_unknown_state_is_none,
             head_tracks_counts_times_and_metadata,
+            state_metadata_is_bounded,
             read_all_in_global_order_with_filters,
             concurrent_writers_with_exact_expectations);
     };
@@ -447,6 +448,40 @@ pub mod events {
         assert!(head.first_recorded_at >= Timestamp::from_unix_nanos(before.unix_nanos() - 5_000_000_000));
         assert!(head.first_recorded_at <= head.last_recorded_at);
         assert!(first.global_positions[1] < head.last_global_position);
+    }
+
+    pub async fn state_metadata_is_bounded(store: Arc<dyn EventStore>) {
+        let state = unique_state("metadata");
+        // Keys and values of 1,004 bytes: 40 of them are 40,160 bytes, 66 would pass 64 KiB.
+        let entries = |prefix: &str, range: std::ops::Range<u32>, fill: char| -> Metadata {
+            range.map(|i| (format!("{prefix}{i:03}"), fill.to_string().repeat(1000))).collect()
+        };
+        let mut first = AppendRequest::new(&state, Expectation::NoState, events("Opened", 1));
+        first.state_metadata = entries("a", 0..40, 'x');
+        let opened = append(&store, first.clone()).await;
+        let head_before = store.head(&state).await.expect("head");
+
+        // 26 new keys would make 66: refused, and nothing changes.
+        let mut growing = AppendRequest::new(&state, Expectation::Exactly(1), events("Grown", 2));
+        growing.state_metadata = entries("b", 0..26, 'y');
+        match store.append(growing).await {
+            Err(Error::TooLarge { field, .. }) => assert_eq!(field, "state_metadata"),
+            other => panic!("expected too large on state_metadata, got {other:?}"),
+        }
+        assert_eq!(store.head(&state).await.expect("head"), head_before);
+        assert_eq!(read(&store, StateQuery::all(&state)).await.len(), 1);
+
+        // A re-send of the first append is still answered as it was.
+        assert_eq!(store.append(first).await.expect("replay"), opened);
+        // Entries that replace stored ones (the size stays), and 25 new keys (65 in all), fit.
+        let mut within = AppendRequest::new(&state, Expectation::Exactly(1), events("Changed", 1));
+        within.state_metadata = entries("a", 0..10, 'z');
+        within.state_metadata.extend(entries("b", 0..25, 'y'));
+        assert_eq!(append(&store, within).await.last_version, Some(2));
+        let head = store.head(&state).await.expect("head").expect("a head");
+        assert_eq!(head.metadata.len(), 65);
+        assert_eq!(head.metadata["a000"], "z".repeat(1000));
+        assert_eq!(head.metadata["a039"], "x".repeat(1000));
     }
 
     pub async fn read_all_in_global_order_with_filters(store: Arc<dyn EventStore>) {

@@ -23,8 +23,8 @@ use super::events::{COUNTER, Head, MAX_TRANSACTION_ITEMS, guard_pk, head_pk, pos
 use super::{Item, Table, build_error, get_n, get_s, key, n, s, sdk_error};
 use crate::encoding::{metadata_from_json, metadata_json};
 use crate::error::{Error, Result};
-use crate::model::{AppendOutcome, AppendRequest, StateKind, Timestamp};
-use crate::store::{Tip, plan_append};
+use crate::model::{AppendOutcome, AppendRequest, Metadata, StateKind, Timestamp};
+use crate::store::{Tip, merged_metadata, plan_append};
 
 /// What a group may write, below DynamoDB's 4 MB per transaction. An append alone always fits
 /// (`chunks` refuses one whose events, written twice, would not), so a group never refuses one.
@@ -246,8 +246,8 @@ impl Writer {
                 retry.push(job);
                 continue;
             };
-            let first_seq = match plan_append(seen.head.as_ref().map(|h| h.tip), &job.request) {
-                Ok(first_seq) => first_seq,
+            let (first_seq, metadata) = match plan(seen.head.as_ref(), &job.request) {
+                Ok(planned) => planned,
                 // Seen before this append arrived, the head may be stale: read it, then decide.
                 Err(_) if seen.at < job.arrived => {
                     self.heads.forget(&job.request.state_id);
@@ -261,7 +261,7 @@ impl Writer {
                 }
             };
             let (append, head, outcome) =
-                match append_items(&self.table.name, &job, first_seq, counter, seen.head.as_ref(), now) {
+                match append_items(&self.table.name, &job, (first_seq, metadata), counter, seen.head.as_ref(), now) {
                     Ok(built) => built,
                     Err(error) => {
                         job.finish(Err(error));
@@ -429,13 +429,21 @@ fn counter_item(table: &str, seen: u64, last: u64) -> Result<TransactWriteItem> 
     put(table, item, Some(condition))
 }
 
+/// Where an append's events go, and the state's metadata after it, decided with the shared
+/// rules from the head as seen (`None`: the state has no events).
+fn plan(head: Option<&Head>, request: &AppendRequest) -> Result<(u64, Metadata)> {
+    let first_seq = plan_append(head.map(|h| h.tip), request)?;
+    let stored = head.map_or(Ok(Metadata::new()), |h| metadata_from_json(&h.metadata))?;
+    Ok((first_seq, merged_metadata(stored, request)?))
+}
+
 /// One append's items (its head on the condition that it is still `head`, its chunks, a guard
 /// per event on the condition that the id is not stored), the head it writes, and its outcome.
 /// Its events take the positions after `counter`.
 fn append_items(
     table: &str,
     job: &Job,
-    first_seq: u64,
+    (first_seq, metadata): (u64, Metadata),
     counter: u64,
     head: Option<&Head>,
     now: Timestamp,
@@ -447,8 +455,6 @@ fn append_items(
     let last_position = counter + count;
     let mut items = Vec::with_capacity(job.items());
 
-    let mut metadata = head.map_or(Ok(Default::default()), |h| metadata_from_json(&h.metadata))?;
-    metadata.extend(request.state_metadata.clone());
     let new_head = Head {
         tip: Tip { kind: request.kind, last_seq },
         first_recorded_at: head.map_or(now.unix_nanos(), |h| h.first_recorded_at),

@@ -10,7 +10,7 @@ use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, RecordedEvent, StateHead, StateKind,
     StateQuery, Timestamp,
 };
-use crate::store::{BackendLimits, EventStore, Page, Tip, plan_append, replayed};
+use crate::store::{BackendLimits, EventStore, Page, Tip, merged_metadata, plan_append, replayed};
 
 /// How often an append is tried again after losing a race for a sequence number before the
 /// server gives up with `Unavailable` (only an `any` append to a very hot state gets there).
@@ -183,10 +183,14 @@ fn recorded_event(row: Columns<'_>) -> Result<RecordedEvent> {
 /// The append: in one statement when nothing stands in the way, else checked in two steps and
 /// tried again after a lost race.
 async fn append_with_retries(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutcome> {
-    match append_in_one_statement(pool, request).await {
-        Ok(Some(outcome)) => return Ok(outcome),
-        Ok(None) | Err(Lost::Race) => {}
-        Err(Lost::Failed(error)) => return Err(error),
+    // An append that sets state metadata takes two steps: the merged map's bound is checked in
+    // Rust ([`merged_metadata`]). Such appends are rare (a state's metadata is mostly set once).
+    if request.state_metadata.is_empty() {
+        match append_in_one_statement(pool, request).await {
+            Ok(Some(outcome)) => return Ok(outcome),
+            Ok(None) | Err(Lost::Race) => {}
+            Err(Lost::Failed(error)) => return Err(error),
+        }
     }
     for _ in 0..MAX_ATTEMPTS {
         match try_append(pool, request).await {
@@ -303,7 +307,7 @@ async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutc
         return Ok(replay(&mut tx, request, seq).await?);
     }
     let now = Timestamp::now();
-    let (tip, first_recorded_at, mut metadata) = match row.try_get::<Option<i64>, _>(1).map_err(sql_error)? {
+    let (tip, first_recorded_at, metadata) = match row.try_get::<Option<i64>, _>(1).map_err(sql_error)? {
         Some(last_seq) => (
             Some(Tip { kind: kind(row.try_get(0).map_err(sql_error)?), last_seq: to_u64(last_seq) }),
             Timestamp::from_unix_nanos(row.try_get(2).map_err(sql_error)?),
@@ -312,7 +316,7 @@ async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutc
         None => (None, now, Metadata::new()),
     };
     let first_seq = plan_append(tip, request)?;
-    metadata.extend(request.state_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let metadata = merged_metadata(metadata, request)?;
     let versioned = request.kind == StateKind::Versioned;
 
     let events = &request.events;

@@ -10,7 +10,7 @@ use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, RecordedEvent, StateHead, StateKind, StateQuery,
     Timestamp,
 };
-use crate::store::{EventStore, Page, Tip, plan_append, replayed};
+use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
 
 const POSITION: &str = "flipbook:position";
 const EVENTS: &str = "flipbook:events";
@@ -128,6 +128,11 @@ impl RedisEventStore {
     /// `exactly N` or `no state` append, or any append to a version-neutral state), the script
     /// checks and writes at once. `None`: decide in two steps.
     async fn append_in_one_step(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
+        // State metadata: the merged map's bound is checked in Rust (`merged_metadata`), in two
+        // steps. Such appends are rare (a state's metadata is mostly set once).
+        if !request.state_metadata.is_empty() {
+            return Ok(None);
+        }
         let versioned = request.kind == StateKind::Versioned;
         let (expected, first_seq) = match (request.expected, versioned) {
             (Expectation::Exactly(n), true) => (n.to_string(), Some(n + 1)),
@@ -147,7 +152,7 @@ impl RedisEventStore {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
         let (head, stored): (Vec<Option<String>>, Vec<Option<u64>>) = redis::pipe()
-            .hmget(key(&request.state_id, "head"), &["neutral", "last_seq"])
+            .hmget(key(&request.state_id, "head"), &["neutral", "last_seq", "metadata"])
             .hmget(key(&request.state_id, "ids"), &ids)
             .query_async(&mut conn)
             .await
@@ -167,6 +172,8 @@ impl RedisEventStore {
             None => (None, String::new()),
         };
         let first_seq = plan_append(tip, request)?;
+        // Checked only: the script merges the same entries into the map it holds.
+        merged_metadata(metadata_from_json(head[2].as_deref().unwrap_or("{}"))?, request)?;
         let now = Timestamp::now();
         let first_position = self.write(request, "seen", seen, Some(first_seq), now).await?;
         Ok(first_position.map(|first| self.outcome(request, first, Some(first_seq), now)))

@@ -13,7 +13,7 @@ use crate::model::{
     AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
     Timestamp,
 };
-use crate::store::{EventStore, Page, Tip, plan_append, replayed};
+use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
 
 /// The SQLite event store. Cheap to clone; the writer thread stops when the last clone is
 /// dropped, after finishing the appends already queued.
@@ -303,6 +303,7 @@ fn check(connection: &Connection, request: &AppendRequest, now: Timestamp) -> Re
         None => (None, now, Metadata::new()),
     };
     let first_seq = plan_append(tip, request)?;
+    let metadata = merged_metadata(metadata, request)?;
     Ok(Checked::Write(Plan { first_seq, first_recorded_at, metadata }))
 }
 
@@ -331,8 +332,6 @@ fn write(connection: &Connection, request: &AppendRequest, plan: Plan, now: Time
         positions.push(to_u64(connection.last_insert_rowid()));
     }
 
-    let mut metadata = plan.metadata;
-    metadata.extend(request.state_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
     let last_seq = plan.first_seq + request.events.len() as u64 - 1;
     connection
         .prepare_cached(
@@ -348,7 +347,7 @@ fn write(connection: &Connection, request: &AppendRequest, plan: Plan, now: Time
             to_i64(positions.last().copied().unwrap_or_default()),
             plan.first_recorded_at.unix_nanos(),
             now.unix_nanos(),
-            metadata_json(&metadata),
+            metadata_json(&plan.metadata),
         ))?;
 
     Ok(AppendOutcome { last_version: versioned.then_some(last_seq), global_positions: positions, recorded_at: now })
