@@ -86,10 +86,10 @@ impl EventStore for MemoryEventStore {
         }
         let tip = state.map(|s| Tip { kind: s.head.kind, last_seq: s.head.event_count });
         let first_seq = plan_append(tip, &request)?;
-        let metadata = match state {
-            _ if request.state_metadata.is_empty() => None,
-            Some(state) => Some(merged_metadata(state.head.metadata.clone(), &request)?),
-            None => Some(merged_metadata(Metadata::new(), &request)?),
+        let metadata = if request.state_metadata.is_empty() {
+            None
+        } else {
+            Some(merged_metadata(state.map(|s| s.head.metadata.clone()).unwrap_or_default(), &request)?)
         };
 
         let now = Timestamp::now();

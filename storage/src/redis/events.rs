@@ -151,8 +151,14 @@ impl RedisEventStore {
     async fn try_append(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
+        // The state's metadata (up to 64 KiB) only when the append adds to it.
+        let fields: &[&str] = if request.state_metadata.is_empty() {
+            &["neutral", "last_seq"]
+        } else {
+            &["neutral", "last_seq", "metadata"]
+        };
         let (head, stored): (Vec<Option<String>>, Vec<Option<u64>>) = redis::pipe()
-            .hmget(key(&request.state_id, "head"), &["neutral", "last_seq", "metadata"])
+            .hmget(key(&request.state_id, "head"), fields)
             .hmget(key(&request.state_id, "ids"), &ids)
             .query_async(&mut conn)
             .await
@@ -173,7 +179,9 @@ impl RedisEventStore {
         };
         let first_seq = plan_append(tip, request)?;
         // Checked only: the script merges the same entries into the map it holds.
-        merged_metadata(metadata_from_json(head[2].as_deref().unwrap_or("{}"))?, request)?;
+        if let Some(stored) = head.get(2) {
+            merged_metadata(metadata_from_json(stored.as_deref().unwrap_or("{}"))?, request)?;
+        }
         let now = Timestamp::now();
         let first_position = self.write(request, "seen", seen, Some(first_seq), now).await?;
         Ok(first_position.map(|first| self.outcome(request, first, Some(first_seq), now)))
