@@ -1,4 +1,7 @@
-use std::{env, path::PathBuf};
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+use prost_types::FileDescriptorSet;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // protoc and the well-known types come from a crate, never from the machine, so a fresh
@@ -7,12 +10,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     let well_known = protoc_bin_vendored::include_path()?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out_dir.join("flipbook_descriptor.bin"))
-        .compile_with_config(
-            config,
-            &[PathBuf::from("flipbook/v1/flipbook.proto")],
-            &[PathBuf::from("."), well_known],
-        )?;
+    let descriptors = out_dir.join("flipbook_descriptor.bin");
+    tonic_prost_build::configure().file_descriptor_set_path(&descriptors).compile_with_config(
+        config,
+        &[PathBuf::from("flipbook/v1/flipbook.proto")],
+        &[PathBuf::from("."), well_known],
+    )?;
+    event_store_server(&FileDescriptorSet::decode(fs::read(&descriptors)?.as_slice())?);
     Ok(())
+}
+
+/// The event store's server as the Flipbook server runs it: every method of the proto's
+/// `EventStore` (read from the descriptors, so the two cannot drift apart), except that the
+/// events of `ReadState` are sent as the store encoded them (`crate::encoded`).
+fn event_store_server(descriptors: &FileDescriptorSet) {
+    let service = descriptors
+        .file
+        .iter()
+        .filter(|file| file.package() == "flipbook.v1")
+        .flat_map(|file| &file.service)
+        .find(|service| service.name() == "EventStore")
+        .expect("flipbook.v1.EventStore");
+    let mut builder = tonic_build::manual::Service::builder().name("EventStore").package("flipbook.v1");
+    for method in &service.method {
+        let rust_type = |proto: &str| format!("crate::v1::{}", proto.trim_start_matches(".flipbook.v1."));
+        let pre_encoded = method.name() == "ReadState";
+        let mut built = tonic_build::manual::Method::builder()
+            .name(snake_case(method.name()))
+            .route_name(method.name())
+            .input_type(rust_type(method.input_type()))
+            .output_type(if pre_encoded {
+                "crate::encoded::Encoded".to_owned()
+            } else {
+                rust_type(method.output_type())
+            })
+            .codec_path(if pre_encoded { "crate::encoded::EncodedCodec" } else { "tonic_prost::ProstCodec" });
+        if method.server_streaming() {
+            built = built.server_streaming();
+        }
+        if method.client_streaming() {
+            built = built.client_streaming();
+        }
+        builder = builder.method(built.build());
+    }
+    tonic_build::manual::Builder::new().build_client(false).compile(&[builder.build()]);
+}
+
+fn snake_case(name: &str) -> String {
+    let mut snake = String::new();
+    for (i, c) in name.char_indices() {
+        if c.is_ascii_uppercase() && i > 0 {
+            snake.push('_');
+        }
+        snake.push(c.to_ascii_lowercase());
+    }
+    snake
 }

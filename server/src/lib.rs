@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use flipbook_proto::server::event_store_server;
 use flipbook_proto::status::unauthenticated;
-use flipbook_proto::v1::{self, event_bus_server, event_store_server, server_info_server, snapshot_store_server};
+use flipbook_proto::v1::{self, event_bus_server, server_info_server, snapshot_store_server};
 use flipbook_storage::validate::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;

@@ -7,14 +7,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use flipbook_proto::convert::snapshot_to_store;
+use flipbook_proto::encoded::Encoded;
+use flipbook_proto::server::event_store_server;
 use flipbook_proto::status::{not_found, to_status};
-use flipbook_proto::v1::{self, event_bus_server, event_store_server, server_info_server, snapshot_store_server};
+use flipbook_proto::v1::{self, event_bus_server, server_info_server, snapshot_store_server};
 use flipbook_storage::bus::{Bus, BusOptions};
 use flipbook_storage::model::{
     AllQuery, AppendRequest, Delivery, RecordedEvent, SnapshotQuery, StateQuery, SubscriptionQuery, Timestamp,
 };
-use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_pages};
+use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_wire_pages};
 use flipbook_storage::validate::{self, Limits};
 use flipbook_storage::{Error, EventStore, SnapshotStore};
 use futures::{Stream, StreamExt, stream};
@@ -78,14 +81,17 @@ where
         .flat_map(move |page| {
             let messages: Vec<Result<T, Status>> = match page {
                 Ok(events) => split_by_size(events).into_iter().map(|chunk| Ok(wrap(chunk))).collect(),
-                Err(error) => {
-                    m::record_stream_error(method, &error);
-                    vec![Err(to_status(&error))]
-                }
+                Err(error) => vec![Err(stream_error(method, &error))],
             };
             stream::iter(messages)
         })
         .boxed()
+}
+
+/// An error in the middle of a stream: counted, and the stream's last message.
+fn stream_error(method: &'static str, error: &Error) -> Status {
+    m::record_stream_error(method, error);
+    to_status(error)
 }
 
 fn split_by_size(events: Vec<RecordedEvent>) -> Vec<Vec<v1::RecordedEvent>> {
@@ -120,8 +126,10 @@ impl event_store_server::EventStore for Flipbook {
         .await
     }
 
-    type ReadStateStream = PageStream<v1::ReadStateResponse>;
+    type ReadStateStream = PageStream<Encoded>;
 
+    /// Pages come from the store encoded as `ReadStateResponse` bodies ([`state_wire_pages`]):
+    /// a store that keeps its events encoded answers with a copy.
     async fn read_state(
         &self,
         request: Request<v1::ReadStateRequest>,
@@ -129,8 +137,20 @@ impl event_store_server::EventStore for Flipbook {
         observe("ReadState", async {
             let query = StateQuery::try_from(request.into_inner())?;
             validate::state_query(&query)?;
-            let pages = state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
-            Ok(page_messages("ReadState", pages, |events| v1::ReadStateResponse { events }))
+            let pages = state_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
+            Ok(read_ahead(pages, READ_AHEAD_PAGES)
+                .flat_map(|page| {
+                    let messages: Vec<Result<Encoded, Status>> = match page {
+                        Ok(page) => {
+                            let ranges = page.messages(MAX_RESPONSE_BYTES);
+                            let bytes = Bytes::from(page.into_bytes());
+                            ranges.into_iter().map(|range| Ok(Encoded(bytes.slice(range)))).collect()
+                        }
+                        Err(error) => vec![Err(stream_error("ReadState", &error))],
+                    };
+                    stream::iter(messages)
+                })
+                .boxed() as Self::ReadStateStream)
         })
         .await
     }
@@ -186,10 +206,7 @@ impl event_bus_server::EventBus for Flipbook {
                         split_by_size(events).into_iter().map(|events| Ok(event_page(events))).collect()
                     }
                     Ok(checkpoint) => vec![Ok(checkpoint.into())],
-                    Err(error) => {
-                        m::record_stream_error("Subscribe", &error);
-                        vec![Err(to_status(&error))]
-                    }
+                    Err(error) => vec![Err(stream_error("Subscribe", &error))],
                 };
                 stream::iter(messages)
             });

@@ -12,6 +12,8 @@
 //!   `dynamodb` (features of the same names) and [`memory`] (always built, no dependency):
 //!   [`memory::MemoryEventStore`] for the SDK's in-memory mode and tests, and
 //!   [`memory::MemorySnapshotStore`].
+//! - [`wire`]: events encoded as the API sends them, which a backend may store so a read is
+//!   mostly a copy.
 //! - [`testkit`]: the contract tests every backend runs unchanged.
 
 pub mod bus;
@@ -32,6 +34,7 @@ pub mod sqlite;
 mod store;
 pub mod testkit;
 pub mod validate;
+pub mod wire;
 
 pub use error::{Error, Result};
 pub use store::{BackendLimits, EventStore, Page, SnapshotStore, Tip, plan_append, replayed};

@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
-use futures::stream::{self, BoxStream, StreamExt};
+use std::future::Future;
+
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::error::Result;
 use crate::model::{AllQuery, RecordedEvent, StateQuery};
 use crate::store::{EventStore, Page};
+use crate::wire::WirePage;
 
 /// The most events one page holds unless a caller says otherwise: large enough that per-page
 /// costs (a query, a gRPC message) vanish.
@@ -20,6 +23,42 @@ pub const PAGE_BYTES: usize = 1024 * 1024;
 
 /// The first page is small, until the events' size is known.
 const FIRST_PAGE: usize = 16;
+
+/// What paging needs to know of a page, decoded ([`Page`]) or encoded ([`WirePage`]).
+trait Paged {
+    fn len(&self) -> usize;
+    /// About how many bytes the page weighs.
+    fn bytes(&self) -> usize;
+    fn next(&self) -> Option<u64>;
+}
+
+impl Paged for Page {
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.events.iter().map(event_bytes).sum()
+    }
+
+    fn next(&self) -> Option<u64> {
+        self.next
+    }
+}
+
+impl Paged for WirePage {
+    fn len(&self) -> usize {
+        WirePage::len(self)
+    }
+
+    fn bytes(&self) -> usize {
+        self.byte_len()
+    }
+
+    fn next(&self) -> Option<u64> {
+        self.next
+    }
+}
 
 /// Where a paged read stands: the cursor for the next page, how many events may still come,
 /// and how large the next page should be.
@@ -45,13 +84,13 @@ impl Cursor {
         (max > 0).then_some(max)
     }
 
-    fn advance(&mut self, page: &Page, page_size: usize) {
-        self.after = page.next;
-        self.done = page.next.is_none();
+    fn advance(&mut self, page: &impl Paged, page_size: usize) {
+        self.after = page.next();
+        self.done = page.next().is_none();
         if let Some(remaining) = &mut self.remaining {
-            *remaining = remaining.saturating_sub(page.events.len() as u64);
+            *remaining = remaining.saturating_sub(page.len() as u64);
         }
-        if let Some(size) = page_size_after(&page.events, page_size) {
+        if let Some(size) = next_page_size(page.len(), page.bytes(), page_size) {
             self.size = size;
         }
     }
@@ -60,11 +99,14 @@ impl Cursor {
 /// How many events the next page may hold so it stays near [`PAGE_BYTES`], judged by the
 /// events of the page before (`None` when it had none), and never above `page_size`.
 pub(crate) fn page_size_after(events: &[RecordedEvent], page_size: usize) -> Option<usize> {
-    if events.is_empty() {
+    next_page_size(events.len(), events.iter().map(event_bytes).sum(), page_size)
+}
+
+fn next_page_size(events: usize, bytes: usize, page_size: usize) -> Option<usize> {
+    if events == 0 {
         return None;
     }
-    let bytes: usize = events.iter().map(event_bytes).sum();
-    let average = (bytes / events.len()).max(1);
+    let average = (bytes / events).max(1);
     Some((PAGE_BYTES / average).clamp(1, page_size.max(1)))
 }
 
@@ -74,25 +116,55 @@ fn event_bytes(event: &RecordedEvent) -> usize {
     128 + event.payload.len() + event.state_id.len() + event.name.len() + event.content_type.len() + metadata
 }
 
-/// One state's events, page by page, honouring the query's limit. Empty pages (everything in
-/// a range filtered out) are skipped, never yielded.
+/// Pages from `fetch` (the cursor, at most how many events), honouring the limit the cursor
+/// was made with. Empty pages (everything in a range filtered out) are skipped, never yielded.
+fn pages<P, F, Fut>(cursor: Cursor, page_size: usize, fetch: F) -> BoxStream<'static, Result<P>>
+where
+    P: Paged + Send + 'static,
+    F: Fn(Option<u64>, usize) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<P>> + Send,
+{
+    stream::try_unfold((fetch, cursor), move |(fetch, mut cursor)| async move {
+        while let Some(max) = cursor.next_max() {
+            let page = fetch(cursor.after, max).await?;
+            cursor.advance(&page, page_size);
+            if page.len() > 0 {
+                return Ok(Some((page, (fetch, cursor))));
+            }
+        }
+        Ok(None)
+    })
+    .boxed()
+}
+
+/// One state's events, page by page, honouring the query's limit.
 pub fn state_pages(
     store: Arc<dyn EventStore>,
     query: StateQuery,
     page_size: usize,
 ) -> BoxStream<'static, Result<Vec<RecordedEvent>>> {
     let cursor = Cursor::new(query.limit, page_size);
-    stream::try_unfold((store, query, cursor), move |(store, query, mut cursor)| async move {
-        while let Some(max) = cursor.next_max() {
-            let page = store.read_state_page(&query, cursor.after, max).await?;
-            cursor.advance(&page, page_size);
-            if !page.events.is_empty() {
-                return Ok(Some((page.events, (store, query, cursor))));
-            }
-        }
-        Ok(None)
+    let query = Arc::new(query);
+    pages(cursor, page_size, move |after, max| {
+        let (store, query) = (Arc::clone(&store), Arc::clone(&query));
+        async move { store.read_state_page(&query, after, max).await }
     })
+    .map_ok(|page| page.events)
     .boxed()
+}
+
+/// One state's events as [`state_pages`], encoded as the API sends them.
+pub fn state_wire_pages(
+    store: Arc<dyn EventStore>,
+    query: StateQuery,
+    page_size: usize,
+) -> BoxStream<'static, Result<WirePage>> {
+    let cursor = Cursor::new(query.limit, page_size);
+    let query = Arc::new(query);
+    pages(cursor, page_size, move |after, max| {
+        let (store, query) = (Arc::clone(&store), Arc::clone(&query));
+        async move { store.read_state_wire_page(&query, after, max).await }
+    })
 }
 
 /// Every event of the store after the query's position, page by page, honouring its limit.
@@ -103,17 +175,12 @@ pub fn all_pages(
 ) -> BoxStream<'static, Result<Vec<RecordedEvent>>> {
     let mut cursor = Cursor::new(query.limit, page_size);
     cursor.after = Some(query.after_position);
-    stream::try_unfold((store, query, cursor), move |(store, query, mut cursor)| async move {
-        while let Some(max) = cursor.next_max() {
-            let after = cursor.after.unwrap_or(query.after_position);
-            let page = store.read_all_page(&query, after, max).await?;
-            cursor.advance(&page, page_size);
-            if !page.events.is_empty() {
-                return Ok(Some((page.events, (store, query, cursor))));
-            }
-        }
-        Ok(None)
+    let query = Arc::new(query);
+    pages(cursor, page_size, move |after, max| {
+        let (store, query) = (Arc::clone(&store), Arc::clone(&query));
+        async move { store.read_all_page(&query, after.unwrap_or(query.after_position), max).await }
     })
+    .map_ok(|page| page.events)
     .boxed()
 }
 

@@ -16,6 +16,7 @@ use crate::model::{
     StateKind, StateQuery,
 };
 use crate::validate::MAX_METADATA_BYTES;
+use crate::wire::WirePage;
 
 /// One page of a read, and where the next one starts.
 #[derive(Debug, Default)]
@@ -54,6 +55,12 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// At most `max` events of the query's state after the cursor (before it, backward), in
     /// sequence order, with the query's filters applied. `after` is `None` on the first page.
     async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page>;
+
+    /// The same page, encoded as the API sends it. A backend that stores events encoded
+    /// overrides this to copy them instead of decoding and encoding each one.
+    async fn read_state_wire_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<WirePage> {
+        Ok(self.read_state_page(query, after, max).await?.into())
+    }
 
     /// At most `max` events with a global position above `after`, in global-position order,
     /// with the query's filters applied.

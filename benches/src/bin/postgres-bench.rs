@@ -2,9 +2,11 @@
 //!
 //! `cargo run --release -p flipbook-benches --bin postgres-bench -- --url postgres://…`
 //! (default: $FLIPBOOK_TEST_POSTGRES_URL; `--smoke` for a quick run that only proves it works).
-//! The raw baseline does the same work with sqlx over its own pool: per append one transaction
-//! that reads the state's version, inserts the events (one statement, positions from the
-//! transaction id as Flipbook's) and moves the head; and reads a state's rows in order.
+//! The raw baseline does the same work with sqlx over its own pool, on tables of its own with a
+//! column per field (`RAW_SCHEMA`, Flipbook's own layout until it stored events encoded): per
+//! append one transaction that reads the state's version, inserts the events (one statement,
+//! positions from the transaction id as Flipbook's) and moves the head; and reads a state's rows
+//! in order.
 //!
 //! At 32 clients it also measures the design the event bus did not take: positions from a
 //! counter row updated in each append's transaction (serialised assignment: a subscriber could
@@ -33,9 +35,10 @@ async fn main() -> anyhow::Result<()> {
         Sizes { appends_per_client: 100, read_events: 10_000, read_rounds: 10, repeats: 3 }
     };
     println!("PostgreSQL benchmark ({} mode)", if smoke { "smoke" } else { "full" });
-    // The schema, and a raw pool as large as the server's.
+    // The schemas, and a raw pool as large as the server's.
     PostgresEventStore::open(&PostgresConfig::new(&url)).await?;
     let raw = PgPoolOptions::new().max_connections(32).connect(&url).await?;
+    sqlx::raw_sql(RAW_SCHEMA).execute(&raw).await?;
     let server = ChildServer::postgres(&url).await?;
 
     let mut met = true;
@@ -86,6 +89,9 @@ async fn main() -> anyhow::Result<()> {
         let state = format!("bench-read-{}", uuid::Uuid::new_v4().simple());
         let store = PostgresEventStore::open(&PostgresConfig::new(&url)).await?;
         fill_state(&store, &state, sizes.read_events).await?;
+        for n in (0..sizes.read_events).step_by(1000) {
+            raw_append(&raw, &state, n, 1000.min(sizes.read_events - n), Positions::FromTransactionId).await?;
+        }
         let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());
         let mut grpc = client(server.addr).await?;
         for _ in 0..sizes.repeats {
@@ -107,6 +113,19 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The raw baseline's tables: an event store's usual relational layout, a column per field.
+const RAW_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bench_states (
+    state_id TEXT PRIMARY KEY, version_neutral BOOLEAN NOT NULL, last_seq BIGINT NOT NULL,
+    last_position BIGINT NOT NULL, first_recorded_at BIGINT NOT NULL, last_recorded_at BIGINT NOT NULL,
+    metadata TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bench_events (
+    position BIGINT PRIMARY KEY, state_id TEXT NOT NULL, state_seq BIGINT NOT NULL, version BIGINT,
+    event_id UUID NOT NULL, name TEXT NOT NULL, payload BYTEA NOT NULL, content_type TEXT NOT NULL,
+    timestamp BIGINT, recorded_at BIGINT NOT NULL, metadata TEXT NOT NULL,
+    UNIQUE (state_id, state_seq), UNIQUE (state_id, event_id));
+";
 
 /// Where a raw append's global positions come from.
 #[derive(Clone, Copy, Debug)]
@@ -142,7 +161,7 @@ async fn raw_appends(pool: &PgPool, clients: u64, batch: u64, total: u64, positi
 /// One append the raw way: read the version, insert the events, move the head, in one transaction.
 async fn raw_append(pool: &PgPool, state: &str, expected: u64, batch: u64, positions: Positions) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    let last: Option<i64> = sqlx::query("SELECT last_seq FROM flipbook_states WHERE state_id = $1")
+    let last: Option<i64> = sqlx::query("SELECT last_seq FROM bench_states WHERE state_id = $1")
         .bind(state)
         .fetch_optional(&mut *tx)
         .await?
@@ -153,7 +172,7 @@ async fn raw_append(pool: &PgPool, state: &str, expected: u64, batch: u64, posit
     // One statement either way; the counter's row lock is held until the commit.
     let insert = match positions {
         Positions::FromTransactionId => {
-            "INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, payload, \
+            "INSERT INTO bench_events (position, state_id, state_seq, version, event_id, name, payload, \
              content_type, recorded_at, metadata) SELECT (pg_current_xact_id()::text::bigint << 16) + i, $1, s, s, \
              id, 'Deposited', $4, 'application/json', 0, '{}' \
              FROM UNNEST($2::bigint[], $3::uuid[]) WITH ORDINALITY AS e(s, id, i) RETURNING position"
@@ -161,7 +180,7 @@ async fn raw_append(pool: &PgPool, state: &str, expected: u64, batch: u64, posit
         Positions::FromCounterRow => {
             "WITH c AS (UPDATE bench_position_counter SET last = last + cardinality($2::bigint[]) WHERE id = 1 \
              RETURNING last - cardinality($2::bigint[]) AS first) \
-             INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, payload, \
+             INSERT INTO bench_events (position, state_id, state_seq, version, event_id, name, payload, \
              content_type, recorded_at, metadata) SELECT c.first + i, $1, s, s, id, 'Deposited', $4, \
              'application/json', 0, '{}' \
              FROM c, UNNEST($2::bigint[], $3::uuid[]) WITH ORDINALITY AS e(s, id, i) RETURNING position"
@@ -170,7 +189,7 @@ async fn raw_append(pool: &PgPool, state: &str, expected: u64, batch: u64, posit
     let positions: Vec<i64> =
         sqlx::query_scalar(insert).bind(state).bind(&seqs).bind(&ids).bind(PAYLOAD).fetch_all(&mut *tx).await?;
     sqlx::query(
-        "INSERT INTO flipbook_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
+        "INSERT INTO bench_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
          last_recorded_at, metadata) VALUES ($1, false, $2, $3, 0, 0, '{}') ON CONFLICT (state_id) DO UPDATE SET \
          last_seq = EXCLUDED.last_seq, last_position = EXCLUDED.last_position",
     )
@@ -188,7 +207,7 @@ async fn raw_reads(pool: &PgPool, state: &str, count: u64, rounds: u64) -> anyho
         for _ in 0..rounds {
             let rows = sqlx::query(
                 "SELECT position, state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
-                 recorded_at, metadata FROM flipbook_events WHERE state_id = $1 ORDER BY state_seq",
+                 recorded_at, metadata FROM bench_events WHERE state_id = $1 ORDER BY state_seq",
             )
             .bind(state)
             .fetch(pool);

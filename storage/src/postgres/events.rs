@@ -1,16 +1,20 @@
 use async_trait::async_trait;
+use futures::stream::BoxStream;
+use prost::Message;
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::rows::{Columns, decode_rows, page};
+use super::rows::{Columns, decode_rows, each_row, next_cursor};
 use super::{POSITION_SHIFT, PostgresConfig, is_unique_violation, position_of, sql_error};
 use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, RecordedEvent, StateHead, StateKind,
-    StateQuery, Timestamp,
+    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, ProposedEvent, RecordedEvent, StateHead,
+    StateKind, StateQuery, Timestamp,
 };
 use crate::store::{BackendLimits, EventStore, Page, Tip, merged_metadata, plan_append, replayed};
+use crate::wire::{Body, WirePage};
 
 /// How often an append is tried again after losing a race for a sequence number before the
 /// server gives up with `Unavailable` (only an `any` append to a very hot state gets there).
@@ -92,51 +96,50 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
-        let (from, to) = crate::encoding::seq_window(query, after);
-        let sql = match query.direction {
-            Direction::Forward => concat!(
-                "SELECT ",
-                event_columns!(),
-                " FROM flipbook_events WHERE state_id = $1 AND state_seq > $2 AND state_seq <= $3 ",
-                "AND ($4::bigint IS NULL OR timestamp IS NULL OR timestamp <= $4) ",
-                "AND (cardinality($5::text[]) = 0 OR name = ANY($5)) ",
-                "ORDER BY state_seq LIMIT $6"
-            ),
-            Direction::Backward => concat!(
-                "SELECT ",
-                event_columns!(),
-                " FROM flipbook_events WHERE state_id = $1 AND state_seq < $2 AND state_seq >= $3 ",
-                "AND ($4::bigint IS NULL OR timestamp IS NULL OR timestamp <= $4) ",
-                "AND (cardinality($5::text[]) = 0 OR name = ANY($5)) ",
-                "ORDER BY state_seq DESC LIMIT $6"
-            ),
-        };
-        let rows = sqlx::query(sql)
-            .bind(&query.state_id)
-            .bind(to_i64(from))
-            .bind(to_i64(to))
-            .bind(query.as_of.map(Timestamp::unix_nanos))
-            .bind(&query.names)
-            .bind(to_i64(max as u64))
-            .fetch(&self.pool);
-        page(rows, max, 2, recorded_event).await
+        let mut events = Vec::with_capacity(max.min(4096));
+        let rows = self.state_rows(query, after, max);
+        let (count, last) = each_row(rows, |row| {
+            events.push(state_event(&query.state_id, &row)?);
+            Ok(())
+        })
+        .await?;
+        Ok(Page { events, next: next_cursor(count, max, last) })
+    }
+
+    /// Each row's stored body goes into the page as it is, behind its placing fields.
+    /// Each row's stored body goes into the page as it is, behind its placing fields.
+    async fn read_state_wire_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<WirePage> {
+        let mut page = WirePage::with_capacity(max.min(4096), 0);
+        let rows = self.state_rows(query, after, max);
+        let (count, last) = each_row(rows, |row| {
+            let (version, position) = placing(&row)?;
+            page.push(&query.state_id, version, position, row.get(3).map_err(sql_error)?);
+            Ok(())
+        })
+        .await?;
+        page.next = next_cursor(count, max, last);
+        Ok(page)
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM flipbook_events WHERE position > $1 ",
-            "AND ($2 = '' OR starts_with(state_id, $2)) ",
-            "AND (cardinality($3::text[]) = 0 OR name = ANY($3)) ",
-            "ORDER BY position LIMIT $4"
-        ))
+        let rows = sqlx::query(
+            "SELECT position, version, position, body, state_id FROM flipbook_events WHERE position > $1 \
+             AND ($2 = '' OR starts_with(state_id, $2)) AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
+             ORDER BY position LIMIT $4",
+        )
         .bind(to_i64(after))
         .bind(&query.state_id_prefix)
         .bind(&query.names)
         .bind(to_i64(max as u64))
         .fetch(&self.pool);
-        page(rows, max, 0, recorded_event).await
+        let mut events = Vec::with_capacity(max.min(4096));
+        let (count, last) = each_row(rows, |row| {
+            let state_id = row.get(4).map_err(sql_error)?;
+            events.push(event(state_id, &row)?);
+            Ok(())
+        })
+        .await?;
+        Ok(Page { events, next: next_cursor(count, max, last) })
     }
 
     /// Every transaction with an id below the snapshot's `xmin` has ended, and positions start
@@ -153,31 +156,144 @@ impl EventStore for PostgresEventStore {
     }
 }
 
-/// The columns [`recorded_event`] reads, in its order.
-macro_rules! event_columns {
-    () => {
-        "position, state_id, state_seq, version, event_id, name, payload, content_type, timestamp, recorded_at, metadata"
-    };
+impl PostgresEventStore {
+    /// A page of a state's rows: [`STATE_COLUMNS`], cursor first.
+    fn state_rows<'q>(
+        &'q self,
+        query: &'q StateQuery,
+        after: Option<u64>,
+        max: usize,
+    ) -> BoxStream<'q, std::result::Result<PgRow, sqlx::Error>> {
+        let (from, to) = crate::encoding::seq_window(query, after);
+        let sql = match query.direction {
+            Direction::Forward => concat!(
+                "SELECT state_seq, version, position, body FROM flipbook_events ",
+                "WHERE state_id = $1 AND state_seq > $2 AND state_seq <= $3 ",
+                "AND ($4::bigint IS NULL OR timestamp IS NULL OR timestamp <= $4) ",
+                "AND (cardinality($5::text[]) = 0 OR name = ANY($5)) ",
+                "ORDER BY state_seq LIMIT $6"
+            ),
+            Direction::Backward => concat!(
+                "SELECT state_seq, version, position, body FROM flipbook_events ",
+                "WHERE state_id = $1 AND state_seq < $2 AND state_seq >= $3 ",
+                "AND ($4::bigint IS NULL OR timestamp IS NULL OR timestamp <= $4) ",
+                "AND (cardinality($5::text[]) = 0 OR name = ANY($5)) ",
+                "ORDER BY state_seq DESC LIMIT $6"
+            ),
+        };
+        sqlx::query(sql)
+            .bind(&query.state_id)
+            .bind(to_i64(from))
+            .bind(to_i64(to))
+            .bind(query.as_of.map(Timestamp::unix_nanos))
+            .bind(&query.names)
+            .bind(to_i64(max as u64))
+            .fetch(&self.pool)
+    }
 }
-use event_columns;
 
 fn kind(version_neutral: bool) -> StateKind {
     if version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned }
 }
 
-fn recorded_event(row: Columns<'_>) -> Result<RecordedEvent> {
-    Ok(RecordedEvent {
-        global_position: to_u64(row.get(0).map_err(sql_error)?),
-        state_id: row.get(1).map_err(sql_error)?,
-        version: row.get::<Option<i64>>(3).map_err(sql_error)?.map(to_u64),
-        event_id: row.get(4).map_err(sql_error)?,
-        name: row.get(5).map_err(sql_error)?,
-        payload: row.get(6).map_err(sql_error)?,
-        content_type: row.get(7).map_err(sql_error)?,
-        timestamp: row.get::<Option<i64>>(8).map_err(sql_error)?.map(Timestamp::from_unix_nanos),
-        recorded_at: Timestamp::from_unix_nanos(row.get(9).map_err(sql_error)?),
-        metadata: metadata_from_json(row.get(10).map_err(sql_error)?)?,
-    })
+/// A row's version and global position. Every event query here selects the cursor (sequence
+/// number or position), the version, the position and the body, in this order.
+fn placing(row: &Columns<'_>) -> Result<(Option<u64>, u64)> {
+    let version = row.get::<Option<i64>>(1).map_err(sql_error)?.map(to_u64);
+    Ok((version, to_u64(row.get(2).map_err(sql_error)?)))
+}
+
+/// The event of a row whose body is column 3.
+fn event(state_id: String, row: &Columns<'_>) -> Result<RecordedEvent> {
+    let (version, position) = placing(row)?;
+    Body::decode_stored(row.get(3).map_err(sql_error)?)?.into_event(state_id, version, position)
+}
+
+/// The event of a row of a state's read.
+fn state_event(state_id: &str, row: &Columns<'_>) -> Result<RecordedEvent> {
+    event(state_id.to_owned(), row)
+}
+
+/// An append's events as the arrays its insert binds, one per column.
+struct EventColumns<'a> {
+    ids: Vec<Uuid>,
+    names: Vec<&'a str>,
+    timestamps: Vec<Option<i64>>,
+    /// Encoded as the API sends them ([`Body`]).
+    bodies: Vec<Vec<u8>>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(events: &'a [ProposedEvent], recorded_at: Timestamp) -> Self {
+        Self {
+            ids: events.iter().map(|e| e.event_id).collect(),
+            names: events.iter().map(|e| e.name.as_str()).collect(),
+            timestamps: events.iter().map(|e| e.timestamp.map(Timestamp::unix_nanos)).collect(),
+            bodies: events.iter().map(|e| Body::of(e, recorded_at).encode_to_vec()).collect(),
+        }
+    }
+}
+
+/// Fills `body` for the rows stored before bodies were encoded, from the old columns, and then
+/// drops those: part of the migration, in its transaction and under its lock.
+pub(super) async fn encode_old_bodies(tx: &mut Transaction<'_, Postgres>) -> Result<()> {
+    let old: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+         AND table_name = 'flipbook_events' AND column_name = 'payload')",
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(sql_error)?;
+    if !old {
+        return Ok(());
+    }
+    let (mut after, mut encoded) = (i64::MIN, 0);
+    loop {
+        let rows = sqlx::query(
+            "SELECT position, event_id, name, payload, content_type, timestamp, recorded_at, metadata \
+             FROM flipbook_events WHERE position > $1 ORDER BY position LIMIT 1000",
+        )
+        .bind(after)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(sql_error)?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get(0).map_err(sql_error)?;
+        let (mut positions, mut bodies) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+        for row in &rows {
+            let event = ProposedEvent {
+                event_id: row.try_get(1).map_err(sql_error)?,
+                name: row.try_get(2).map_err(sql_error)?,
+                payload: row.try_get(3).map_err(sql_error)?,
+                content_type: row.try_get(4).map_err(sql_error)?,
+                timestamp: row.try_get::<Option<i64>, _>(5).map_err(sql_error)?.map(Timestamp::from_unix_nanos),
+                metadata: metadata_from_json(row.try_get(7).map_err(sql_error)?)?,
+                version: None,
+            };
+            let recorded_at = Timestamp::from_unix_nanos(row.try_get(6).map_err(sql_error)?);
+            positions.push(row.try_get::<i64, _>(0).map_err(sql_error)?);
+            bodies.push(Body::of(&event, recorded_at).encode_to_vec());
+        }
+        sqlx::query(
+            "UPDATE flipbook_events e SET body = b.body FROM UNNEST($1::bigint[], $2::bytea[]) AS b(position, body) \
+             WHERE e.position = b.position",
+        )
+        .bind(&positions)
+        .bind(&bodies)
+        .execute(&mut **tx)
+        .await
+        .map_err(sql_error)?;
+        encoded += rows.len();
+    }
+    sqlx::raw_sql(
+        "ALTER TABLE flipbook_events DROP COLUMN payload, DROP COLUMN content_type, DROP COLUMN recorded_at, \
+         DROP COLUMN metadata, ALTER COLUMN body SET NOT NULL",
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(sql_error)?;
+    tracing::info!(events = encoded, "PostgreSQL: stored events re-encoded as bodies");
+    Ok(())
 }
 
 /// The append: in one statement when nothing stands in the way, else checked in two steps and
@@ -220,13 +336,7 @@ async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Resu
     };
     let versioned = request.kind == StateKind::Versioned;
     let now = Timestamp::now();
-    let events = &request.events;
-    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
-    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
-    let content_types: Vec<&str> = events.iter().map(|e| e.content_type.as_str()).collect();
-    let timestamps: Vec<Option<i64>> = events.iter().map(|e| e.timestamp.map(Timestamp::unix_nanos)).collect();
-    let metadatas: Vec<String> = events.iter().map(|e| metadata_json(&e.metadata)).collect();
+    let EventColumns { ids, names, timestamps, bodies } = EventColumns::of(&request.events, now);
     let rows = sqlx::query(concat!(
         "WITH tip AS ( \
              SELECT version_neutral, last_seq, first_recorded_at, metadata FROM flipbook_states WHERE state_id = $1 \
@@ -235,29 +345,25 @@ async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Resu
                  COALESCE((SELECT first_recorded_at FROM tip), $3) AS first_recorded_at, \
                  COALESCE((SELECT metadata FROM tip), '{}') AS metadata \
              WHERE COALESCE((SELECT version_neutral FROM tip) = NOT $2, true) \
-               AND CASE $11 WHEN 0 THEN true WHEN 1 THEN NOT EXISTS (SELECT 1 FROM tip) \
-                   ELSE COALESCE((SELECT last_seq FROM tip), 0) = $12 END \
-               AND ($13::bigint IS NULL OR $13 = COALESCE((SELECT last_seq FROM tip), 0) + 1) \
+               AND CASE $8 WHEN 0 THEN true WHEN 1 THEN NOT EXISTS (SELECT 1 FROM tip) \
+                   ELSE COALESCE((SELECT last_seq FROM tip), 0) = $9 END \
+               AND ($10::bigint IS NULL OR $10 = COALESCE((SELECT last_seq FROM tip), 0) + 1) \
                AND NOT EXISTS (SELECT 1 FROM flipbook_events WHERE state_id = $1 AND event_id = ANY($4)) \
          ), new AS ( \
-             INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, payload, \
-                 content_type, timestamp, recorded_at, metadata) \
+             INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, timestamp, body) \
              SELECT ",
         position_of!("e.i"),
-        ", $1, c.last + e.i, CASE WHEN $2 THEN c.last + e.i END, e.id, e.name, e.payload, e.content_type, \
-                 e.ts, $3, e.md \
-             FROM checked c, UNNEST($4::uuid[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::text[]) \
-                 WITH ORDINALITY AS e(id, name, payload, content_type, ts, md, i) \
+        ", $1, c.last + e.i, CASE WHEN $2 THEN c.last + e.i END, e.id, e.name, e.ts, e.body \
+             FROM checked c, UNNEST($4::uuid[], $5::text[], $6::bigint[], $7::bytea[]) \
+                 WITH ORDINALITY AS e(id, name, ts, body, i) \
              RETURNING position, state_seq \
          ), head AS ( \
              INSERT INTO flipbook_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
                  last_recorded_at, metadata) \
-             SELECT $1, NOT $2, max(n.state_seq), max(n.position), min(c.first_recorded_at), $3, \
-                 CASE WHEN $10 = '{}' THEN min(c.metadata) ELSE (min(c.metadata)::jsonb || $10::jsonb)::text END \
+             SELECT $1, NOT $2, max(n.state_seq), max(n.position), min(c.first_recorded_at), $3, min(c.metadata) \
              FROM new n, checked c HAVING count(*) > 0 \
              ON CONFLICT (state_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, \
-                 last_position = EXCLUDED.last_position, last_recorded_at = EXCLUDED.last_recorded_at, \
-                 metadata = EXCLUDED.metadata \
+                 last_position = EXCLUDED.last_position, last_recorded_at = EXCLUDED.last_recorded_at \
          ) \
          SELECT position, state_seq FROM new ORDER BY state_seq"
     ))
@@ -266,14 +372,11 @@ async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Resu
     .bind(now.unix_nanos())
     .bind(&ids)
     .bind(&names)
-    .bind(&payloads)
-    .bind(&content_types)
     .bind(&timestamps)
-    .bind(&metadatas)
-    .bind(metadata_json(&request.state_metadata))
+    .bind(&bodies)
     .bind(expectation)
     .bind(expected_version)
-    .bind(events.first().and_then(|e| e.version).map(to_i64))
+    .bind(request.events.first().and_then(|e| e.version).map(to_i64))
     .fetch_all(pool)
     .await
     .map_err(lost)?;
@@ -321,25 +424,20 @@ async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutc
 
     let events = &request.events;
     let seqs: Vec<i64> = (first_seq..).take(events.len()).map(to_i64).collect();
-    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
-    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
-    let content_types: Vec<&str> = events.iter().map(|e| e.content_type.as_str()).collect();
-    let timestamps: Vec<Option<i64>> = events.iter().map(|e| e.timestamp.map(Timestamp::unix_nanos)).collect();
-    let metadatas: Vec<String> = events.iter().map(|e| metadata_json(&e.metadata)).collect();
+    let EventColumns { names, timestamps, bodies, .. } = EventColumns::of(events, now);
     let positions: Vec<i64> = sqlx::query_scalar(concat!(
         "WITH new AS ( \
-             INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, payload, \
-                 content_type, timestamp, recorded_at, metadata) \
+             INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, timestamp, body) \
              SELECT ",
         position_of!("e.i"),
-        ", $1, e.seq, CASE WHEN $2 THEN e.seq END, e.id, e.name, e.payload, e.content_type, e.ts, $3, e.md \
-             FROM UNNEST($4::bigint[], $5::uuid[], $6::text[], $7::bytea[], $8::text[], $9::bigint[], $10::text[]) \
-                 WITH ORDINALITY AS e(seq, id, name, payload, content_type, ts, md, i) \
+        ", $1, e.seq, CASE WHEN $2 THEN e.seq END, e.id, e.name, e.ts, e.body \
+             FROM UNNEST($4::bigint[], $5::uuid[], $6::text[], $7::bigint[], $8::bytea[]) \
+                 WITH ORDINALITY AS e(seq, id, name, ts, body, i) \
              RETURNING position, state_seq \
          ), head AS ( \
              INSERT INTO flipbook_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
                  last_recorded_at, metadata) \
-             SELECT $1, NOT $2, max(state_seq), max(position), $11, $3, $12 FROM new \
+             SELECT $1, NOT $2, max(state_seq), max(position), $9, $3, $10 FROM new \
              ON CONFLICT (state_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, \
                  last_position = EXCLUDED.last_position, last_recorded_at = EXCLUDED.last_recorded_at, \
                  metadata = EXCLUDED.metadata \
@@ -352,10 +450,8 @@ async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutc
     .bind(&seqs)
     .bind(&ids)
     .bind(&names)
-    .bind(&payloads)
-    .bind(&content_types)
     .bind(&timestamps)
-    .bind(&metadatas)
+    .bind(&bodies)
     .bind(first_recorded_at.unix_nanos())
     .bind(metadata_json(&metadata))
     .fetch_all(&mut *tx)
@@ -372,17 +468,16 @@ async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutc
 /// One of the batch's event ids is stored at `seq` (the earliest): a re-send, answered with the
 /// original outcome, or a duplicate (see [`replayed`]).
 async fn replay(tx: &mut Transaction<'_, Postgres>, request: &AppendRequest, seq: i64) -> Result<AppendOutcome> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM flipbook_events WHERE state_id = $1 AND state_seq >= $2 ORDER BY state_seq LIMIT $3"
-    ))
+    let rows = sqlx::query(
+        "SELECT state_seq, version, position, body FROM flipbook_events \
+         WHERE state_id = $1 AND state_seq >= $2 ORDER BY state_seq LIMIT $3",
+    )
     .bind(&request.state_id)
     .bind(seq)
     .bind(to_i64(request.events.len() as u64))
     .fetch_all(&mut **tx)
     .await
     .map_err(sql_error)?;
-    let stored = decode_rows(&rows, recorded_event)?;
+    let stored = decode_rows(&rows, |row| state_event(&request.state_id, &row))?;
     replayed(request, &stored)
 }

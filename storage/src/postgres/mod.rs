@@ -19,6 +19,12 @@
 //!   and large (about 2^16 times the transaction count; below 2^53 until 2^37 transactions), and
 //!   one append holds at most 65,535 events. A long-running write transaction anywhere in the
 //!   cluster holds the settled position back (delays delivery, loses nothing).
+//! - **Events are stored as the API sends them.** An event's body (id, name, payload, content
+//!   type, timestamp, recorded-at, metadata) is one `BYTEA` in its wire encoding
+//!   ([`crate::wire`]); `event_id`, `name` and `timestamp` are columns too, for the unique index
+//!   and the read filters. Reading a state sends PostgreSQL four columns a row instead of
+//!   eleven, and the server copies each body into its response instead of decoding a row and
+//!   encoding an event: on two cores that was most of a read's cost (`benches/README.md`).
 
 mod events;
 mod rows;
@@ -94,11 +100,8 @@ CREATE TABLE IF NOT EXISTS flipbook_events (
     version      BIGINT,
     event_id     UUID    NOT NULL,
     name         TEXT    NOT NULL,
-    payload      BYTEA   NOT NULL,
-    content_type TEXT    NOT NULL,
     timestamp    BIGINT,
-    recorded_at  BIGINT  NOT NULL,
-    metadata     TEXT    NOT NULL,
+    body         BYTEA   NOT NULL,
     UNIQUE (state_id, state_seq),
     UNIQUE (state_id, event_id)
 );
@@ -107,6 +110,10 @@ CREATE TABLE IF NOT EXISTS flipbook_events (
 -- the new positions, so the order holds across the change.
 ALTER TABLE flipbook_events ALTER COLUMN position DROP IDENTITY IF EXISTS;
 ALTER TABLE flipbook_events DROP COLUMN IF EXISTS txid;
+
+-- Tables from before bodies were stored encoded: `body` is filled from the old columns
+-- (`encode_old_bodies`), which are then dropped.
+ALTER TABLE flipbook_events ADD COLUMN IF NOT EXISTS body BYTEA;
 
 CREATE TABLE IF NOT EXISTS flipbook_snapshots (
     state_id         TEXT   NOT NULL,
@@ -122,6 +129,7 @@ CREATE TABLE IF NOT EXISTS flipbook_snapshots (
 async fn migrate(pool: &PgPool) -> Result<(), Error> {
     let mut tx = pool.begin().await.map_err(sql_error)?;
     sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(sql_error)?;
+    events::encode_old_bodies(&mut tx).await?;
     tx.commit().await.map_err(sql_error)
 }
 

@@ -1,4 +1,4 @@
-//! Rows into events. Every row of a result has the same column types, so sqlx checks them on
+//! Rows of event queries. Every row of a result has the same column types, so sqlx checks them on
 //! the first row only: profiling a server reading a state, `try_get` took 13 % of its samples,
 //! the unchecked decode 8.5 %.
 
@@ -10,9 +10,8 @@ use super::sql_error;
 use crate::encoding::to_u64;
 use crate::error::Result;
 use crate::model::RecordedEvent;
-use crate::store::Page;
 
-/// A row of a result, as [`page`] and [`decode_rows`] hand it to a decoder.
+/// A row of a result, as [`each_row`] and [`decode_rows`] hand it over.
 pub(super) struct Columns<'r> {
     row: &'r PgRow,
     checked: bool,
@@ -28,22 +27,25 @@ impl<'r> Columns<'r> {
     }
 }
 
-/// A page from a query's rows, each decoded as it arrives (no page of raw rows is held):
-/// column `cursor` holds the row's cursor (sequence number or position), `decode` makes the
-/// event. A page shorter than `max` is the last one.
-pub(super) async fn page(
+/// Hands a query's rows to `each` as they arrive (no page of raw rows is held); answers how
+/// many there were and the cursor (column 0: sequence number or position) of the last.
+pub(super) async fn each_row(
     mut rows: impl Stream<Item = std::result::Result<PgRow, sqlx::Error>> + Unpin,
-    max: usize,
-    cursor: usize,
-    decode: impl Fn(Columns<'_>) -> Result<RecordedEvent>,
-) -> Result<Page> {
-    let (mut events, mut last) = (Vec::with_capacity(max.min(4096)), 0);
+    mut each: impl FnMut(Columns<'_>) -> Result<()>,
+) -> Result<(usize, i64)> {
+    let (mut count, mut last) = (0, 0);
     while let Some(row) = rows.try_next().await.map_err(sql_error)? {
-        last = row.try_get::<i64, _>(cursor).map_err(sql_error)?;
-        events.push(decode(Columns { row: &row, checked: events.is_empty() })?);
+        last = row.try_get::<i64, _>(0).map_err(sql_error)?;
+        each(Columns { row: &row, checked: count == 0 })?;
+        count += 1;
     }
-    let next = (events.len() >= max).then_some(to_u64(last));
-    Ok(Page { events, next })
+    Ok((count, last))
+}
+
+/// The cursor for the page after one of `count` rows when `max` were asked: a short page is
+/// the last.
+pub(super) fn next_cursor(count: usize, max: usize, last: i64) -> Option<u64> {
+    (count >= max).then_some(to_u64(last))
 }
 
 /// The events of a result's rows, in order.

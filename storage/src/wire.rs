@@ -1,0 +1,274 @@
+//! Events in the form the API sends them: the protobuf encoding of `flipbook.v1.RecordedEvent`
+//! (`proto/flipbook/v1/flipbook.proto`; the field numbers below are that message's).
+//!
+//! An event splits in two. Its *body* is fixed when it is appended (id, name, payload, content
+//! type, timestamp, recorded-at, metadata); the store places it (state, version, global
+//! position). A backend may keep the body encoded ([`Body::encode`]), so a read hands the stored
+//! bytes on instead of decoding a row into an event and encoding it again: reading a state is
+//! then mostly a copy ([`WirePage`]). Protobuf lets a message's fields come in any order, and a
+//! message is the concatenation of its fields, so the placing fields are simply written ahead of
+//! the stored body.
+//!
+//! The proto crate's tests check that these bytes decode as `flipbook.v1` messages.
+
+use std::ops::Range;
+
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{Metadata, ProposedEvent, RecordedEvent, Timestamp};
+use crate::store::Page;
+
+/// `flipbook.v1.RecordedEvent`'s placing fields.
+const STATE_ID: u32 = 1;
+const VERSION: u32 = 2;
+const GLOBAL_POSITION: u32 = 3;
+
+/// `events`, field 1 of both `ReadStateResponse` and `ReadAllResponse`.
+const EVENTS: u32 = 1;
+
+/// An event's body: the fields of `flipbook.v1.RecordedEvent` that its append fixes.
+#[derive(Clone, PartialEq, Message)]
+pub struct Body {
+    /// Hyphenated, as the API carries it.
+    #[prost(string, tag = "4")]
+    pub event_id: String,
+    #[prost(string, tag = "5")]
+    pub name: String,
+    #[prost(bytes = "vec", tag = "6")]
+    pub payload: Vec<u8>,
+    #[prost(string, tag = "7")]
+    pub content_type: String,
+    #[prost(message, optional, tag = "8")]
+    pub timestamp: Option<WireTimestamp>,
+    #[prost(message, optional, tag = "9")]
+    pub recorded_at: Option<WireTimestamp>,
+    #[prost(btree_map = "string, string", tag = "10")]
+    pub metadata: Metadata,
+}
+
+/// `google.protobuf.Timestamp`.
+#[derive(Clone, Copy, PartialEq, Eq, Message)]
+pub struct WireTimestamp {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+impl From<Timestamp> for WireTimestamp {
+    fn from(timestamp: Timestamp) -> Self {
+        let (seconds, nanos) = timestamp.parts();
+        Self { seconds, nanos }
+    }
+}
+
+fn timestamp(wire: WireTimestamp) -> Result<Timestamp> {
+    Timestamp::from_parts(wire.seconds, wire.nanos).ok_or_else(|| corrupt("a timestamp out of range"))
+}
+
+fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("corrupt stored event: {what}"))
+}
+
+impl Body {
+    /// The body of `event` as appended at `recorded_at`.
+    pub fn of(event: &ProposedEvent, recorded_at: Timestamp) -> Self {
+        let ProposedEvent { event_id, name, payload, content_type, timestamp, metadata, version: _ } = event;
+        Self::from_fields(event_id, name, payload, content_type, *timestamp, recorded_at, metadata)
+    }
+
+    fn of_recorded(event: &RecordedEvent) -> Self {
+        let RecordedEvent { event_id, name, payload, content_type, timestamp, recorded_at, metadata, .. } = event;
+        Self::from_fields(event_id, name, payload, content_type, *timestamp, *recorded_at, metadata)
+    }
+
+    fn from_fields(
+        event_id: &Uuid,
+        name: &str,
+        payload: &[u8],
+        content_type: &str,
+        timestamp: Option<Timestamp>,
+        recorded_at: Timestamp,
+        metadata: &Metadata,
+    ) -> Self {
+        Self {
+            event_id: event_id.hyphenated().to_string(),
+            name: name.to_owned(),
+            payload: payload.to_vec(),
+            content_type: content_type.to_owned(),
+            timestamp: timestamp.map(WireTimestamp::from),
+            recorded_at: Some(recorded_at.into()),
+            metadata: metadata.clone(),
+        }
+    }
+
+    /// A stored body, decoded.
+    pub fn decode_stored(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes).map_err(corrupt)
+    }
+
+    /// The event this body is, placed in its state.
+    pub fn into_event(self, state_id: String, version: Option<u64>, global_position: u64) -> Result<RecordedEvent> {
+        Ok(RecordedEvent {
+            state_id,
+            version,
+            global_position,
+            event_id: Uuid::parse_str(&self.event_id).map_err(corrupt)?,
+            name: self.name,
+            payload: self.payload,
+            content_type: self.content_type,
+            timestamp: self.timestamp.map(timestamp).transpose()?,
+            recorded_at: timestamp(self.recorded_at.unwrap_or_default())?,
+            metadata: self.metadata,
+        })
+    }
+}
+
+/// One page of a read as the body of a `ReadStateResponse` (or `ReadAllResponse`): each event
+/// as an `events` field. Where each event ends is kept, so the page can be cut into messages of
+/// a bounded size.
+#[derive(Debug, Default)]
+pub struct WirePage {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    /// The cursor for the next page, as [`Page::next`].
+    pub next: Option<u64>,
+}
+
+impl WirePage {
+    pub fn with_capacity(events: usize, bytes: usize) -> Self {
+        Self { bytes: Vec::with_capacity(bytes), ends: Vec::with_capacity(events), next: None }
+    }
+
+    /// Adds an event from its placing fields and its stored, encoded body.
+    pub fn push(&mut self, state_id: &str, version: Option<u64>, global_position: u64, body: &[u8]) {
+        let placing = placing_len(state_id, version, global_position);
+        let buf = &mut self.bytes;
+        encode_key(EVENTS, WireType::LengthDelimited, buf);
+        encode_varint((placing + body.len()) as u64, buf);
+        if !state_id.is_empty() {
+            encode_key(STATE_ID, WireType::LengthDelimited, buf);
+            encode_varint(state_id.len() as u64, buf);
+            buf.extend_from_slice(state_id.as_bytes());
+        }
+        if let Some(version) = version {
+            encode_key(VERSION, WireType::Varint, buf);
+            encode_varint(version, buf);
+        }
+        if global_position != 0 {
+            encode_key(GLOBAL_POSITION, WireType::Varint, buf);
+            encode_varint(global_position, buf);
+        }
+        buf.extend_from_slice(body);
+        self.ends.push(buf.len());
+    }
+
+    /// Adds a decoded event.
+    pub fn push_event(&mut self, event: &RecordedEvent) {
+        let body = Body::of_recorded(event).encode_to_vec();
+        self.push(&event.state_id, event.version, event.global_position, &body);
+    }
+
+    /// How many events the page holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The encoded size of the page.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Where to cut the page into messages of at most `max_bytes` each; an event larger than
+    /// that is a message of its own.
+    pub fn messages(&self, max_bytes: usize) -> Vec<Range<usize>> {
+        let mut messages = Vec::new();
+        let mut start = 0;
+        let mut last_end = 0;
+        for &end in &self.ends {
+            if end - start > max_bytes && last_end > start {
+                messages.push(start..last_end);
+                start = last_end;
+            }
+            last_end = end;
+        }
+        if last_end > start {
+            messages.push(start..last_end);
+        }
+        messages
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// A page of decoded events, encoded: what a backend that keeps no encoded bodies answers.
+impl From<Page> for WirePage {
+    fn from(page: Page) -> Self {
+        let mut wire = Self::with_capacity(page.events.len(), 0);
+        for event in &page.events {
+            wire.push_event(event);
+        }
+        wire.next = page.next;
+        wire
+    }
+}
+
+fn placing_len(state_id: &str, version: Option<u64>, global_position: u64) -> usize {
+    let key = 1; // field numbers below 16 take one byte
+    let state = if state_id.is_empty() { 0 } else { key + encoded_len_varint(state_id.len() as u64) + state_id.len() };
+    let version = version.map_or(0, |v| key + encoded_len_varint(v));
+    let position = if global_position == 0 { 0 } else { key + encoded_len_varint(global_position) };
+    state + version + position
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, payload: usize) -> RecordedEvent {
+        let mut proposed = ProposedEvent::new("Deposited", vec![7; payload]);
+        proposed.timestamp = Some(Timestamp::from_unix_nanos(-1_500_000_001));
+        proposed.metadata.insert("user".into(), "ana".into());
+        Body::of(&proposed, Timestamp::from_unix_nanos(1_700_000_000_123_456_789))
+            .into_event("wallet-1".into(), Some(seq), 1 << 20 | seq)
+            .expect("a body from an event decodes")
+    }
+
+    #[test]
+    fn a_body_keeps_every_field_of_its_event() {
+        let original = event(3, 10);
+        let bytes = Body::of_recorded(&original).encode_to_vec();
+        let back = Body::decode_stored(&bytes).and_then(|b| b.into_event("wallet-1".into(), Some(3), 1 << 20 | 3));
+        assert_eq!(back.expect("decodes"), original);
+        assert!(Body::decode_stored(&[0xff, 0xff]).is_err(), "garbage is an error, not an event");
+    }
+
+    #[test]
+    fn messages_stay_under_the_bound_except_a_single_large_event() {
+        let mut page = WirePage::default();
+        for (seq, payload) in [(1, 100), (2, 100), (3, 5000), (4, 100)] {
+            let event = event(seq, payload);
+            page.push(
+                &event.state_id,
+                event.version,
+                event.global_position,
+                &Body::of_recorded(&event).encode_to_vec(),
+            );
+        }
+        let messages = page.messages(1000);
+        let sizes: Vec<usize> = messages.iter().map(|r| r.len()).collect();
+        assert_eq!(messages.len(), 3, "{sizes:?}");
+        assert!(sizes[0] <= 1000 && sizes[1] > 1000 && sizes[2] <= 1000, "{sizes:?}");
+        assert_eq!(messages.last().map(|r| r.end), Some(page.byte_len()));
+        assert_eq!(page.messages(usize::MAX), vec![0..page.byte_len()]);
+    }
+}
