@@ -1,9 +1,13 @@
 //! The byte layout of events and snapshots in Redis values: fields in a fixed order, each
 //! length-prefixed (u32, big endian), numbers as 8 bytes. Small, fast, and no dependency.
+//!
+//! An event's value ends with its body encoded as the API sends it ([`crate::wire`]), so a read
+//! of a state copies it into the response instead of decoding and encoding the event.
 
-use crate::encoding::{metadata_from_json, metadata_json};
+use crate::encoding::metadata_from_json;
 use crate::error::{Error, Result};
 use crate::model::{RecordedEvent, Snapshot, Timestamp};
+use crate::wire::Body;
 
 #[derive(Default)]
 struct Writer(Vec<u8>);
@@ -62,22 +66,51 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// An event without its global position (the key it is stored under).
-pub(super) fn encode_event(event: &RecordedEvent) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.bytes(event.state_id.as_bytes())
-        .optional(event.version.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
-        .bytes(event.event_id.as_bytes())
-        .bytes(event.name.as_bytes())
-        .bytes(&event.payload)
-        .bytes(event.content_type.as_bytes())
-        .optional(event.timestamp.map(Timestamp::unix_nanos))
-        .number(event.recorded_at.unix_nanos())
-        .bytes(metadata_json(&event.metadata).as_bytes());
+/// Marks an event's value as [`encode_event`] writes it. Values written before bodies were
+/// stored encoded begin with a state id's length (a `u32`, big endian: a zero byte for any id
+/// the server accepts), and are still read ([`decode_event`]).
+const WITH_BODY: u8 = 0xFB;
+
+/// An event without its global position (the key it is stored under): the marker, its version,
+/// its state, then its body.
+pub(super) fn encode_event(state_id: &str, version: Option<u64>, body: &[u8]) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(1 + 9 + 4 + state_id.len() + body.len()));
+    w.0.push(WITH_BODY);
+    w.optional(version.map(|v| i64::try_from(v).unwrap_or(i64::MAX))).bytes(state_id.as_bytes());
+    w.0.extend_from_slice(body);
     w.0
 }
 
+/// An event's value, split but not decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct StoredEvent<'a> {
+    pub version: Option<u64>,
+    pub state_id: &'a str,
+    /// Encoded as the API sends it.
+    pub body: &'a [u8],
+}
+
+/// An event's parts, borrowed from its value; `None` for a value written before bodies were
+/// stored encoded.
+pub(super) fn split_event(value: &[u8]) -> Result<Option<StoredEvent<'_>>> {
+    let Some((&WITH_BODY, rest)) = value.split_first() else { return Ok(None) };
+    let mut r = Reader(rest);
+    let version = r.optional()?.map(|v| u64::try_from(v).unwrap_or_default());
+    let state_id = std::str::from_utf8(r.bytes()?).map_err(|_| corrupt())?;
+    Ok(Some(StoredEvent { version, state_id, body: r.0 }))
+}
+
 pub(super) fn decode_event(global_position: u64, value: &[u8]) -> Result<RecordedEvent> {
+    match split_event(value)? {
+        Some(stored) => {
+            Body::decode_stored(stored.body)?.into_event(stored.state_id.to_owned(), stored.version, global_position)
+        }
+        None => decode_event_without_body(global_position, value),
+    }
+}
+
+/// A value from before bodies were stored encoded: every field in the codec's own layout.
+fn decode_event_without_body(global_position: u64, value: &[u8]) -> Result<RecordedEvent> {
     let mut r = Reader(value);
     Ok(RecordedEvent {
         global_position,
@@ -108,11 +141,13 @@ pub(super) fn decode_snapshot(value: &[u8]) -> Result<(String, Timestamp, Vec<u8
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use prost::Message;
 
-    #[test]
-    fn events_round_trip() {
-        let event = RecordedEvent {
+    use super::*;
+    use crate::model::ProposedEvent;
+
+    fn event() -> RecordedEvent {
+        RecordedEvent {
             state_id: "wallet/1".into(),
             version: Some(7),
             global_position: 42,
@@ -123,10 +158,46 @@ mod tests {
             timestamp: Some(Timestamp::from_unix_nanos(-5)),
             recorded_at: Timestamp::from_unix_nanos(1_700_000_000_000_000_000),
             metadata: [("trace".to_owned(), "abc".to_owned())].into(),
+        }
+    }
+
+    fn encode(event: &RecordedEvent) -> Vec<u8> {
+        let proposed = ProposedEvent {
+            event_id: event.event_id,
+            name: event.name.clone(),
+            payload: event.payload.clone(),
+            content_type: event.content_type.clone(),
+            timestamp: event.timestamp,
+            metadata: event.metadata.clone(),
+            version: None,
         };
-        assert_eq!(decode_event(42, &encode_event(&event)).expect("decode"), event);
+        encode_event(&event.state_id, event.version, &Body::of(&proposed, event.recorded_at).encode_to_vec())
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let event = event();
+        assert_eq!(decode_event(42, &encode(&event)).expect("decode"), event);
         let neutral = RecordedEvent { version: None, timestamp: None, metadata: Default::default(), ..event };
-        assert_eq!(decode_event(42, &encode_event(&neutral)).expect("decode"), neutral);
-        assert!(decode_event(1, &encode_event(&neutral)[..10]).is_err());
+        assert_eq!(decode_event(42, &encode(&neutral)).expect("decode"), neutral);
+        assert!(decode_event(1, &encode(&neutral)[..10]).is_err());
+    }
+
+    /// Values written before bodies were stored encoded are read as they were.
+    #[test]
+    fn values_without_a_body_are_still_read() {
+        let event = event();
+        let mut w = Writer::default();
+        w.bytes(event.state_id.as_bytes())
+            .optional(Some(7))
+            .bytes(event.event_id.as_bytes())
+            .bytes(event.name.as_bytes())
+            .bytes(&event.payload)
+            .bytes(event.content_type.as_bytes())
+            .optional(Some(-5))
+            .number(event.recorded_at.unix_nanos())
+            .bytes(br#"{"trace":"abc"}"#);
+        assert_eq!(split_event(&w.0).expect("a value"), None);
+        assert_eq!(decode_event(42, &w.0).expect("decode"), event);
     }
 }

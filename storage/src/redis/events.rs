@@ -1,8 +1,9 @@
 use async_trait::async_trait;
+use prost::Message;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::codec::{decode_event, encode_event};
+use super::codec::{decode_event, encode_event, split_event};
 use super::{RedisConfig, redis_error};
 use crate::encoding::{metadata_from_json, metadata_json};
 use crate::error::{Error, Result};
@@ -11,8 +12,16 @@ use crate::model::{
     Timestamp,
 };
 use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
+use crate::wire::{Body, WirePage};
 
 const POSITION: &str = "flipbook:position";
+
+/// The sequence numbers `first..=last` of one page of a state's read, and the cursor after it.
+struct Window {
+    first: u64,
+    last: u64,
+    next: Option<u64>,
+}
 const EVENTS: &str = "flipbook:events";
 
 /// Tries before an `any` append to a very hot state gives up with `Unavailable`.
@@ -107,7 +116,8 @@ impl RedisEventStore {
         conn.lrange(key(state_id, "seq"), from, to).await.map_err(redis_error)
     }
 
-    async fn events_at(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>> {
+    /// The stored values of the events at these positions, in order.
+    async fn values_at(&self, positions: &[u64]) -> Result<Vec<Vec<u8>>> {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
@@ -117,11 +127,37 @@ impl RedisEventStore {
         positions
             .iter()
             .zip(values)
-            .map(|(&position, value)| {
-                let value = value.ok_or_else(|| Error::Internal(format!("event {position} is missing")))?;
-                decode_event(position, &value)
-            })
+            .map(|(&position, value)| value.ok_or_else(|| Error::Internal(format!("event {position} is missing"))))
             .collect()
+    }
+
+    async fn events_at(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>> {
+        let values = self.values_at(positions).await?;
+        positions.iter().zip(values).map(|(&position, value)| decode_event(position, &value)).collect()
+    }
+
+    /// The sequence numbers a page of a state's read covers, and the cursor after it; `None`
+    /// when the read is past the state's end.
+    async fn window(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Option<Window>> {
+        let mut conn = self.conn.clone();
+        let count: u64 = conn.llen(key(&query.state_id, "seq")).await.map_err(redis_error)?;
+        let low = query.min_version.unwrap_or(1).max(1);
+        let high = query.max_version.unwrap_or(u64::MAX).min(count);
+        let (first, last) = match query.direction {
+            Direction::Forward => {
+                let first = after.map_or(low, |a| a + 1).max(low);
+                (first, high.min(first.saturating_add(max as u64 - 1)))
+            }
+            Direction::Backward => {
+                let last = after.map_or(high, |b| b.saturating_sub(1)).min(high);
+                (last.saturating_sub(max as u64 - 1).max(low), last)
+            }
+        };
+        let next = match query.direction {
+            Direction::Forward => (last < high).then_some(last),
+            Direction::Backward => (first > low).then_some(first),
+        };
+        Ok((first <= last).then_some(Window { first, last, next }))
     }
 
     /// The common case in one round trip: when the request says where its events go (an
@@ -211,19 +247,9 @@ impl RedisEventStore {
             .arg(now.unix_nanos())
             .arg(metadata_json(&request.state_metadata));
         for (i, event) in request.events.iter().enumerate() {
-            let recorded = RecordedEvent {
-                state_id: request.state_id.clone(),
-                version: first_seq.filter(|_| versioned).map(|first| first + i as u64),
-                global_position: 0,
-                event_id: event.event_id,
-                name: event.name.clone(),
-                payload: event.payload.clone(),
-                content_type: event.content_type.clone(),
-                timestamp: event.timestamp,
-                recorded_at: now,
-                metadata: event.metadata.clone(),
-            };
-            invocation.arg(event.event_id.hyphenated().to_string()).arg(encode_event(&recorded));
+            let version = first_seq.filter(|_| versioned).map(|first| first + i as u64);
+            let value = encode_event(&request.state_id, version, &Body::of(event, now).encode_to_vec());
+            invocation.arg(event.event_id.hyphenated().to_string()).arg(value);
         }
         let mut conn = self.conn.clone();
         invocation.invoke_async(&mut conn).await.map_err(redis_error)
@@ -299,37 +325,47 @@ impl EventStore for RedisEventStore {
     /// Scans `max` sequence numbers from the cursor and filters them here: a page may hold fewer
     /// events than asked and still not be the last.
     async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
-        let mut conn = self.conn.clone();
-        let count: u64 = conn.llen(key(&query.state_id, "seq")).await.map_err(redis_error)?;
-        let low = query.min_version.unwrap_or(1).max(1);
-        let high = query.max_version.unwrap_or(u64::MAX).min(count);
-        let (first, last) = match query.direction {
-            Direction::Forward => {
-                let first = after.map_or(low, |a| a + 1).max(low);
-                (first, high.min(first.saturating_add(max as u64 - 1)))
-            }
-            Direction::Backward => {
-                let last = after.map_or(high, |b| b.saturating_sub(1)).min(high);
-                (last.saturating_sub(max as u64 - 1).max(low), last)
-            }
-        };
-        if first > last {
-            return Ok(Page::default());
+        let Some(window) = self.window(query, after, max).await? else { return Ok(Page::default()) };
+        let positions = self.positions(&query.state_id, window.first, window.last).await?;
+        let mut events = self
+            .values_at(&positions)
+            .await?
+            .into_iter()
+            .zip(&positions)
+            .map(|(value, &position)| decode_event(position, &value))
+            .collect::<Result<Vec<_>>>()?;
+        if query.direction == Direction::Backward {
+            events.reverse();
         }
-        let positions = self.positions(&query.state_id, first, last).await?;
-        let mut events = self.events_at(&positions).await?;
-        let next = match query.direction {
-            Direction::Forward => (last < high).then_some(last),
-            Direction::Backward => {
-                events.reverse();
-                (first > low).then_some(first)
-            }
-        };
         events.retain(|e| {
             (query.names.is_empty() || query.names.contains(&e.name))
                 && query.as_of.is_none_or(|t| e.timestamp.is_none_or(|at| at <= t))
         });
-        Ok(Page { events, next })
+        Ok(Page { events, next: window.next })
+    }
+
+    /// Without filters, each stored body goes into the page as it is, behind its placing
+    /// fields (a filtered read decodes, to see names and timestamps).
+    async fn read_state_wire_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<WirePage> {
+        if !query.names.is_empty() || query.as_of.is_some() {
+            return Ok(self.read_state_page(query, after, max).await?.into());
+        }
+        let Some(window) = self.window(query, after, max).await? else { return Ok(WirePage::default()) };
+        let mut positions = self.positions(&query.state_id, window.first, window.last).await?;
+        let mut values = self.values_at(&positions).await?;
+        if query.direction == Direction::Backward {
+            positions.reverse();
+            values.reverse();
+        }
+        let mut page = WirePage::with_capacity(values.len(), values.iter().map(|v| v.len() + 16).sum());
+        for (value, position) in values.iter().zip(positions) {
+            match split_event(value)? {
+                Some(stored) => page.push(&query.state_id, stored.version, position, stored.body),
+                None => page.push_event(&decode_event(position, value)?),
+            }
+        }
+        page.next = window.next;
+        Ok(page)
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
