@@ -26,6 +26,16 @@ const STATE_ID: u32 = 1;
 const VERSION: u32 = 2;
 const GLOBAL_POSITION: u32 = 3;
 
+/// The body's fields, as [`Body`] declares them (its derive needs literal tags); a test checks
+/// that [`encode_body`] and `Body` agree.
+const EVENT_ID: u32 = 4;
+const NAME: u32 = 5;
+const PAYLOAD: u32 = 6;
+const CONTENT_TYPE: u32 = 7;
+const TIMESTAMP: u32 = 8;
+const RECORDED_AT: u32 = 9;
+const METADATA: u32 = 10;
+
 /// `events`, field 1 of both `ReadStateResponse` and `ReadAllResponse`.
 const EVENTS: u32 = 1;
 
@@ -76,32 +86,14 @@ fn corrupt(what: impl std::fmt::Display) -> Error {
 impl Body {
     /// The body of `event` as appended at `recorded_at`.
     pub fn of(event: &ProposedEvent, recorded_at: Timestamp) -> Self {
-        let ProposedEvent { event_id, name, payload, content_type, timestamp, metadata, version: _ } = event;
-        Self::from_fields(event_id, name, payload, content_type, *timestamp, recorded_at, metadata)
-    }
-
-    fn of_recorded(event: &RecordedEvent) -> Self {
-        let RecordedEvent { event_id, name, payload, content_type, timestamp, recorded_at, metadata, .. } = event;
-        Self::from_fields(event_id, name, payload, content_type, *timestamp, *recorded_at, metadata)
-    }
-
-    fn from_fields(
-        event_id: &Uuid,
-        name: &str,
-        payload: &[u8],
-        content_type: &str,
-        timestamp: Option<Timestamp>,
-        recorded_at: Timestamp,
-        metadata: &Metadata,
-    ) -> Self {
         Self {
-            event_id: event_id.hyphenated().to_string(),
-            name: name.to_owned(),
-            payload: payload.to_vec(),
-            content_type: content_type.to_owned(),
-            timestamp: timestamp.map(WireTimestamp::from),
+            event_id: event.event_id.hyphenated().to_string(),
+            name: event.name.clone(),
+            payload: event.payload.clone(),
+            content_type: event.content_type.clone(),
+            timestamp: event.timestamp.map(WireTimestamp::from),
             recorded_at: Some(recorded_at.into()),
-            metadata: metadata.clone(),
+            metadata: event.metadata.clone(),
         }
     }
 
@@ -168,7 +160,8 @@ impl WirePage {
 
     /// Adds a decoded event.
     pub fn push_event(&mut self, event: &RecordedEvent) {
-        let body = Body::of_recorded(event).encode_to_vec();
+        let mut body = Vec::with_capacity(event.payload.len() + 96);
+        encode_body(event, &mut body);
         self.push(&event.state_id, event.version, event.global_position, &body);
     }
 
@@ -222,6 +215,39 @@ impl From<Page> for WirePage {
     }
 }
 
+/// The body of a decoded event, as [`Body`] encodes it, without building one (no copies).
+fn encode_body(event: &RecordedEvent, buf: &mut Vec<u8>) {
+    use prost::encoding::{btree_map, bytes, message, string};
+    let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+    let id = event.event_id.hyphenated().encode_lower(&mut id);
+    encode_key(EVENT_ID, WireType::LengthDelimited, buf);
+    encode_varint(id.len() as u64, buf);
+    buf.extend_from_slice(id.as_bytes());
+    // Empty strings and bytes are left out, as proto3 (and `Body`) does.
+    if !event.name.is_empty() {
+        string::encode(NAME, &event.name, buf);
+    }
+    if !event.payload.is_empty() {
+        bytes::encode(PAYLOAD, &event.payload, buf);
+    }
+    if !event.content_type.is_empty() {
+        string::encode(CONTENT_TYPE, &event.content_type, buf);
+    }
+    if let Some(timestamp) = event.timestamp {
+        message::encode(TIMESTAMP, &WireTimestamp::from(timestamp), buf);
+    }
+    message::encode(RECORDED_AT, &WireTimestamp::from(event.recorded_at), buf);
+    btree_map::encode(
+        string::encode,
+        string::encoded_len,
+        string::encode,
+        string::encoded_len,
+        METADATA,
+        &event.metadata,
+        buf,
+    );
+}
+
 fn placing_len(state_id: &str, version: Option<u64>, global_position: u64) -> usize {
     let key = 1; // field numbers below 16 take one byte
     let state = if state_id.is_empty() { 0 } else { key + encoded_len_varint(state_id.len() as u64) + state_id.len() };
@@ -243,13 +269,45 @@ mod tests {
             .expect("a body from an event decodes")
     }
 
+    fn body_of(event: &RecordedEvent) -> Vec<u8> {
+        let mut body = Vec::new();
+        encode_body(event, &mut body);
+        body
+    }
+
     #[test]
     fn a_body_keeps_every_field_of_its_event() {
         let original = event(3, 10);
-        let bytes = Body::of_recorded(&original).encode_to_vec();
+        let bytes = body_of(&original);
         let back = Body::decode_stored(&bytes).and_then(|b| b.into_event("wallet-1".into(), Some(3), 1 << 20 | 3));
         assert_eq!(back.expect("decodes"), original);
         assert!(Body::decode_stored(&[0xff, 0xff]).is_err(), "garbage is an error, not an event");
+    }
+
+    /// What a backend stores ([`Body::encode`]) and what a decoded page is encoded with agree to
+    /// the byte, time-neutral and empty fields too.
+    #[test]
+    fn encode_body_writes_what_body_encodes() {
+        let mut neutral = ProposedEvent::new("", Vec::new());
+        neutral.content_type = String::new();
+        let recorded_at = Timestamp::from_unix_nanos(5);
+        let placed = Body::of(&neutral, recorded_at).into_event("s".into(), None, 1).expect("decodes");
+        for event in [event(1, 0), event(2, 300), placed] {
+            let stored = Body::of(&proposed(&event), event.recorded_at).encode_to_vec();
+            assert_eq!(body_of(&event), stored);
+        }
+    }
+
+    fn proposed(event: &RecordedEvent) -> ProposedEvent {
+        ProposedEvent {
+            event_id: event.event_id,
+            name: event.name.clone(),
+            payload: event.payload.clone(),
+            content_type: event.content_type.clone(),
+            timestamp: event.timestamp,
+            metadata: event.metadata.clone(),
+            version: None,
+        }
     }
 
     #[test]
@@ -257,12 +315,7 @@ mod tests {
         let mut page = WirePage::default();
         for (seq, payload) in [(1, 100), (2, 100), (3, 5000), (4, 100)] {
             let event = event(seq, payload);
-            page.push(
-                &event.state_id,
-                event.version,
-                event.global_position,
-                &Body::of_recorded(&event).encode_to_vec(),
-            );
+            page.push(&event.state_id, event.version, event.global_position, &body_of(&event));
         }
         let messages = page.messages(1000);
         let sizes: Vec<usize> = messages.iter().map(|r| r.len()).collect();
