@@ -25,13 +25,57 @@ where
 }
 
 /// The command line every benchmark takes: `--smoke` (tiny sizes, proves it runs), `--only
-/// PART` (one part), and options with a value (`--url URL`).
+/// PART` (one of its parts), `--help`, and the options a benchmark adds (`--url URL`). Anything
+/// else is refused before the benchmark starts, so a mistyped option never runs it all.
 #[derive(Debug)]
 pub struct Args(Vec<String>);
 
 impl Args {
-    pub fn from_env() -> Self {
-        Self(std::env::args().skip(1).collect())
+    /// The process's arguments, checked: `parts` are what `--only` may name, `options` the
+    /// benchmark's own (`"--verbose"`, or `"--url URL"` for one that takes a value). Prints
+    /// the usage and exits on `--help` (0) or a bad command line (2).
+    pub fn from_env(parts: &[&str], options: &[&str]) -> Self {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        match Self::check(&args, parts, options) {
+            Ok(()) => Self(args),
+            Err(problem) => {
+                let name = std::env::args().next().unwrap_or_default();
+                let name = Path::new(&name).file_name().map_or(name.clone(), |n| n.to_string_lossy().into_owned());
+                let usage = format!(
+                    "usage: {name} [--smoke] [--only {}]{}",
+                    parts.join("|"),
+                    options.iter().map(|o| format!(" [{o}]")).collect::<String>()
+                );
+                if problem.is_empty() {
+                    println!("{usage}");
+                    std::process::exit(0);
+                }
+                eprintln!("{problem}\n{usage}");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    /// `Err("")` for `--help`, else the problem with the command line.
+    fn check(args: &[String], parts: &[&str], options: &[&str]) -> Result<(), String> {
+        let takes_value = |name: &str| {
+            name == "--only" || options.iter().any(|o| o.split(' ').next() == Some(name) && o.contains(' '))
+        };
+        let flag = |name: &str| name == "--smoke" || options.contains(&name);
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "--help" || arg == "-h" {
+                return Err(String::new());
+            } else if takes_value(arg) {
+                let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                if arg == "--only" && !parts.contains(&value.as_str()) {
+                    return Err(format!("--only {value}: not a part of this benchmark"));
+                }
+            } else if !flag(arg) {
+                return Err(format!("unknown argument {arg:?}"));
+            }
+        }
+        Ok(())
     }
 
     pub fn smoke(&self) -> bool {
@@ -415,4 +459,24 @@ pub async fn read_through(client: &mut EventStoreClient<Channel>, state: &str) -
         }
     }
     Ok(fold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+
+    fn check(args: &[&str]) -> Result<(), String> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Args::check(&args, &["appends", "reads"], &["--url URL", "--verbose"])
+    }
+
+    #[test]
+    fn a_command_line_is_checked_before_anything_runs() {
+        assert_eq!(check(&["--smoke", "--only", "reads", "--url", "x", "--verbose"]), Ok(()));
+        assert_eq!(check(&["--help"]), Err(String::new()));
+        assert!(check(&["--only", "read"]).is_err_and(|e| e.contains("not a part")));
+        assert!(check(&["--only"]).is_err_and(|e| e.contains("needs a value")));
+        assert!(check(&["--smoek"]).is_err_and(|e| e.contains("unknown")));
+        assert!(check(&["--url"]).is_err_and(|e| e.contains("needs a value")));
+    }
 }

@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args = Args::from_env();
+    let args = Args::from_env(&["sqlite", "postgres", "redis"], &["--url URL"]);
     let smoke = args.smoke();
     let (paced, flood) = if smoke { (200, 400) } else { (5_000, 10_000) };
     println!("Event bus benchmark ({} mode)", if smoke { "smoke" } else { "full" });

@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args = Args::from_env();
+    let args = Args::from_env(&["appends", "reads"], &["--url URL", "--region REGION"]);
     let smoke = args.smoke();
     let url = args.url("FLIPBOOK_TEST_DYNAMODB_URL")?;
     let region = args

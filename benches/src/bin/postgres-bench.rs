@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args = Args::from_env();
+    let args = Args::from_env(&["appends", "reads", "serialised"], &["--url URL"]);
     let smoke = args.smoke();
     let url = args.url("FLIPBOOK_TEST_POSTGRES_URL")?;
     let sizes = if smoke {

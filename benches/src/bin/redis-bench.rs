@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args = Args::from_env();
+    let args = Args::from_env(&["appends", "reads"], &["--url URL"]);
     let smoke = args.smoke();
     let url = args.url("FLIPBOOK_TEST_REDIS_URL")?;
     let sizes = if smoke {

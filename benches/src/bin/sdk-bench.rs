@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args = Args::from_env();
+    let args = Args::from_env(&["snapshots", "commands", "embedded"], &["--verbose"]);
     let smoke = args.smoke();
     // `--only snapshots|commands|embedded` runs one part.
     let sizes = if smoke {
@@ -256,7 +256,7 @@ async fn commands(dir: &Path, sizes: &Sizes) -> anyhow::Result<bool> {
             }
         }
     }
-    if Args::from_env().flag("--verbose") {
+    if std::env::args().any(|a| a == "--verbose") {
         eprintln!("raw append {baseline:.0?}\nexecute {flipbook:.0?}\nexecute, no snapshot policy {unsnapshotted:.0?}");
     }
     server.stop().await?;

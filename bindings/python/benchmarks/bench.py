@@ -16,12 +16,12 @@ Prints one line per figure: Flipbook's rate, the baseline's, the ratio and the t
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import queue
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,7 +34,8 @@ from urllib.parse import urlparse
 
 import flipbook
 
-SMOKE = "--smoke" in sys.argv
+# Tiny sizes that only prove the benchmark runs: `--smoke`, read by `main`.
+SMOKE = False
 PAYLOAD = {"account": "acc-0001", "amount": 3, "currency": "EUR", "reference": "invoice 2026-11-27/0042"}
 
 
@@ -258,6 +259,14 @@ def against_eventsourcing() -> bool:
 
 
 def main() -> None:
+    global SMOKE
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes: proves the benchmark runs, its figures mean nothing"
+    )
+    SMOKE = parser.parse_args().smoke
     print(f"Python benchmark ({'smoke' if SMOKE else 'full'} mode)", flush=True)
     met = load_against_pure_python()
     met &= against_eventsourcing()
