@@ -157,6 +157,77 @@ fn assert_conflict(result: Result<AppendOutcome, Error>, actual: u64) {
     }
 }
 
+/// Stored events from before bodies were encoded, as the upgrade tests of the SQL backends
+/// write them in the old layout: state `old-1`, positions 131073 and 131074.
+pub mod old_layout {
+    use super::*;
+    use crate::model::Timestamp;
+
+    pub const STATE: &str = "old-1";
+    pub const FIRST_ID: &str = "00000000-0000-4000-8000-000000000001";
+    pub const SECOND_ID: &str = "00000000-0000-4000-8000-000000000002";
+
+    /// The store, opened on the old layout (and so migrated), answers the two events as they
+    /// were written, recognises a re-send of the first, and takes a new event after them.
+    pub async fn events_read_as_they_were(store: Arc<dyn EventStore>) {
+        let events = read(&store, StateQuery::all(STATE)).await;
+        let summary: Vec<_> = events
+            .iter()
+            .map(|e| {
+                let metadata: Vec<_> = e.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let id = e.event_id.to_string();
+                let (name, content_type) = (e.name.as_str(), e.content_type.as_str());
+                (
+                    id,
+                    e.version,
+                    e.global_position,
+                    name,
+                    e.payload.clone(),
+                    content_type,
+                    e.timestamp,
+                    e.recorded_at,
+                    metadata,
+                )
+            })
+            .collect();
+        let at = Timestamp::from_unix_nanos;
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    FIRST_ID.to_owned(),
+                    Some(1),
+                    131073,
+                    "Opened",
+                    br#"{"owner":"ana"}"#.to_vec(),
+                    "application/json",
+                    None,
+                    at(1000),
+                    vec![]
+                ),
+                (
+                    SECOND_ID.to_owned(),
+                    Some(2),
+                    131074,
+                    "Deposited",
+                    vec![1, 2],
+                    "application/octet-stream",
+                    Some(at(1500)),
+                    at(2000),
+                    vec!["user=ana".to_owned()]
+                ),
+            ]
+        );
+        let mut first = ProposedEvent::new("Opened", br#"{"owner":"ana"}"#.to_vec());
+        first.event_id = events[0].event_id;
+        let resent = append(&store, AppendRequest::new(STATE, Expectation::NoState, vec![first])).await;
+        assert_eq!(resent.global_positions, vec![131073], "a re-send is answered from the migrated event");
+        let next = ProposedEvent::new("Withdrawn", b"{}".to_vec());
+        append(&store, AppendRequest::new(STATE, Expectation::Exactly(2), vec![next])).await;
+        assert_eq!(versions(&read(&store, StateQuery::all(STATE)).await), [Some(1), Some(2), Some(3)]);
+    }
+}
+
 pub mod events {
     use super::*;
 

@@ -1,9 +1,11 @@
 //! Flipbook on SQLite against SQLite itself, measured in the same run.
 //!
 //! `cargo run --release -p flipbook-benches --bin sqlite-bench` (add `--smoke` for a quick run
-//! that only proves it works). The baseline does the same work directly with sqlx on the same
-//! schema with the same durability (WAL, synchronous=FULL): read the state's tip, insert the
-//! event, update the tip, one transaction per append; and read a state's rows in order. Reads
+//! that only proves it works). The baseline does the same work directly with sqlx in the same
+//! file with the same durability (WAL, synchronous=FULL), on tables of its own with a column per
+//! field (`RAW_SCHEMA`: Flipbook's layout until it stored events encoded): read the state's tip,
+//! insert the event, update the tip, one transaction per append; and read a state's rows in
+//! order. Reads
 //! are also measured against rusqlite, the faster driver that Flipbook's own reads use, so the
 //! ratio against sqlx cannot flatter a server that merely avoids sqlx's cost.
 
@@ -79,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
 async fn reads(dir: &Path, sizes: &Sizes) -> anyhow::Result<bool> {
     let db = dir.join("read.db");
     load_state(&db, "read-me", sizes.read_events).await?;
+    load_raw_state(&db, "read-me", sizes.read_events).await?;
     let (mut baseline, mut flipbook, mut in_process, mut rusqlite) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..sizes.repeats {
         baseline.push(direct_reads(&db, "read-me", sizes.read_events, sizes.read_rounds).await?);
@@ -141,13 +144,51 @@ async fn direct_connection(db: &Path) -> anyhow::Result<SqliteConnection> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(std::time::Duration::from_secs(5));
-    Ok(SqliteConnection::connect_with(&options).await?)
+    let mut connection = SqliteConnection::connect_with(&options).await?;
+    sqlx::raw_sql(RAW_SCHEMA).execute(&mut connection).await?;
+    Ok(connection)
+}
+
+/// The baseline's tables: an event store's usual relational layout, a column per field.
+const RAW_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS raw_states (
+    state_id TEXT PRIMARY KEY, version_neutral INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    last_position INTEGER NOT NULL, first_recorded_at INTEGER NOT NULL, last_recorded_at INTEGER NOT NULL,
+    metadata TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS raw_events (
+    position INTEGER PRIMARY KEY, state_id TEXT NOT NULL, state_seq INTEGER NOT NULL, version INTEGER,
+    event_id TEXT NOT NULL, name TEXT NOT NULL, payload BLOB NOT NULL, content_type TEXT NOT NULL,
+    timestamp INTEGER, recorded_at INTEGER NOT NULL, metadata TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS raw_events_by_state ON raw_events (state_id, state_seq);
+CREATE UNIQUE INDEX IF NOT EXISTS raw_events_by_event_id ON raw_events (state_id, event_id);
+";
+
+/// The same state as [`load_state`] writes, in the baseline's tables, in one transaction.
+async fn load_raw_state(db: &Path, state: &str, count: u64) -> anyhow::Result<()> {
+    let mut conn = direct_connection(db).await?;
+    let mut tx = conn.begin().await?;
+    for n in 0..count {
+        let seq = n as i64 + 1;
+        sqlx::query(
+            "INSERT INTO raw_events (state_id, state_seq, version, event_id, name, payload, content_type, \
+             timestamp, recorded_at, metadata) VALUES (?1, ?2, ?2, ?3, 'Deposited', ?4, 'application/json', NULL, 0, ?5)",
+        )
+        .bind(state)
+        .bind(seq)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(PAYLOAD)
+        .bind(format!(r#"{{"n":"{n}"}}"#))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// One append the direct way: one transaction that checks the version, inserts, moves the tip.
 async fn direct_append(conn: &mut SqliteConnection, state: &str, expected: u64) -> anyhow::Result<()> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let last: Option<i64> = sqlx::query("SELECT last_seq FROM states WHERE state_id = ?1")
+    let last: Option<i64> = sqlx::query("SELECT last_seq FROM raw_states WHERE state_id = ?1")
         .bind(state)
         .fetch_optional(&mut *tx)
         .await?
@@ -155,7 +196,7 @@ async fn direct_append(conn: &mut SqliteConnection, state: &str, expected: u64) 
     anyhow::ensure!(last.unwrap_or(0) as u64 == expected, "version conflict");
     let seq = expected as i64 + 1;
     let position = sqlx::query(
-        "INSERT INTO events (state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
+        "INSERT INTO raw_events (state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
          recorded_at, metadata) VALUES (?1, ?2, ?2, ?3, 'Deposited', ?4, 'application/json', NULL, ?5, '{}')",
     )
     .bind(state)
@@ -167,7 +208,7 @@ async fn direct_append(conn: &mut SqliteConnection, state: &str, expected: u64) 
     .await?
     .last_insert_rowid();
     sqlx::query(
-        "INSERT INTO states (state_id, version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, \
+        "INSERT INTO raw_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, \
          metadata) VALUES (?1, 0, ?2, ?3, 0, 0, '{}') ON CONFLICT (state_id) DO UPDATE SET last_seq = excluded.last_seq, \
          last_position = excluded.last_position",
     )
@@ -217,7 +258,7 @@ async fn direct_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyhow
         for _ in 0..rounds {
             let rows = sqlx::query(
                 "SELECT position, state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
-                 recorded_at, metadata FROM events WHERE state_id = ?1 ORDER BY state_seq",
+                 recorded_at, metadata FROM raw_events WHERE state_id = ?1 ORDER BY state_seq",
             )
             .bind(state)
             .fetch_all(&mut conn)
@@ -244,7 +285,7 @@ async fn rusqlite_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyh
         for _ in 0..rounds {
             let mut statement = conn.prepare_cached(
                 "SELECT position, state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
-                 recorded_at, metadata FROM events WHERE state_id = ?1 ORDER BY state_seq",
+                 recorded_at, metadata FROM raw_events WHERE state_id = ?1 ORDER BY state_seq",
             )?;
             let mut rows = statement.query([state])?;
             let mut fold = Fold::default();

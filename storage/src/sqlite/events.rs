@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use prost::Message;
 use rusqlite::{Connection, Row, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -10,10 +11,11 @@ use super::{Durability, MAX_GROUP, SqliteConfig, create_schema, names_json};
 use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, StateHead, StateKind, StateQuery,
-    Timestamp,
+    AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, ProposedEvent, RecordedEvent, StateHead, StateKind,
+    StateQuery, Timestamp,
 };
 use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
+use crate::wire::{Body, WirePage};
 
 /// The SQLite event store. Cheap to clone; the writer thread stops when the last clone is
 /// dropped, after finishing the appends already queued.
@@ -91,29 +93,28 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
-        let (from, to) = crate::encoding::seq_window(query, after);
-        let sql = match query.direction {
-            Direction::Forward => concat!(
-                "SELECT ",
-                event_columns!(),
-                " FROM events WHERE state_id = ?1 AND state_seq > ?2 AND state_seq <= ?3 ",
-                "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
-                "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
-                "ORDER BY state_seq LIMIT ?6"
-            ),
-            Direction::Backward => concat!(
-                "SELECT ",
-                event_columns!(),
-                " FROM events WHERE state_id = ?1 AND state_seq < ?2 AND state_seq >= ?3 ",
-                "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
-                "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
-                "ORDER BY state_seq DESC LIMIT ?6"
-            ),
-        };
-        let (state_id, as_of, names) =
-            (query.state_id.clone(), query.as_of.map(Timestamp::unix_nanos), names_json(&query.names));
-        let params = (state_id, to_i64(from), to_i64(to), as_of, names, to_i64(max as u64));
+        let (sql, params) = state_query(query, after, max);
         self.reads.run(move |connection| page(connection, sql, params, max, 2)).await
+    }
+
+    /// Each row's stored body goes into the page as it is, behind its placing fields.
+    async fn read_state_wire_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<WirePage> {
+        let (sql, params) = state_query(query, after, max);
+        let state_id = query.state_id.clone();
+        self.reads
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(sql)?;
+                let mut rows = statement.query(params)?;
+                let (mut page, mut last) = (WirePage::with_capacity(max.min(4096), 0), 0);
+                while let Some(row) = rows.next()? {
+                    last = row.get(2)?;
+                    let (version, position) = placing(row)?;
+                    page.push(&state_id, version, position, row.get_ref(4)?.as_blob().map_err(rusqlite::Error::from)?);
+                }
+                page.next = (page.len() >= max).then_some(to_u64(last));
+                Ok(page)
+            })
+            .await
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
@@ -145,30 +146,52 @@ impl EventStore for SqliteEventStore {
 /// The columns [`recorded_event`] reads, in its order.
 macro_rules! event_columns {
     () => {
-        "position, state_id, state_seq, version, event_id, name, payload, content_type, timestamp, recorded_at, metadata"
+        "position, state_id, state_seq, version, body"
     };
 }
 use event_columns;
+
+type StateParams = (String, i64, i64, Option<i64>, Option<String>, i64);
+
+/// The query of a page of a state's read, and its parameters.
+fn state_query(query: &StateQuery, after: Option<u64>, max: usize) -> (&'static str, StateParams) {
+    let (from, to) = crate::encoding::seq_window(query, after);
+    let sql = match query.direction {
+        Direction::Forward => concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE state_id = ?1 AND state_seq > ?2 AND state_seq <= ?3 ",
+            "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
+            "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
+            "ORDER BY state_seq LIMIT ?6"
+        ),
+        Direction::Backward => concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE state_id = ?1 AND state_seq < ?2 AND state_seq >= ?3 ",
+            "AND (?4 IS NULL OR timestamp IS NULL OR timestamp <= ?4) ",
+            "AND (?5 IS NULL OR name IN (SELECT value FROM json_each(?5))) ",
+            "ORDER BY state_seq DESC LIMIT ?6"
+        ),
+    };
+    let (as_of, names) = (query.as_of.map(Timestamp::unix_nanos), names_json(&query.names));
+    (sql, (query.state_id.clone(), to_i64(from), to_i64(to), as_of, names, to_i64(max as u64)))
+}
 
 fn kind(version_neutral: bool) -> StateKind {
     if version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned }
 }
 
+/// A row's version and global position.
+fn placing(row: &Row<'_>) -> Result<(Option<u64>, u64)> {
+    Ok((row.get::<_, Option<i64>>(3)?.map(to_u64), to_u64(row.get(0)?)))
+}
+
 /// An event from a row of `event_columns!()`.
 fn recorded_event(row: &Row<'_>) -> Result<RecordedEvent> {
-    let event_id = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
-    Ok(RecordedEvent {
-        global_position: to_u64(row.get(0)?),
-        state_id: row.get(1)?,
-        version: row.get::<_, Option<i64>>(3)?.map(to_u64),
-        event_id: Uuid::parse_str(event_id).map_err(|e| Error::Internal(format!("corrupt event id: {e}")))?,
-        name: row.get(5)?,
-        payload: row.get(6)?,
-        content_type: row.get(7)?,
-        timestamp: row.get::<_, Option<i64>>(8)?.map(Timestamp::from_unix_nanos),
-        recorded_at: Timestamp::from_unix_nanos(row.get(9)?),
-        metadata: metadata(row, 10)?,
-    })
+    let (version, position) = placing(row)?;
+    let body = row.get_ref(4)?.as_blob().map_err(rusqlite::Error::from)?;
+    Body::decode_stored(body)?.into_event(row.get(1)?, version, position)
 }
 
 /// The metadata map stored as JSON in column `column`.
@@ -312,8 +335,8 @@ fn write(connection: &Connection, request: &AppendRequest, plan: Plan, now: Time
     let state_id = request.state_id.as_str();
     let versioned = request.kind == StateKind::Versioned;
     let mut insert = connection.prepare_cached(
-        "INSERT INTO events (state_id, state_seq, version, event_id, name, payload, content_type, timestamp, \
-         recorded_at, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO events (state_id, state_seq, version, event_id, name, timestamp, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut positions = Vec::with_capacity(request.events.len());
     for (seq, event) in (plan.first_seq..).zip(&request.events) {
@@ -323,11 +346,8 @@ fn write(connection: &Connection, request: &AppendRequest, plan: Plan, now: Time
             versioned.then_some(to_i64(seq)),
             event.event_id.hyphenated().to_string(),
             &event.name,
-            &event.payload,
-            &event.content_type,
             event.timestamp.map(Timestamp::unix_nanos),
-            now.unix_nanos(),
-            metadata_json(&event.metadata),
+            Body::of(event, now).encode_to_vec(),
         ))?;
         positions.push(to_u64(connection.last_insert_rowid()));
     }
@@ -364,4 +384,45 @@ fn replay(connection: &Connection, request: &AppendRequest, seq: i64) -> Result<
     let limit = to_i64(request.events.len() as u64);
     let (stored, _) = events(connection, sql, (&request.state_id, seq, limit), 2)?;
     replayed(request, &stored)
+}
+
+/// Fills `body` for the rows of a file written before bodies were stored encoded, from the old
+/// columns, and then drops those: part of opening the file, in the schema's transaction.
+pub(super) fn encode_old_bodies(connection: &Connection) -> Result<()> {
+    let old: bool = connection.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'payload')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !old {
+        return Ok(());
+    }
+    connection.execute_batch("ALTER TABLE events ADD COLUMN body BLOB")?;
+    let mut select = connection.prepare(
+        "SELECT position, event_id, name, payload, content_type, timestamp, recorded_at, metadata FROM events",
+    )?;
+    let mut update = connection.prepare("UPDATE events SET body = ?2 WHERE position = ?1")?;
+    let mut rows = select.query([])?;
+    let mut encoded = 0;
+    while let Some(row) = rows.next()? {
+        let event_id = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        let event = ProposedEvent {
+            event_id: Uuid::parse_str(event_id).map_err(|e| Error::Internal(format!("corrupt event id: {e}")))?,
+            name: row.get(2)?,
+            payload: row.get(3)?,
+            content_type: row.get(4)?,
+            timestamp: row.get::<_, Option<i64>>(5)?.map(Timestamp::from_unix_nanos),
+            metadata: metadata(row, 7)?,
+            version: None,
+        };
+        let body = Body::of(&event, Timestamp::from_unix_nanos(row.get(6)?)).encode_to_vec();
+        update.execute((row.get::<_, i64>(0)?, body))?;
+        encoded += 1;
+    }
+    connection.execute_batch(
+        "ALTER TABLE events DROP COLUMN payload; ALTER TABLE events DROP COLUMN content_type; \
+         ALTER TABLE events DROP COLUMN recorded_at; ALTER TABLE events DROP COLUMN metadata;",
+    )?;
+    tracing::info!(events = encoded, "SQLite: stored events re-encoded as bodies");
+    Ok(())
 }

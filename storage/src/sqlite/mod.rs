@@ -102,7 +102,9 @@ impl SqliteConfig {
 
 /// The schema of both stores. `state_seq` numbers a state's events 1, 2, 3 …; `version` repeats
 /// it for versioned states and is NULL for version-neutral ones. `position` (the rowid) is the
-/// global position: one writer assigns it, so it becomes visible in order.
+/// global position: one writer assigns it, so it becomes visible in order. `body` holds the rest
+/// of the event as the API encodes it ([`crate::wire`]), so a read copies it; `event_id`, `name`
+/// and `timestamp` are columns too, for the unique index and the read filters.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS states (
     state_id          TEXT    PRIMARY KEY,
@@ -121,11 +123,8 @@ CREATE TABLE IF NOT EXISTS events (
     version      INTEGER,
     event_id     TEXT    NOT NULL,
     name         TEXT    NOT NULL,
-    payload      BLOB    NOT NULL,
-    content_type TEXT    NOT NULL,
     timestamp    INTEGER,
-    recorded_at  INTEGER NOT NULL,
-    metadata     TEXT    NOT NULL
+    body         BLOB    NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_state ON events (state_id, state_seq);
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_event_id ON events (state_id, event_id);
@@ -141,8 +140,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
 ) WITHOUT ROWID;
 "#;
 
+/// Creates what is missing and migrates what is old, in one transaction that takes the write
+/// lock first: the event and snapshot stores may open the same file at once.
 fn create_schema(connection: &Connection) -> Result<(), Error> {
-    Ok(connection.execute_batch(SCHEMA)?)
+    let tx = rusqlite::Transaction::new_unchecked(connection, rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(SCHEMA)?;
+    events::encode_old_bodies(&tx)?;
+    Ok(tx.commit()?)
 }
 
 /// A busy or locked file (another writer holds it past `busy_timeout`) can pass; the rest are
