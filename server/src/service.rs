@@ -19,7 +19,9 @@ use flipbook_storage::model::{
 };
 use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_wire_pages};
 use flipbook_storage::validate::{self, Limits};
+use flipbook_storage::wire::WirePage;
 use flipbook_storage::{Error, EventStore, SnapshotStore};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, stream};
 use prost::Message;
 use tonic::{Request, Response, Status};
@@ -70,22 +72,38 @@ const READ_AHEAD_PAGES: usize = 2;
 
 type PageStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Pages of events as response messages, each under [`MAX_RESPONSE_BYTES`]. The stream pulls a
-/// page from the store only when the previous message has been taken by the transport.
-fn page_messages<T, S>(method: &'static str, pages: S, wrap: fn(Vec<v1::RecordedEvent>) -> T) -> PageStream<T>
+/// Pages of a read as response messages, each under [`MAX_RESPONSE_BYTES`] (`split` cuts a page
+/// into them). The store reads [`READ_AHEAD_PAGES`] ahead of the transport, no further.
+fn page_messages<P, T>(
+    method: &'static str,
+    pages: BoxStream<'static, Result<P, Error>>,
+    split: impl Fn(P) -> Vec<T> + Send + 'static,
+) -> PageStream<T>
 where
+    P: Send + 'static,
     T: Send + 'static,
-    S: Stream<Item = Result<Vec<RecordedEvent>, Error>> + Send + 'static,
 {
-    read_ahead(pages.boxed(), READ_AHEAD_PAGES)
+    read_ahead(pages, READ_AHEAD_PAGES)
         .flat_map(move |page| {
             let messages: Vec<Result<T, Status>> = match page {
-                Ok(events) => split_by_size(events).into_iter().map(|chunk| Ok(wrap(chunk))).collect(),
+                Ok(page) => split(page).into_iter().map(Ok).collect(),
                 Err(error) => vec![Err(stream_error(method, &error))],
             };
             stream::iter(messages)
         })
         .boxed()
+}
+
+/// A page of decoded events as messages `wrap` makes.
+fn event_messages<T>(wrap: fn(Vec<v1::RecordedEvent>) -> T) -> impl Fn(Vec<RecordedEvent>) -> Vec<T> {
+    move |events| split_by_size(events).into_iter().map(wrap).collect()
+}
+
+/// A page the store encoded, cut into messages at event boundaries; the bytes are shared.
+fn encoded_messages(page: WirePage) -> Vec<Encoded> {
+    let ranges = page.messages(MAX_RESPONSE_BYTES);
+    let bytes = Bytes::from(page.into_bytes());
+    ranges.into_iter().map(|range| Encoded(bytes.slice(range))).collect()
 }
 
 /// An error in the middle of a stream: counted, and the stream's last message.
@@ -138,19 +156,7 @@ impl event_store_server::EventStore for Flipbook {
             let query = StateQuery::try_from(request.into_inner())?;
             validate::state_query(&query)?;
             let pages = state_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
-            Ok(read_ahead(pages, READ_AHEAD_PAGES)
-                .flat_map(|page| {
-                    let messages: Vec<Result<Encoded, Status>> = match page {
-                        Ok(page) => {
-                            let ranges = page.messages(MAX_RESPONSE_BYTES);
-                            let bytes = Bytes::from(page.into_bytes());
-                            ranges.into_iter().map(|range| Ok(Encoded(bytes.slice(range)))).collect()
-                        }
-                        Err(error) => vec![Err(stream_error("ReadState", &error))],
-                    };
-                    stream::iter(messages)
-                })
-                .boxed() as Self::ReadStateStream)
+            Ok(page_messages("ReadState", pages, encoded_messages))
         })
         .await
     }
@@ -176,7 +182,7 @@ impl event_store_server::EventStore for Flipbook {
             let query = AllQuery::from(request.into_inner());
             validate::all_query(&query)?;
             let pages = all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
-            Ok(page_messages("ReadAll", pages, |events| v1::ReadAllResponse { events }))
+            Ok(page_messages("ReadAll", pages, event_messages(|events| v1::ReadAllResponse { events })))
         })
         .await
     }

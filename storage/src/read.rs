@@ -2,9 +2,8 @@
 //! when the consumer asks for the next one, so memory stays bounded by one page whatever the
 //! state's size, and a slow reader slows the reads instead of filling a buffer.
 
-use std::sync::Arc;
-
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
