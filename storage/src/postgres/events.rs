@@ -157,7 +157,7 @@ impl EventStore for PostgresEventStore {
 }
 
 impl PostgresEventStore {
-    /// A page of a state's rows: [`STATE_COLUMNS`], cursor first.
+    /// A page of a state's rows: the sequence number (the cursor), version, position and body.
     fn state_rows<'q>(
         &'q self,
         query: &'q StateQuery,
