@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The event store's server as the Flipbook server runs it: every method of the proto's
 /// `EventStore` (read from the descriptors, so the two cannot drift apart), except that the
-/// events of `ReadState` are sent as the store encoded them (`crate::encoded`).
+/// events of `ReadState` and `ReadAll` are sent as the store encoded them (`crate::encoded`).
 fn event_store_server(descriptors: &FileDescriptorSet) {
     let service = descriptors
         .file
@@ -34,7 +34,7 @@ fn event_store_server(descriptors: &FileDescriptorSet) {
     let mut builder = tonic_build::manual::Service::builder().name("EventStore").package("flipbook.v1");
     for method in &service.method {
         let rust_type = |proto: &str| format!("crate::v1::{}", proto.trim_start_matches(".flipbook.v1."));
-        let pre_encoded = method.name() == "ReadState";
+        let pre_encoded = matches!(method.name(), "ReadState" | "ReadAll");
         let mut built = tonic_build::manual::Method::builder()
             .name(snake_case(method.name()))
             .route_name(method.name())

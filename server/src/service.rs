@@ -17,7 +17,7 @@ use flipbook_storage::bus::{Bus, BusOptions};
 use flipbook_storage::model::{
     AllQuery, AppendRequest, Delivery, RecordedEvent, SnapshotQuery, StateQuery, SubscriptionQuery, Timestamp,
 };
-use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_wire_pages};
+use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_wire_pages, read_ahead, state_wire_pages};
 use flipbook_storage::validate::{self, Limits};
 use flipbook_storage::wire::WirePage;
 use flipbook_storage::{Error, EventStore, SnapshotStore};
@@ -94,12 +94,9 @@ where
         .boxed()
 }
 
-/// A page of decoded events as messages `wrap` makes.
-fn event_messages<T>(wrap: fn(Vec<v1::RecordedEvent>) -> T) -> impl Fn(Vec<RecordedEvent>) -> Vec<T> {
-    move |events| split_by_size(events).into_iter().map(wrap).collect()
-}
-
-/// A page the store encoded, cut into messages at event boundaries; the bytes are shared.
+/// A page the store encoded (the body of a `ReadStateResponse` or `ReadAllResponse`: both are
+/// `repeated RecordedEvent events = 1`), cut into messages at event boundaries; the bytes are
+/// shared.
 fn encoded_messages(page: WirePage) -> Vec<Encoded> {
     let ranges = page.messages(MAX_RESPONSE_BYTES);
     let bytes = Bytes::from(page.into_bytes());
@@ -175,14 +172,14 @@ impl event_store_server::EventStore for Flipbook {
         }
     }
 
-    type ReadAllStream = PageStream<v1::ReadAllResponse>;
+    type ReadAllStream = PageStream<Encoded>;
 
     async fn read_all(&self, request: Request<v1::ReadAllRequest>) -> Result<Response<Self::ReadAllStream>, Status> {
         observe("ReadAll", async {
             let query = AllQuery::from(request.into_inner());
             validate::all_query(&query)?;
-            let pages = all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
-            Ok(page_messages("ReadAll", pages, event_messages(|events| v1::ReadAllResponse { events })))
+            let pages = all_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
+            Ok(page_messages("ReadAll", pages, encoded_messages))
         })
         .await
     }

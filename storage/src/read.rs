@@ -136,6 +136,32 @@ where
     .boxed()
 }
 
+/// The pages `read` (the store, the query, the cursor, at most how many) fetches, from
+/// `cursor` on.
+fn reads<Q, P, F, Fut>(
+    store: Arc<dyn EventStore>,
+    query: Q,
+    cursor: Cursor,
+    page_size: usize,
+    read: F,
+) -> BoxStream<'static, Result<P>>
+where
+    Q: Send + Sync + 'static,
+    P: Paged + Send + 'static,
+    F: Fn(Arc<dyn EventStore>, Arc<Q>, Option<u64>, usize) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<P>> + Send,
+{
+    let query = Arc::new(query);
+    pages(cursor, page_size, move |after, max| read(Arc::clone(&store), Arc::clone(&query), after, max))
+}
+
+/// Where read-all starts: after the query's position.
+fn all_cursor(query: &AllQuery, page_size: usize) -> Cursor {
+    let mut cursor = Cursor::new(query.limit, page_size);
+    cursor.after = Some(query.after_position);
+    cursor
+}
+
 /// One state's events, page by page, honouring the query's limit.
 pub fn state_pages(
     store: Arc<dyn EventStore>,
@@ -143,10 +169,8 @@ pub fn state_pages(
     page_size: usize,
 ) -> BoxStream<'static, Result<Vec<RecordedEvent>>> {
     let cursor = Cursor::new(query.limit, page_size);
-    let query = Arc::new(query);
-    pages(cursor, page_size, move |after, max| {
-        let (store, query) = (Arc::clone(&store), Arc::clone(&query));
-        async move { store.read_state_page(&query, after, max).await }
+    reads(store, query, cursor, page_size, |store, query, after, max| async move {
+        store.read_state_page(&query, after, max).await
     })
     .map_ok(|page| page.events)
     .boxed()
@@ -159,10 +183,8 @@ pub fn state_wire_pages(
     page_size: usize,
 ) -> BoxStream<'static, Result<WirePage>> {
     let cursor = Cursor::new(query.limit, page_size);
-    let query = Arc::new(query);
-    pages(cursor, page_size, move |after, max| {
-        let (store, query) = (Arc::clone(&store), Arc::clone(&query));
-        async move { store.read_state_wire_page(&query, after, max).await }
+    reads(store, query, cursor, page_size, |store, query, after, max| async move {
+        store.read_state_wire_page(&query, after, max).await
     })
 }
 
@@ -172,15 +194,24 @@ pub fn all_pages(
     query: AllQuery,
     page_size: usize,
 ) -> BoxStream<'static, Result<Vec<RecordedEvent>>> {
-    let mut cursor = Cursor::new(query.limit, page_size);
-    cursor.after = Some(query.after_position);
-    let query = Arc::new(query);
-    pages(cursor, page_size, move |after, max| {
-        let (store, query) = (Arc::clone(&store), Arc::clone(&query));
-        async move { store.read_all_page(&query, after.unwrap_or(query.after_position), max).await }
+    let cursor = all_cursor(&query, page_size);
+    reads(store, query, cursor, page_size, |store, query: Arc<AllQuery>, after, max| async move {
+        store.read_all_page(&query, after.unwrap_or(query.after_position), max).await
     })
     .map_ok(|page| page.events)
     .boxed()
+}
+
+/// Every event after the query's position as [`all_pages`], encoded as the API sends them.
+pub fn all_wire_pages(
+    store: Arc<dyn EventStore>,
+    query: AllQuery,
+    page_size: usize,
+) -> BoxStream<'static, Result<WirePage>> {
+    let cursor = all_cursor(&query, page_size);
+    reads(store, query, cursor, page_size, |store, query: Arc<AllQuery>, after, max| async move {
+        store.read_all_wire_page(&query, after.unwrap_or(query.after_position), max).await
+    })
 }
 
 /// Reads `pages` ahead of the consumer in a task of its own, so the store works on the next

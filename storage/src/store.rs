@@ -66,6 +66,11 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// with the query's filters applied.
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page>;
 
+    /// The same page, encoded as the API sends it (see [`EventStore::read_state_wire_page`]).
+    async fn read_all_wire_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<WirePage> {
+        Ok(self.read_all_page(query, after, max).await?.into())
+    }
+
     /// The highest global position that is *settled*: every event at or below it is visible
     /// now, and no event at or below it can become visible later (0 when there is none). The
     /// event bus never hands out a position above it, which is what makes subscriptions unable

@@ -26,6 +26,25 @@ pub struct PostgresEventStore {
 }
 
 impl PostgresEventStore {
+    /// A page of read-all's rows: the position (the cursor), version, position, body and state.
+    fn all_rows<'q>(
+        &'q self,
+        query: &'q AllQuery,
+        after: u64,
+        max: usize,
+    ) -> BoxStream<'q, std::result::Result<PgRow, sqlx::Error>> {
+        sqlx::query(
+            "SELECT position, version, position, body, state_id FROM flipbook_events WHERE position > $1 \
+             AND ($2 = '' OR starts_with(state_id, $2)) AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
+             ORDER BY position LIMIT $4",
+        )
+        .bind(to_i64(after))
+        .bind(&query.state_id_prefix)
+        .bind(&query.names)
+        .bind(to_i64(max as u64))
+        .fetch(&self.pool)
+    }
+
     pub async fn open(config: &PostgresConfig) -> Result<Self> {
         Ok(Self { pool: config.connect().await? })
     }
@@ -122,24 +141,25 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let rows = sqlx::query(
-            "SELECT position, version, position, body, state_id FROM flipbook_events WHERE position > $1 \
-             AND ($2 = '' OR starts_with(state_id, $2)) AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
-             ORDER BY position LIMIT $4",
-        )
-        .bind(to_i64(after))
-        .bind(&query.state_id_prefix)
-        .bind(&query.names)
-        .bind(to_i64(max as u64))
-        .fetch(&self.pool);
         let mut events = Vec::with_capacity(max.min(4096));
-        let (count, last) = each_row(rows, |row| {
-            let state_id = row.get(4).map_err(sql_error)?;
-            events.push(event(state_id, &row)?);
+        let (count, last) = each_row(self.all_rows(query, after, max), |row| {
+            events.push(event(row.get(4).map_err(sql_error)?, &row)?);
             Ok(())
         })
         .await?;
         Ok(Page { events, next: next_cursor(count, max, last) })
+    }
+
+    async fn read_all_wire_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<WirePage> {
+        let mut page = WirePage::with_capacity(max.min(4096), 0);
+        let (count, last) = each_row(self.all_rows(query, after, max), |row| {
+            let (version, position) = placing(&row)?;
+            page.push(row.get(4).map_err(sql_error)?, version, position, row.get(3).map_err(sql_error)?);
+            Ok(())
+        })
+        .await?;
+        page.next = next_cursor(count, max, last);
+        Ok(page)
     }
 
     /// Every transaction with an id below the snapshot's `xmin` has ended, and positions start

@@ -136,6 +136,15 @@ impl RedisEventStore {
         positions.iter().zip(values).map(|(&position, value)| decode_event(position, &value)).collect()
     }
 
+    /// The positions a page of read-all covers, and the cursor after it; `None` past the newest.
+    async fn all_window(&self, after: u64, max: usize) -> Result<Option<(Vec<u64>, Option<u64>)>> {
+        let mut conn = self.conn.clone();
+        let newest: Option<u64> = conn.get(POSITION).await.map_err(redis_error)?;
+        let newest = newest.unwrap_or_default();
+        let last = newest.min(after.saturating_add(max as u64));
+        Ok((after < last).then(|| ((after + 1..=last).collect(), (last < newest).then_some(last))))
+    }
+
     /// The sequence numbers a page of a state's read covers, and the cursor after it; `None`
     /// when the read is past the state's end.
     async fn window(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Option<Window>> {
@@ -369,19 +378,39 @@ impl EventStore for RedisEventStore {
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let mut conn = self.conn.clone();
-        let newest: Option<u64> = conn.get(POSITION).await.map_err(redis_error)?;
-        let newest = newest.unwrap_or_default();
-        let last = newest.min(after.saturating_add(max as u64));
-        if after >= last {
-            return Ok(Page::default());
-        }
-        let positions: Vec<u64> = (after + 1..=last).collect();
+        let Some((positions, next)) = self.all_window(after, max).await? else { return Ok(Page::default()) };
         let mut events = self.events_at(&positions).await?;
         events.retain(|e| {
             e.state_id.starts_with(&query.state_id_prefix) && (query.names.is_empty() || query.names.contains(&e.name))
         });
-        Ok(Page { events, next: (last < newest).then_some(last) })
+        Ok(Page { events, next })
+    }
+
+    /// Without a filter by name, each stored body goes into the page as it is (the state, which
+    /// the prefix filter needs, is stored beside it).
+    async fn read_all_wire_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<WirePage> {
+        if !query.names.is_empty() {
+            return Ok(self.read_all_page(query, after, max).await?.into());
+        }
+        let Some((positions, next)) = self.all_window(after, max).await? else { return Ok(WirePage::default()) };
+        let values = self.values_at(&positions).await?;
+        let mut page = WirePage::with_capacity(values.len(), values.iter().map(|v| v.len() + 16).sum());
+        for (value, position) in values.iter().zip(positions) {
+            match split_event(value)? {
+                Some(stored) if stored.state_id.starts_with(&query.state_id_prefix) => {
+                    page.push(stored.state_id, stored.version, position, stored.body);
+                }
+                Some(_) => {}
+                None => {
+                    let event = decode_event(position, value)?;
+                    if event.state_id.starts_with(&query.state_id_prefix) {
+                        page.push_event(&event);
+                    }
+                }
+            }
+        }
+        page.next = next;
+        Ok(page)
     }
 
     /// The append script takes the position and writes the events in one atomic step, so every

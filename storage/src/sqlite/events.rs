@@ -101,33 +101,17 @@ impl EventStore for SqliteEventStore {
     async fn read_state_wire_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<WirePage> {
         let (sql, params) = state_query(query, after, max);
         let state_id = query.state_id.clone();
-        self.reads
-            .run(move |connection| {
-                let mut statement = connection.prepare_cached(sql)?;
-                let mut rows = statement.query(params)?;
-                let (mut page, mut last) = (WirePage::with_capacity(max.min(4096), 0), 0);
-                while let Some(row) = rows.next()? {
-                    last = row.get(2)?;
-                    let (version, position) = placing(row)?;
-                    page.push(&state_id, version, position, row.get_ref(4)?.as_blob().map_err(rusqlite::Error::from)?);
-                }
-                page.next = (page.len() >= max).then_some(to_u64(last));
-                Ok(page)
-            })
-            .await
+        self.reads.run(move |connection| wire_page(connection, sql, params, max, 2, Some(&state_id))).await
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let sql = concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE position > ?1 ",
-            "AND (?2 = '' OR substr(state_id, 1, length(?2)) = ?2) ",
-            "AND (?3 IS NULL OR name IN (SELECT value FROM json_each(?3))) ",
-            "ORDER BY position LIMIT ?4"
-        );
-        let params = (to_i64(after), query.state_id_prefix.clone(), names_json(&query.names), to_i64(max as u64));
-        self.reads.run(move |connection| page(connection, sql, params, max, 0)).await
+        let params = all_params(query, after, max);
+        self.reads.run(move |connection| page(connection, ALL_QUERY, params, max, 0)).await
+    }
+
+    async fn read_all_wire_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<WirePage> {
+        let params = all_params(query, after, max);
+        self.reads.run(move |connection| wire_page(connection, ALL_QUERY, params, max, 0, None)).await
     }
 
     /// One writer at a time (this process's writer thread, other processes' through SQLite's
@@ -149,7 +133,20 @@ macro_rules! event_columns {
         "position, state_id, state_seq, version, body"
     };
 }
-use event_columns;
+
+/// A page of read-all, with [`all_params`].
+const ALL_QUERY: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE position > ?1 ",
+    "AND (?2 = '' OR substr(state_id, 1, length(?2)) = ?2) ",
+    "AND (?3 IS NULL OR name IN (SELECT value FROM json_each(?3))) ",
+    "ORDER BY position LIMIT ?4"
+);
+
+fn all_params(query: &AllQuery, after: u64, max: usize) -> (i64, String, Option<String>, i64) {
+    (to_i64(after), query.state_id_prefix.clone(), names_json(&query.names), to_i64(max as u64))
+}
 
 type StateParams = (String, i64, i64, Option<i64>, Option<String>, i64);
 
@@ -222,6 +219,32 @@ fn page(connection: &Connection, sql: &str, params: impl rusqlite::Params, max: 
     let (events, last) = events(connection, sql, params, cursor)?;
     let next = (events.len() >= max).then_some(to_u64(last));
     Ok(Page { events, next })
+}
+
+/// A page from a query of `event_columns!()` as [`page`] makes one, with each row's stored body
+/// copied behind its placing fields; the state is the row's unless given.
+fn wire_page(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    max: usize,
+    cursor: usize,
+    state_id: Option<&str>,
+) -> Result<WirePage> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let (mut page, mut last) = (WirePage::with_capacity(max.min(4096), 0), 0);
+    while let Some(row) = rows.next()? {
+        last = row.get(cursor)?;
+        let (version, position) = placing(row)?;
+        let state_id = match state_id {
+            Some(state_id) => state_id,
+            None => row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+        };
+        page.push(state_id, version, position, row.get_ref(4)?.as_blob().map_err(rusqlite::Error::from)?);
+    }
+    page.next = (page.len() >= max).then_some(to_u64(last));
+    Ok(page)
 }
 
 /// The writer thread: group commit over the only write connection. It ends when every sender
