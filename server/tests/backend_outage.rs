@@ -124,6 +124,10 @@ async fn redis_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_outage() {
     let mut config = common::dynamodb_config();
+    // The table is made first, with the default timeouts: moto, still busy with earlier tests'
+    // requests, once took more than the short timeout below to create one (a CI run failed at
+    // start). This test is about an outage, not a slow start.
+    flipbook_server::migrate(&config).await.expect("create the table");
     config.events.dynamodb.timeout = Duration::from_secs(2);
     outage_answers_unavailable_then_recovers(
         config,
