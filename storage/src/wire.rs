@@ -216,7 +216,7 @@ impl From<Page> for WirePage {
 }
 
 /// The body of a decoded event, as [`Body`] encodes it, without building one (no copies).
-fn encode_body(event: &RecordedEvent, buf: &mut Vec<u8>) {
+pub(crate) fn encode_body(event: &RecordedEvent, buf: &mut Vec<u8>) {
     use prost::encoding::{btree_map, bytes, message, string};
     let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
     let id = event.event_id.hyphenated().encode_lower(&mut id);

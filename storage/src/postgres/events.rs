@@ -118,7 +118,7 @@ impl EventStore for PostgresEventStore {
         let mut events = Vec::with_capacity(max.min(4096));
         let rows = self.state_rows(query, after, max);
         let (count, last) = each_row(rows, |row| {
-            events.push(state_event(&query.state_id, &row)?);
+            events.push(event(query.state_id.clone(), &row)?);
             Ok(())
         })
         .await?;
@@ -227,11 +227,6 @@ fn placing(row: &Columns<'_>) -> Result<(Option<u64>, u64)> {
 fn event(state_id: String, row: &Columns<'_>) -> Result<RecordedEvent> {
     let (version, position) = placing(row)?;
     Body::decode_stored(row.get(3).map_err(sql_error)?)?.into_event(state_id, version, position)
-}
-
-/// The event of a row of a state's read.
-fn state_event(state_id: &str, row: &Columns<'_>) -> Result<RecordedEvent> {
-    event(state_id.to_owned(), row)
 }
 
 /// An append's events as the arrays its insert binds, one per column.
@@ -498,6 +493,6 @@ async fn replay(tx: &mut Transaction<'_, Postgres>, request: &AppendRequest, seq
     .fetch_all(&mut **tx)
     .await
     .map_err(sql_error)?;
-    let stored = decode_rows(&rows, |row| state_event(&request.state_id, &row))?;
+    let stored = decode_rows(&rows, |row| event(request.state_id.clone(), &row))?;
     replayed(request, &stored)
 }

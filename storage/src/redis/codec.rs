@@ -141,10 +141,7 @@ pub(super) fn decode_snapshot(value: &[u8]) -> Result<(String, Timestamp, Vec<u8
 
 #[cfg(test)]
 mod tests {
-    use prost::Message;
-
     use super::*;
-    use crate::model::ProposedEvent;
 
     fn event() -> RecordedEvent {
         RecordedEvent {
@@ -162,16 +159,9 @@ mod tests {
     }
 
     fn encode(event: &RecordedEvent) -> Vec<u8> {
-        let proposed = ProposedEvent {
-            event_id: event.event_id,
-            name: event.name.clone(),
-            payload: event.payload.clone(),
-            content_type: event.content_type.clone(),
-            timestamp: event.timestamp,
-            metadata: event.metadata.clone(),
-            version: None,
-        };
-        encode_event(&event.state_id, event.version, &Body::of(&proposed, event.recorded_at).encode_to_vec())
+        let mut body = Vec::new();
+        crate::wire::encode_body(event, &mut body);
+        encode_event(&event.state_id, event.version, &body)
     }
 
     #[test]
