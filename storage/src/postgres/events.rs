@@ -126,7 +126,6 @@ impl EventStore for PostgresEventStore {
     }
 
     /// Each row's stored body goes into the page as it is, behind its placing fields.
-    /// Each row's stored body goes into the page as it is, behind its placing fields.
     async fn read_state_wire_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<WirePage> {
         let mut page = WirePage::with_capacity(max.min(4096), 0);
         let rows = self.state_rows(query, after, max);
