@@ -26,7 +26,7 @@ pub struct PostgresEventStore {
 }
 
 impl PostgresEventStore {
-    /// A page of read-all's rows: the position (the cursor), version, position, body and state.
+    /// A page of read-all's rows: the position (the cursor), version, body and state.
     fn all_rows<'q>(
         &'q self,
         query: &'q AllQuery,
@@ -34,7 +34,7 @@ impl PostgresEventStore {
         max: usize,
     ) -> BoxStream<'q, std::result::Result<PgRow, sqlx::Error>> {
         sqlx::query(
-            "SELECT position, version, position, body, state_id FROM flipbook_events WHERE position > $1 \
+            "SELECT position, version, body, state_id FROM flipbook_events WHERE position > $1 \
              AND ($2 = '' OR starts_with(state_id, $2)) AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
              ORDER BY position LIMIT $4",
         )
@@ -118,7 +118,7 @@ impl EventStore for PostgresEventStore {
         let mut events = Vec::with_capacity(max.min(4096));
         let rows = self.state_rows(query, after, max);
         let (count, last) = each_row(rows, |row| {
-            events.push(event(query.state_id.clone(), &row)?);
+            events.push(event(query.state_id.clone(), &row, STATE_ROW_POSITION)?);
             Ok(())
         })
         .await?;
@@ -130,8 +130,8 @@ impl EventStore for PostgresEventStore {
         let mut page = WirePage::with_capacity(max.min(4096), 0);
         let rows = self.state_rows(query, after, max);
         let (count, last) = each_row(rows, |row| {
-            let (version, position) = placing(&row)?;
-            page.push(&query.state_id, version, position, row.get(3).map_err(sql_error)?);
+            let (version, position) = placing(&row, STATE_ROW_POSITION)?;
+            page.push(&query.state_id, version, position, row.get(BODY).map_err(sql_error)?);
             Ok(())
         })
         .await?;
@@ -142,7 +142,7 @@ impl EventStore for PostgresEventStore {
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
         let mut events = Vec::with_capacity(max.min(4096));
         let (count, last) = each_row(self.all_rows(query, after, max), |row| {
-            events.push(event(row.get(4).map_err(sql_error)?, &row)?);
+            events.push(event(row.get(ALL_ROW_STATE).map_err(sql_error)?, &row, ALL_ROW_POSITION)?);
             Ok(())
         })
         .await?;
@@ -152,8 +152,9 @@ impl EventStore for PostgresEventStore {
     async fn read_all_wire_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<WirePage> {
         let mut page = WirePage::with_capacity(max.min(4096), 0);
         let (count, last) = each_row(self.all_rows(query, after, max), |row| {
-            let (version, position) = placing(&row)?;
-            page.push(row.get(4).map_err(sql_error)?, version, position, row.get(3).map_err(sql_error)?);
+            let (version, position) = placing(&row, ALL_ROW_POSITION)?;
+            let state_id = row.get(ALL_ROW_STATE).map_err(sql_error)?;
+            page.push(state_id, version, position, row.get(BODY).map_err(sql_error)?);
             Ok(())
         })
         .await?;
@@ -176,7 +177,7 @@ impl EventStore for PostgresEventStore {
 }
 
 impl PostgresEventStore {
-    /// A page of a state's rows: the sequence number (the cursor), version, position and body.
+    /// A page of a state's rows: the sequence number (the cursor), version, body and position.
     fn state_rows<'q>(
         &'q self,
         query: &'q StateQuery,
@@ -186,14 +187,14 @@ impl PostgresEventStore {
         let (from, to) = crate::encoding::seq_window(query, after);
         let sql = match query.direction {
             Direction::Forward => concat!(
-                "SELECT state_seq, version, position, body FROM flipbook_events ",
+                "SELECT state_seq, version, body, position FROM flipbook_events ",
                 "WHERE state_id = $1 AND state_seq > $2 AND state_seq <= $3 ",
                 "AND ($4::bigint IS NULL OR timestamp IS NULL OR timestamp <= $4) ",
                 "AND (cardinality($5::text[]) = 0 OR name = ANY($5)) ",
                 "ORDER BY state_seq LIMIT $6"
             ),
             Direction::Backward => concat!(
-                "SELECT state_seq, version, position, body FROM flipbook_events ",
+                "SELECT state_seq, version, body, position FROM flipbook_events ",
                 "WHERE state_id = $1 AND state_seq < $2 AND state_seq >= $3 ",
                 "AND ($4::bigint IS NULL OR timestamp IS NULL OR timestamp <= $4) ",
                 "AND (cardinality($5::text[]) = 0 OR name = ANY($5)) ",
@@ -215,17 +216,25 @@ fn kind(version_neutral: bool) -> StateKind {
     if version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned }
 }
 
-/// A row's version and global position. Every event query here selects the cursor (sequence
-/// number or position), the version, the position and the body, in this order.
-fn placing(row: &Columns<'_>) -> Result<(Option<u64>, u64)> {
-    let version = row.get::<Option<i64>>(1).map_err(sql_error)?.map(to_u64);
-    Ok((version, to_u64(row.get(2).map_err(sql_error)?)))
+// Where an event query's columns are: its cursor first (a state's sequence number, or the
+// position in read-all), then the version and the body; then a state's rows have their
+// position, read-all's rows their state (their position is the cursor, sent once).
+const VERSION: usize = 1;
+const BODY: usize = 2;
+const STATE_ROW_POSITION: usize = 3;
+const ALL_ROW_POSITION: usize = 0;
+const ALL_ROW_STATE: usize = 3;
+
+/// A row's version and global position (in column `position`).
+fn placing(row: &Columns<'_>, position: usize) -> Result<(Option<u64>, u64)> {
+    let version = row.get::<Option<i64>>(VERSION).map_err(sql_error)?.map(to_u64);
+    Ok((version, to_u64(row.get(position).map_err(sql_error)?)))
 }
 
-/// The event of a row whose body is column 3.
-fn event(state_id: String, row: &Columns<'_>) -> Result<RecordedEvent> {
-    let (version, position) = placing(row)?;
-    Body::decode_stored(row.get(3).map_err(sql_error)?)?.into_event(state_id, version, position)
+/// The event of a row whose position is in column `position`.
+fn event(state_id: String, row: &Columns<'_>, position: usize) -> Result<RecordedEvent> {
+    let (version, position) = placing(row, position)?;
+    Body::decode_stored(row.get(BODY).map_err(sql_error)?)?.into_event(state_id, version, position)
 }
 
 /// An append's events as the arrays its insert binds, one per column.
@@ -483,7 +492,7 @@ async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutc
 /// original outcome, or a duplicate (see [`replayed`]).
 async fn replay(tx: &mut Transaction<'_, Postgres>, request: &AppendRequest, seq: i64) -> Result<AppendOutcome> {
     let rows = sqlx::query(
-        "SELECT state_seq, version, position, body FROM flipbook_events \
+        "SELECT state_seq, version, body, position FROM flipbook_events \
          WHERE state_id = $1 AND state_seq >= $2 ORDER BY state_seq LIMIT $3",
     )
     .bind(&request.state_id)
@@ -492,6 +501,6 @@ async fn replay(tx: &mut Transaction<'_, Postgres>, request: &AppendRequest, seq
     .fetch_all(&mut **tx)
     .await
     .map_err(sql_error)?;
-    let stored = decode_rows(&rows, |row| event(request.state_id.clone(), &row))?;
+    let stored = decode_rows(&rows, |row| event(request.state_id.clone(), &row, STATE_ROW_POSITION))?;
     replayed(request, &stored)
 }
