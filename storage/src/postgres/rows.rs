@@ -35,8 +35,9 @@ pub(super) async fn each_row(
 ) -> Result<(usize, i64)> {
     let (mut count, mut last) = (0, 0);
     while let Some(row) = rows.try_next().await.map_err(sql_error)? {
-        last = row.try_get::<i64, _>(0).map_err(sql_error)?;
-        each(Columns { row: &row, checked: count == 0 })?;
+        let columns = Columns { row: &row, checked: count == 0 };
+        last = columns.get(0).map_err(sql_error)?;
+        each(columns)?;
         count += 1;
     }
     Ok((count, last))
