@@ -105,7 +105,7 @@ impl Args {
 }
 
 /// The sizes of a backend benchmark (postgres-, redis-, dynamodb-bench): appends per client,
-/// the state read and how often, and how many runs each median takes.
+/// the state read and how often per run, and how many runs each median takes.
 #[derive(Clone, Copy, Debug)]
 pub struct BackendSizes {
     pub appends_per_client: u64,
