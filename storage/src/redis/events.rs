@@ -1,4 +1,5 @@
 use async_trait::async_trait;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use prost::Message;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -23,6 +24,11 @@ struct Window {
     next: Option<u64>,
 }
 const EVENTS: &str = "flipbook:events";
+
+/// A read's events are asked for this many at a time (about 50 KiB of typical events)...
+const VALUES_PER_HMGET: usize = 256;
+/// ...with this many requests on the connection at once.
+const HMGETS_IN_FLIGHT: usize = 4;
 
 /// Tries before an `any` append to a very hot state gives up with `Unavailable`.
 const MAX_ATTEMPTS: usize = 16;
@@ -116,14 +122,19 @@ impl RedisEventStore {
         conn.lrange(key(state_id, "seq"), from, to).await.map_err(redis_error)
     }
 
-    /// The stored values of the events at these positions, in order.
+    /// The stored values of the events at these positions, in order. They are asked for in
+    /// chunks sent together on the connection, so Redis builds the next answer while this
+    /// one is parsed here: one `HMGET` a page left each side waiting for the other (reads of
+    /// a 10,000-event state went from 0.60–0.65 of the raw read to 0.71–0.88). Stored events
+    /// never change, so the chunks need not be read at one instant.
     async fn values_at(&self, positions: &[u64]) -> Result<Vec<Vec<u8>>> {
-        if positions.is_empty() {
-            return Ok(Vec::new());
+        let requests: Vec<_> =
+            positions.chunks(VALUES_PER_HMGET).map(|chunk| hmget(self.conn.clone(), chunk.to_vec())).collect();
+        let mut replies = stream::iter(requests).buffered(HMGETS_IN_FLIGHT);
+        let mut values = Vec::with_capacity(positions.len());
+        while let Some(reply) = replies.try_next().await? {
+            values.extend(reply);
         }
-        let mut conn = self.conn.clone();
-        let values: Vec<Option<Vec<u8>>> =
-            redis::cmd("HMGET").arg(EVENTS).arg(positions).query_async(&mut conn).await.map_err(redis_error)?;
         positions
             .iter()
             .zip(values)
@@ -420,4 +431,9 @@ impl EventStore for RedisEventStore {
         let newest: Option<u64> = conn.get(POSITION).await.map_err(redis_error)?;
         Ok(newest.unwrap_or_default())
     }
+}
+
+/// The stored values at `positions` (`None` where there is none).
+async fn hmget(mut conn: ConnectionManager, positions: Vec<u64>) -> Result<Vec<Option<Vec<u8>>>> {
+    redis::cmd("HMGET").arg(EVENTS).arg(positions).query_async(&mut conn).await.map_err(redis_error)
 }
