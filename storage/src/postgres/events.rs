@@ -225,15 +225,15 @@ const STATE_ROW_POSITION: usize = 3;
 const ALL_ROW_POSITION: usize = 0;
 const ALL_ROW_STATE: usize = 3;
 
-/// A row's version and global position (in column `position`).
-fn placing(row: &Columns<'_>, position: usize) -> Result<(Option<u64>, u64)> {
+/// A row's version and global position (in column `position_column`).
+fn placing(row: &Columns<'_>, position_column: usize) -> Result<(Option<u64>, u64)> {
     let version = row.get::<Option<i64>>(VERSION).map_err(sql_error)?.map(to_u64);
-    Ok((version, to_u64(row.get(position).map_err(sql_error)?)))
+    Ok((version, to_u64(row.get(position_column).map_err(sql_error)?)))
 }
 
-/// The event of a row whose position is in column `position`.
-fn event(state_id: String, row: &Columns<'_>, position: usize) -> Result<RecordedEvent> {
-    let (version, position) = placing(row, position)?;
+/// The event of a row whose position is in column `position_column`.
+fn event(state_id: String, row: &Columns<'_>, position_column: usize) -> Result<RecordedEvent> {
+    let (version, position) = placing(row, position_column)?;
     Body::decode_stored(row.get(BODY).map_err(sql_error)?)?.into_event(state_id, version, position)
 }
 
