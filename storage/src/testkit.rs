@@ -40,6 +40,7 @@ macro_rules! event_store_contract {
             idempotent_reappend_returns_the_original_result,
             same_event_id_with_other_content_is_a_duplicate,
             refused_batch_stores_nothing,
+            a_large_batch_is_one_append,
             version_neutral_states,
             mixing_kinds_is_refused,
             read_forward_backward_bounds_and_limits,
@@ -362,6 +363,30 @@ pub mod events {
         // The state goes on at the next version, with no hole.
         let outcome = append(&store, AppendRequest::new(&state, Expectation::Exactly(1), events("Next", 1))).await;
         assert_eq!(outcome.last_version, Some(2));
+    }
+
+    pub async fn a_large_batch_is_one_append(store: Arc<dyn EventStore>) {
+        let state = unique_state("large-batch");
+        // Thousands of events: more than one command of Redis's append script takes (it writes
+        // in slices of 4,000 arguments), or the most the backend takes in one append.
+        let count = store.limits().max_events_per_append.map_or(4500, |max| u64::from(max).min(4500));
+        let request = AppendRequest::new(&state, Expectation::NoState, events("Big", count));
+        let original = append(&store, request.clone()).await;
+        assert_eq!(original.last_version, Some(count));
+        assert_eq!(append(&store, request.clone()).await, original, "the same batch again replays");
+
+        // A batch whose last event repeats a stored id is refused whole.
+        let mut batch = events("Lost", count);
+        if let Some(last) = batch.last_mut() {
+            last.event_id = request.events[0].event_id;
+        }
+        let result = store.append(AppendRequest::new(&state, Expectation::Exactly(count), batch)).await;
+        assert!(matches!(result, Err(Error::Duplicate { .. })), "{result:?}");
+
+        let stored = read(&store, StateQuery::all(&state)).await;
+        assert_eq!(versions(&stored), (1..=count).map(Some).collect::<Vec<_>>());
+        let ids = |events: &[ProposedEvent]| events.iter().map(|e| e.event_id).collect::<Vec<_>>();
+        assert_eq!(stored.iter().map(|e| e.event_id).collect::<Vec<_>>(), ids(&request.events));
     }
 
     pub async fn version_neutral_states(store: Arc<dyn EventStore>) {

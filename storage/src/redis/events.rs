@@ -59,10 +59,18 @@ else
     return false
   end
 end
-local n = (#ARGV - 5) / 2
-for i = 0, n - 1 do
-  if redis.call('HEXISTS', ids, ARGV[6 + 2 * i]) == 1 then return false end
+-- A command over many arguments goes in slices: Lua's unpack is bounded by its C stack.
+local function slices(args, each)
+  for i = 1, #args, 4000 do each(unpack(args, i, math.min(i + 3999, #args))) end
 end
+local n = (#ARGV - 5) / 2
+local event_ids = {}
+for i = 1, n do event_ids[i] = ARGV[4 + 2 * i] end
+local stored_id = false
+slices(event_ids, function(...)
+  for _, seq in ipairs(redis.call('HMGET', ids, ...)) do stored_id = stored_id or seq end
+end)
+if stored_id then return false end
 local stored = redis.call('HGET', head, 'metadata') or '{}'
 if metadata ~= '{}' then
   local merged = cjson.decode(stored)
@@ -73,11 +81,16 @@ local first_recorded_at = redis.call('HGET', head, 'first_recorded_at') or now
 local last_position = redis.call('INCRBY', position, n)
 local first_position = last_position - n + 1
 local seq = tonumber(last or '0')
-for i = 0, n - 1 do
-  redis.call('HSET', events, first_position + i, ARGV[7 + 2 * i])
-  redis.call('RPUSH', seqs, first_position + i)
-  redis.call('HSET', ids, ARGV[6 + 2 * i], seq + i + 1)
+local values, positions, numbers = {}, {}, {}
+for i = 1, n do
+  local at = first_position + i - 1
+  positions[i] = at
+  values[2 * i - 1], values[2 * i] = at, ARGV[5 + 2 * i]
+  numbers[2 * i - 1], numbers[2 * i] = event_ids[i], seq + i
 end
+slices(values, function(...) redis.call('HSET', events, ...) end)
+slices(positions, function(...) redis.call('RPUSH', seqs, ...) end)
+slices(numbers, function(...) redis.call('HSET', ids, ...) end)
 redis.call('HSET', head, 'neutral', neutral, 'last_seq', seq + n, 'last_position', last_position,
   'first_recorded_at', first_recorded_at, 'last_recorded_at', now, 'metadata', stored)
 return first_position
