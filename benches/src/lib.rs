@@ -13,6 +13,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
+pub mod floors;
+
 /// A rate, in operations (or events) per second, over `count` operations.
 pub async fn rate<F, Fut>(count: u64, run: F) -> anyhow::Result<f64>
 where
@@ -153,16 +155,28 @@ pub enum Target {
     None,
 }
 
-/// Prints one line: the figure, the baseline, their ratio, the target and whether it is met.
+/// Prints one line: Flipbook's figure, the baseline, their ratio, the target and whether it
+/// is met.
 pub fn report(what: &str, unit: &str, flipbook: f64, baseline_name: &str, baseline: f64, target: Target) -> bool {
-    let ratio = flipbook / baseline;
+    report_of(what, unit, ("flipbook", flipbook), (baseline_name, baseline), target)
+}
+
+/// [`report`] for any figure against any baseline (a floor against the raw backend).
+pub fn report_of(
+    what: &str,
+    unit: &str,
+    (name, figure): (&str, f64),
+    (baseline_name, baseline): (&str, f64),
+    target: Target,
+) -> bool {
+    let ratio = figure / baseline;
     let (met, wanted) = match target {
         Target::AtLeast(t) => (ratio >= t, format!(">= {t}")),
         Target::Above(t) => (ratio > t, format!("> {t}")),
         Target::None => (true, "none".to_owned()),
     };
     println!(
-        "{what:<44} flipbook {flipbook:>12.0} {unit:<9} {baseline_name} {baseline:>12.0} {unit:<9} ratio {ratio:>6.2} (target {wanted}) {}",
+        "{what:<44} {name:<8} {figure:>12.0} {unit:<9} {baseline_name} {baseline:>12.0} {unit:<9} ratio {ratio:>6.2} (target {wanted}) {}",
         if met { "met" } else { "MISSED" }
     );
     met
@@ -201,6 +215,11 @@ impl ChildServer {
     /// The gRPC floor: a minimal tonic service answering `Append` at once, storing nothing.
     pub async fn echo() -> anyhow::Result<Self> {
         Self::spawn(&["echo"]).await
+    }
+
+    /// The floor of a gRPC service over Redis: [`floors::RedisRelay`] on this Redis node.
+    pub async fn redis_relay(url: &str) -> anyhow::Result<Self> {
+        Self::spawn(&["redis-relay", url]).await
     }
 
     async fn spawn(args: &[&str]) -> anyhow::Result<Self> {
@@ -243,13 +262,14 @@ impl ChildServer {
 }
 
 /// The child side of [`ChildServer`] (`serve-child sqlite PATH`, `postgres URL`, `redis URL`,
-/// `dynamodb ENDPOINT REGION TABLE` or `echo`): serves until stdin closes.
+/// `dynamodb ENDPOINT REGION TABLE`, or one of the [`floors`]: `echo`, `redis-relay URL`):
+/// serves until stdin closes.
 pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
     use flipbook_server::config::{EventBackend, SnapshotBackend};
-    if let [mode] = args
-        && mode == "echo"
-    {
-        return echo::serve().await;
+    match args {
+        [mode] if mode == "echo" => return floors::serve(floors::Echo).await,
+        [mode, url] if mode == "redis-relay" => return floors::serve(floors::RedisRelay::open(url).await?).await,
+        _ => {}
     }
     let config = match args {
         [backend, path] if backend == "sqlite" => flipbook_server::Config::local(path),
@@ -276,7 +296,9 @@ pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
             config.snapshots.backend = SnapshotBackend::Dynamodb;
             config
         }
-        _ => bail!("serve-child sqlite PATH | postgres URL | redis URL | dynamodb ENDPOINT REGION TABLE | echo"),
+        _ => bail!(
+            "serve-child sqlite PATH | postgres URL | redis URL | dynamodb ENDPOINT REGION TABLE | echo | redis-relay URL"
+        ),
     };
     let running = flipbook_server::start(config).await?;
     println!("listening {}", running.addr);
@@ -284,77 +306,6 @@ pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
     let mut sink = Vec::new();
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut stdin, &mut sink).await;
     running.stop().await
-}
-
-/// The baseline of a backend whose own cost is below gRPC's: the same `Append` messages over
-/// the same transport (tonic, HTTP/2, TCP_NODELAY), answered at once.
-mod echo {
-    use flipbook_proto::v1::{self, event_store_server};
-    use tokio_stream::StreamExt;
-    use tokio_stream::wrappers::TcpListenerStream;
-    use tonic::{Request, Response, Status};
-
-    #[derive(Debug)]
-    struct Echo;
-
-    type Pages<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
-
-    #[tonic::async_trait]
-    impl event_store_server::EventStore for Echo {
-        async fn append(&self, request: Request<v1::AppendRequest>) -> Result<Response<v1::AppendResponse>, Status> {
-            let request = request.into_inner();
-            let count = request.events.len() as u64;
-            let last = match request.expected {
-                Some(v1::append_request::Expected::ExactVersion(n)) => n + count,
-                _ => count,
-            };
-            Ok(Response::new(v1::AppendResponse {
-                last_version: Some(last),
-                global_positions: (1..=count).collect(),
-                recorded_at: Some(prost_types::Timestamp::default()),
-            }))
-        }
-
-        type ReadStateStream = Pages<v1::ReadStateResponse>;
-
-        async fn read_state(
-            &self,
-            _: Request<v1::ReadStateRequest>,
-        ) -> Result<Response<Self::ReadStateStream>, Status> {
-            Err(Status::unimplemented("echo answers Append only"))
-        }
-
-        async fn get_head(&self, _: Request<v1::GetHeadRequest>) -> Result<Response<v1::GetHeadResponse>, Status> {
-            Err(Status::unimplemented("echo answers Append only"))
-        }
-
-        type ReadAllStream = Pages<v1::ReadAllResponse>;
-
-        async fn read_all(&self, _: Request<v1::ReadAllRequest>) -> Result<Response<Self::ReadAllStream>, Status> {
-            Err(Status::unimplemented("echo answers Append only"))
-        }
-    }
-
-    pub async fn serve() -> anyhow::Result<()> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        println!("listening {}", listener.local_addr()?);
-        // As the flipbook server does: NODELAY on every accepted socket.
-        let incoming = TcpListenerStream::new(listener).map(|stream| {
-            if let Ok(stream) = &stream {
-                let _ = stream.set_nodelay(true);
-            }
-            stream
-        });
-        let stop = async {
-            let mut sink = Vec::new();
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
-        };
-        tonic::transport::Server::builder()
-            .add_service(event_store_server::EventStoreServer::new(Echo))
-            .serve_with_incoming_shutdown(incoming, stop)
-            .await?;
-        Ok(())
-    }
 }
 
 // ---- what every benchmark's client does -------------------------------------------------
