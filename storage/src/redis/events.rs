@@ -130,9 +130,7 @@ impl RedisEventStore {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let from = isize::try_from(first - 1).unwrap_or(isize::MAX);
-        let to = isize::try_from(last - 1).unwrap_or(isize::MAX);
-        conn.lrange(key(state_id, "seq"), from, to).await.map_err(redis_error)
+        conn.lrange(key(state_id, "seq"), list_index(first), list_index(last)).await.map_err(redis_error)
     }
 
     /// The stored values of the events at these positions, in order. They are asked for in
@@ -169,28 +167,34 @@ impl RedisEventStore {
         Ok((after < last).then(|| ((after + 1..=last).collect(), (last < newest).then_some(last))))
     }
 
-    /// The sequence numbers a page of a state's read covers, and the cursor after it; `None`
-    /// when the read is past the state's end.
-    async fn window(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Option<Window>> {
+    /// A page of a state's read: the sequence numbers it covers, the cursor after it, and its
+    /// events' positions; `None` when the read is past the state's end. A forward page starts
+    /// at the cursor whatever the state's length, so its positions come with the length in one
+    /// round trip and are cut to it after; a backward page needs the length first.
+    async fn page_positions(
+        &self,
+        query: &StateQuery,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<Option<(Window, Vec<u64>)>> {
+        let seq = key(&query.state_id, "seq");
         let mut conn = self.conn.clone();
-        let count: u64 = conn.llen(key(&query.state_id, "seq")).await.map_err(redis_error)?;
-        let low = query.min_version.unwrap_or(1).max(1);
-        let high = query.max_version.unwrap_or(u64::MAX).min(count);
-        let (first, last) = match query.direction {
-            Direction::Forward => {
-                let first = after.map_or(low, |a| a + 1).max(low);
-                (first, high.min(first.saturating_add(max as u64 - 1)))
-            }
-            Direction::Backward => {
-                let last = after.map_or(high, |b| b.saturating_sub(1)).min(high);
-                (last.saturating_sub(max as u64 - 1).max(low), last)
-            }
-        };
-        let next = match query.direction {
-            Direction::Forward => (last < high).then_some(last),
-            Direction::Backward => (first > low).then_some(first),
-        };
-        Ok((first <= last).then_some(Window { first, last, next }))
+        if query.direction == Direction::Forward {
+            let Some(wanted) = window(query, after, max, u64::MAX) else { return Ok(None) };
+            let (count, mut positions): (u64, Vec<u64>) = redis::pipe()
+                .llen(&seq)
+                .lrange(&seq, list_index(wanted.first), list_index(wanted.last))
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            let Some(page) = window(query, after, max, count) else { return Ok(None) };
+            positions.truncate(usize::try_from(page.last - page.first + 1).unwrap_or(usize::MAX));
+            return Ok(Some((page, positions)));
+        }
+        let count: u64 = conn.llen(&seq).await.map_err(redis_error)?;
+        let Some(page) = window(query, after, max, count) else { return Ok(None) };
+        let positions = self.positions(&query.state_id, page.first, page.last).await?;
+        Ok(Some((page, positions)))
     }
 
     /// The common case in one round trip: when the request says where its events go (an
@@ -358,8 +362,9 @@ impl EventStore for RedisEventStore {
     /// Scans `max` sequence numbers from the cursor and filters them here: a page may hold fewer
     /// events than asked and still not be the last.
     async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
-        let Some(window) = self.window(query, after, max).await? else { return Ok(Page::default()) };
-        let positions = self.positions(&query.state_id, window.first, window.last).await?;
+        let Some((window, positions)) = self.page_positions(query, after, max).await? else {
+            return Ok(Page::default());
+        };
         let mut events = self
             .values_at(&positions)
             .await?
@@ -383,8 +388,9 @@ impl EventStore for RedisEventStore {
         if !query.names.is_empty() || query.as_of.is_some() {
             return Ok(self.read_state_page(query, after, max).await?.into());
         }
-        let Some(window) = self.window(query, after, max).await? else { return Ok(WirePage::default()) };
-        let mut positions = self.positions(&query.state_id, window.first, window.last).await?;
+        let Some((window, mut positions)) = self.page_positions(query, after, max).await? else {
+            return Ok(WirePage::default());
+        };
         let mut values = self.values_at(&positions).await?;
         if query.direction == Direction::Backward {
             positions.reverse();
@@ -444,6 +450,33 @@ impl EventStore for RedisEventStore {
         let newest: Option<u64> = conn.get(POSITION).await.map_err(redis_error)?;
         Ok(newest.unwrap_or_default())
     }
+}
+
+/// The sequence numbers a page of a state's read covers, and the cursor after it, in a state
+/// of `count` events; `None` when the read is past its end.
+fn window(query: &StateQuery, after: Option<u64>, max: usize, count: u64) -> Option<Window> {
+    let low = query.min_version.unwrap_or(1).max(1);
+    let high = query.max_version.unwrap_or(u64::MAX).min(count);
+    let (first, last) = match query.direction {
+        Direction::Forward => {
+            let first = after.map_or(low, |a| a + 1).max(low);
+            (first, high.min(first.saturating_add(max as u64 - 1)))
+        }
+        Direction::Backward => {
+            let last = after.map_or(high, |b| b.saturating_sub(1)).min(high);
+            (last.saturating_sub(max as u64 - 1).max(low), last)
+        }
+    };
+    let next = match query.direction {
+        Direction::Forward => (last < high).then_some(last),
+        Direction::Backward => (first > low).then_some(first),
+    };
+    (first <= last).then_some(Window { first, last, next })
+}
+
+/// The list index of sequence number `seq` (1-based).
+fn list_index(seq: u64) -> isize {
+    isize::try_from(seq.saturating_sub(1)).unwrap_or(isize::MAX)
 }
 
 /// The stored values at `positions` (`None` where there is none).
