@@ -39,7 +39,8 @@ return position
 /// The raw read's page: events asked for this many at a time.
 pub const RAW_READ_PAGE: usize = 1000;
 
-/// [`RAW_APPEND`] (`script`) for `state`, expecting it at `version`: the last event's position.
+/// A call of [`RAW_APPEND`] (`script`) on `state`, expecting it at `version`; it answers the
+/// last event's position.
 pub fn raw_append<'a, P: redis::ToRedisArgs>(
     script: &'a redis::Script,
     state: &str,
