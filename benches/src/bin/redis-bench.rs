@@ -1,4 +1,5 @@
-//! Flipbook on Redis against Redis itself and against the gRPC floor, measured in the same run.
+//! Flipbook on Redis against Redis alone, gRPC alone and the two together (the relay), measured in
+//! the same run.
 //!
 //! `cargo run --release -p flipbook-benches --bin redis-bench -- --url redis://…` (default:
 //! $FLIPBOOK_TEST_REDIS_URL; `--smoke` for a quick run that only proves it works).
