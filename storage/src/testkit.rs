@@ -530,17 +530,20 @@ pub mod events {
         let mut request = AppendRequest::new(&state, Expectation::Any, events("B", 1));
         request.state_metadata = Metadata::from([("tier".into(), "platinum".into())]);
         let second = append(&store, request).await;
+        // An append without metadata keeps the state's.
+        let third = append(&store, AppendRequest::new(&state, Expectation::Exactly(3), events("C", 1))).await;
 
         let head = store.head(&state).await.expect("head").expect("a head");
         assert_eq!(head.state_id, state);
         assert_eq!(head.kind, StateKind::Versioned);
-        assert_eq!(head.last_version(), Some(3));
-        assert_eq!(head.event_count, 3);
-        assert_eq!(head.last_global_position, second.global_positions[0]);
+        assert_eq!(head.last_version(), Some(4));
+        assert_eq!(head.event_count, 4);
+        assert_eq!(head.last_global_position, third.global_positions[0]);
+        assert!(second.global_positions[0] < third.global_positions[0]);
         assert_eq!(head.metadata, Metadata::from([("owner".into(), "ada".into()), ("tier".into(), "platinum".into())]));
         let stored = read(&store, StateQuery::all(&state)).await;
         assert_eq!(head.first_recorded_at, stored[0].recorded_at);
-        assert_eq!(head.last_recorded_at, stored[2].recorded_at);
+        assert_eq!(head.last_recorded_at, stored[3].recorded_at);
         assert!(head.first_recorded_at >= Timestamp::from_unix_nanos(before.unix_nanos() - 5_000_000_000));
         assert!(head.first_recorded_at <= head.last_recorded_at);
         assert!(first.global_positions[1] < head.last_global_position);

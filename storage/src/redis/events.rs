@@ -48,11 +48,12 @@ const MAX_ATTEMPTS: usize = 16;
 const APPEND: &str = r"
 local head, seqs, ids, events, position = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, expected, neutral, now, metadata = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local last = redis.call('HGET', head, 'last_seq')
+local tip = redis.call('HMGET', head, 'last_seq', 'neutral', 'first_recorded_at')
+local last = tip[1]
 if mode == 'seen' then
   if (expected == '' and last) or (expected ~= '' and last ~= expected) then return false end
 else
-  if last and redis.call('HGET', head, 'neutral') ~= neutral then return false end
+  if last and tip[2] ~= neutral then return false end
   if expected == 'none' then
     if last then return false end
   elseif expected ~= 'any' and tonumber(last or '0') ~= tonumber(expected) then
@@ -71,13 +72,13 @@ slices(event_ids, function(...)
   for _, seq in ipairs(redis.call('HMGET', ids, ...)) do stored_id = stored_id or seq end
 end)
 if stored_id then return false end
-local stored = redis.call('HGET', head, 'metadata') or '{}'
+-- The state's metadata (up to 64 KiB) is read and written only by an append that adds to it.
+local merged = false
 if metadata ~= '{}' then
-  local merged = cjson.decode(stored)
+  merged = cjson.decode(redis.call('HGET', head, 'metadata') or '{}')
   for k, v in pairs(cjson.decode(metadata)) do merged[k] = v end
-  stored = cjson.encode(merged)
+  merged = cjson.encode(merged)
 end
-local first_recorded_at = redis.call('HGET', head, 'first_recorded_at') or now
 local last_position = redis.call('INCRBY', position, n)
 local first_position = last_position - n + 1
 local seq = tonumber(last or '0')
@@ -92,7 +93,8 @@ slices(values, function(...) redis.call('HSET', events, ...) end)
 slices(positions, function(...) redis.call('RPUSH', seqs, ...) end)
 slices(numbers, function(...) redis.call('HSET', ids, ...) end)
 redis.call('HSET', head, 'neutral', neutral, 'last_seq', seq + n, 'last_position', last_position,
-  'first_recorded_at', first_recorded_at, 'last_recorded_at', now, 'metadata', stored)
+  'first_recorded_at', tip[3] or now, 'last_recorded_at', now)
+if merged then redis.call('HSET', head, 'metadata', merged) end
 return first_position
 ";
 
