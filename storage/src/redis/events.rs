@@ -73,11 +73,11 @@ slices(event_ids, function(...)
 end)
 if stored_id then return false end
 -- The state's metadata (up to 64 KiB) is read and written only by an append that adds to it.
-local merged = false
+local metadata_after = false
 if metadata ~= '{}' then
-  merged = cjson.decode(redis.call('HGET', head, 'metadata') or '{}')
+  local merged = cjson.decode(redis.call('HGET', head, 'metadata') or '{}')
   for k, v in pairs(cjson.decode(metadata)) do merged[k] = v end
-  merged = cjson.encode(merged)
+  metadata_after = cjson.encode(merged)
 end
 local last_position = redis.call('INCRBY', position, n)
 local first_position = last_position - n + 1
@@ -94,7 +94,7 @@ slices(positions, function(...) redis.call('RPUSH', seqs, ...) end)
 slices(numbers, function(...) redis.call('HSET', ids, ...) end)
 redis.call('HSET', head, 'neutral', neutral, 'last_seq', seq + n, 'last_position', last_position,
   'first_recorded_at', tip[3] or now, 'last_recorded_at', now)
-if merged then redis.call('HSET', head, 'metadata', merged) end
+if metadata_after then redis.call('HSET', head, 'metadata', metadata_after) end
 return first_position
 ";
 
