@@ -485,3 +485,35 @@ fn list_index(seq: u64) -> isize {
 async fn hmget(mut conn: ConnectionManager, positions: Vec<u64>) -> Result<Vec<Option<Vec<u8>>>> {
     redis::cmd("HMGET").arg(EVENTS).arg(positions).query_async(&mut conn).await.map_err(redis_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(query: &StateQuery, after: Option<u64>, max: usize, count: u64) -> Option<(u64, u64, Option<u64>)> {
+        window(query, after, max, count).map(|w| (w.first, w.last, w.next))
+    }
+
+    #[test]
+    fn a_forward_page_asked_for_before_the_length_is_known_keeps_its_start() {
+        let query = StateQuery::all("s");
+        // Asked for with no length (the positions are fetched with it), then cut to it.
+        assert_eq!(spans(&query, Some(4), 10, u64::MAX), Some((5, 14, Some(14))));
+        assert_eq!(spans(&query, Some(4), 10, 8), Some((5, 8, None)));
+        assert_eq!(spans(&query, Some(4), 10, 14), Some((5, 14, None)));
+        assert_eq!(spans(&query, Some(4), 10, 20), Some((5, 14, Some(14))));
+        assert_eq!(spans(&query, Some(8), 10, 8), None, "past the end");
+    }
+
+    #[test]
+    fn windows_honour_version_bounds_in_both_directions() {
+        let bounded = StateQuery { min_version: Some(3), max_version: Some(7), ..StateQuery::all("s") };
+        assert_eq!(spans(&bounded, None, 10, u64::MAX), Some((3, 7, None)));
+        assert_eq!(spans(&bounded, None, 2, 100), Some((3, 4, Some(4))));
+        assert_eq!(spans(&bounded, None, 10, 5), Some((3, 5, None)));
+        let backward = StateQuery { direction: Direction::Backward, ..bounded };
+        assert_eq!(spans(&backward, None, 2, 100), Some((6, 7, Some(6))));
+        assert_eq!(spans(&backward, Some(4), 2, 100), Some((3, 3, None)));
+        assert_eq!(spans(&backward, None, 10, 0), None, "no events");
+    }
+}
