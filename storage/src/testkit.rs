@@ -385,8 +385,8 @@ pub mod events {
 
         let stored = read(&store, StateQuery::all(&state)).await;
         assert_eq!(versions(&stored), (1..=count).map(Some).collect::<Vec<_>>());
-        let ids = |events: &[ProposedEvent]| events.iter().map(|e| e.event_id).collect::<Vec<_>>();
-        assert_eq!(stored.iter().map(|e| e.event_id).collect::<Vec<_>>(), ids(&request.events));
+        let sent: Vec<_> = request.events.iter().map(|e| e.event_id).collect();
+        assert_eq!(stored.iter().map(|e| e.event_id).collect::<Vec<_>>(), sent);
     }
 
     pub async fn version_neutral_states(store: Arc<dyn EventStore>) {

@@ -16,13 +16,6 @@ use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed
 use crate::wire::{Body, WirePage};
 
 const POSITION: &str = "flipbook:position";
-
-/// The sequence numbers `first..=last` of one page of a state's read, and the cursor after it.
-struct Window {
-    first: u64,
-    last: u64,
-    next: Option<u64>,
-}
 const EVENTS: &str = "flipbook:events";
 
 /// A read's events are asked for this many at a time (about 50 KiB of typical events)...
@@ -142,7 +135,7 @@ impl RedisEventStore {
     /// never change, so the chunks need not be read at one instant.
     async fn values_at(&self, positions: &[u64]) -> Result<Vec<Vec<u8>>> {
         let requests: Vec<_> =
-            positions.chunks(VALUES_PER_HMGET).map(|chunk| hmget(self.conn.clone(), chunk.to_vec())).collect();
+            positions.chunks(VALUES_PER_HMGET).map(|chunk| hmget(self.conn.clone(), chunk)).collect();
         let mut replies = stream::iter(requests).buffered(HMGETS_IN_FLIGHT);
         let mut values = Vec::with_capacity(positions.len());
         while let Some(reply) = replies.try_next().await? {
@@ -454,6 +447,13 @@ impl EventStore for RedisEventStore {
     }
 }
 
+/// The sequence numbers `first..=last` of one page of a state's read, and the cursor after it.
+struct Window {
+    first: u64,
+    last: u64,
+    next: Option<u64>,
+}
+
 /// The sequence numbers a page of a state's read covers, and the cursor after it, in a state
 /// of `count` events; `None` when the read is past its end.
 fn window(query: &StateQuery, after: Option<u64>, max: usize, count: u64) -> Option<Window> {
@@ -482,7 +482,7 @@ fn list_index(seq: u64) -> isize {
 }
 
 /// The stored values at `positions` (`None` where there is none).
-async fn hmget(mut conn: ConnectionManager, positions: Vec<u64>) -> Result<Vec<Option<Vec<u8>>>> {
+async fn hmget(mut conn: ConnectionManager, positions: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
     redis::cmd("HMGET").arg(EVENTS).arg(positions).query_async(&mut conn).await.map_err(redis_error)
 }
 
