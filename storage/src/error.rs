@@ -53,8 +53,9 @@ fn kind_words(kind: StateKind) -> &'static str {
 }
 
 impl Error {
-    pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        Self::InvalidArgument { field: field.into(), rule: rule.into() }
+    /// `field` may be a `Display` that spells the name only now, when a rule failed.
+    pub fn invalid(field: impl std::fmt::Display, rule: impl Into<String>) -> Self {
+        Self::InvalidArgument { field: field.to_string(), rule: rule.into() }
     }
 
     /// Whether the same call may succeed if tried again unchanged. Retry loops read this, never

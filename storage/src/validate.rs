@@ -3,6 +3,7 @@
 //! (`events[2].name`) and the rule it broke.
 
 use std::collections::HashSet;
+use std::fmt::{self, Display};
 
 use crate::error::{Error, Result};
 use crate::model::{
@@ -38,7 +39,9 @@ pub const MAX_METADATA_KEY_BYTES: usize = 128;
 /// Keys and values of one metadata map together.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 
-fn text(field: &str, value: &str, max: usize) -> Result<()> {
+/// A field's name is a `Display`, spelled out only when its rule fails: formatting every event's
+/// field names up front cost more than the checks (4 % of a server's CPU on ten-event appends).
+fn text(field: impl Display, value: &str, max: usize) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
@@ -51,26 +54,26 @@ fn text(field: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn state_id(field: &str, value: &str) -> Result<()> {
+pub fn state_id(field: impl Display, value: &str) -> Result<()> {
     text(field, value, MAX_STATE_ID_BYTES)
 }
 
-pub fn event_name(field: &str, value: &str) -> Result<()> {
+pub fn event_name(field: impl Display, value: &str) -> Result<()> {
     text(field, value, MAX_NAME_BYTES)
 }
 
 fn names(field: &str, values: &[String]) -> Result<()> {
-    values.iter().enumerate().try_for_each(|(i, name)| event_name(&format!("{field}[{i}]"), name))
+    values.iter().enumerate().try_for_each(|(i, name)| event_name(format_args!("{field}[{i}]"), name))
 }
 
-fn content_type(field: &str, value: &str) -> Result<()> {
+fn content_type(field: impl Display, value: &str) -> Result<()> {
     text(field, value, MAX_CONTENT_TYPE_BYTES)
 }
 
-fn metadata(field: &str, map: &Metadata) -> Result<()> {
+fn metadata(field: impl Display, map: &Metadata) -> Result<()> {
     let mut size = 0;
     for (key, value) in map {
-        text(&format!("{field}[{key:?}]"), key, MAX_METADATA_KEY_BYTES)?;
+        text(format_args!("{field}[{key:?}]"), key, MAX_METADATA_KEY_BYTES)?;
         size += key.len() + value.len();
     }
     if size > MAX_METADATA_BYTES {
@@ -79,11 +82,21 @@ fn metadata(field: &str, map: &Metadata) -> Result<()> {
     Ok(())
 }
 
-fn payload(field: &str, len: usize, max: u64) -> Result<()> {
+fn payload(field: impl Display, len: usize, max: u64) -> Result<()> {
     if len as u64 > max {
         return Err(Error::invalid(field, format!("must be at most {max} bytes (is {len})")));
     }
     Ok(())
+}
+
+/// A field of an append's event, by its index: `events[2].name`.
+#[derive(Clone, Copy)]
+struct EventField(usize, &'static str);
+
+impl Display for EventField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "events[{}].{}", self.0, self.1)
+    }
 }
 
 pub fn append(request: &AppendRequest, limits: &Limits) -> Result<()> {
@@ -107,14 +120,14 @@ pub fn append(request: &AppendRequest, limits: &Limits) -> Result<()> {
     let explicit = request.events[0].version;
     let mut ids = HashSet::with_capacity(count);
     for (i, event) in request.events.iter().enumerate() {
-        let field = |name: &str| format!("events[{i}].{name}");
+        let field = |name| EventField(i, name);
         if !ids.insert(event.event_id) {
             return Err(Error::invalid(field("event_id"), "must be unique within the append"));
         }
-        event_name(&field("name"), &event.name)?;
-        content_type(&field("content_type"), &event.content_type)?;
-        payload(&field("payload"), event.payload.len(), limits.max_payload_bytes)?;
-        metadata(&field("metadata"), &event.metadata)?;
+        event_name(field("name"), &event.name)?;
+        content_type(field("content_type"), &event.content_type)?;
+        payload(field("payload"), event.payload.len(), limits.max_payload_bytes)?;
+        metadata(field("metadata"), &event.metadata)?;
         match (neutral, explicit, event.version) {
             (true, _, Some(_)) => {
                 return Err(Error::invalid(field("version"), "must be absent on version-neutral appends"));
@@ -192,6 +205,6 @@ pub fn snapshot_query(query: &SnapshotQuery) -> Result<()> {
     reducer_revision("reducer_revision", &query.reducer_revision)
 }
 
-pub fn reducer_revision(field: &str, value: &str) -> Result<()> {
+pub fn reducer_revision(field: impl Display, value: &str) -> Result<()> {
     text(field, value, MAX_REVISION_BYTES)
 }
