@@ -3,35 +3,46 @@
 //!
 //! - [`Echo`] answers `Append` at once and stores nothing: gRPC alone.
 //! - [`RedisRelay`] does the raw Redis work behind the same messages: each `Append` runs the
-//!   raw append script, each `ReadState` streams the raw read's pages, the stored bytes sent
-//!   as they come (nothing decoded, so its client decodes one field an event where Flipbook's
-//!   decodes all). The gap between it and the raw backend is what gRPC costs on this machine;
-//!   the gap between Flipbook and it is Flipbook's own.
+//!   raw append script, each `ReadState` streams the raw read's pages, every stored event
+//!   decoded and sent with the fields Flipbook's carry, so the clients of both decode the same
+//!   messages. The gap between it and the raw backend is what gRPC costs on this machine; the
+//!   gap between Flipbook and it is Flipbook's own.
 
 use std::pin::Pin;
 
 use flipbook_proto::v1::{self, event_store_server};
 use futures::stream::{self, Stream, StreamExt};
+use prost::Message;
 use redis::aio::MultiplexedConnection;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
-/// The raw append: the version check, the positions and the writes in one script, each write
-/// one command for all the events (a benchmark's batches stay far below Lua's `unpack` bound).
-/// `KEYS`: the head, the state's positions, the position counter, the events.
-/// `ARGV`: the version the state must be at, then the events.
+/// The raw append: the same work as Flipbook's, written directly (as the PostgreSQL bench's raw
+/// side does it, with a unique event id per state): the version check, no event id already
+/// stored, the positions, the events as the client sent them, and the ids recorded, in one
+/// script, each step one command for all the events (a benchmark's batches stay far below Lua's
+/// `unpack` bound).
+/// `KEYS`: the head, the state's positions, the state's event ids, the position counter, the
+/// events. `ARGV`: the version the state must be at, then each event's id and bytes.
 pub const RAW_APPEND: &str = r"
 local last = tonumber(redis.call('HGET', KEYS[1], 'last_seq') or '0')
 if last ~= tonumber(ARGV[1]) then return redis.error_reply('version conflict') end
-local n = #ARGV - 1
-local position = redis.call('INCRBY', KEYS[3], n)
-local values, positions = {}, {}
+local n = (#ARGV - 1) / 2
+local ids = {}
+for i = 1, n do ids[i] = ARGV[2 * i] end
+for _, seq in ipairs(redis.call('HMGET', KEYS[3], unpack(ids))) do
+  if seq then return redis.error_reply('event id already stored') end
+end
+local position = redis.call('INCRBY', KEYS[4], n)
+local values, positions, seqs = {}, {}, {}
 for i = 1, n do
   positions[i] = position - n + i
-  values[2 * i - 1], values[2 * i] = positions[i], ARGV[1 + i]
+  values[2 * i - 1], values[2 * i] = positions[i], ARGV[1 + 2 * i]
+  seqs[2 * i - 1], seqs[2 * i] = ids[i], last + i
 end
-redis.call('HSET', KEYS[4], unpack(values))
+redis.call('HSET', KEYS[5], unpack(values))
 redis.call('RPUSH', KEYS[2], unpack(positions))
+redis.call('HSET', KEYS[3], unpack(seqs))
 redis.call('HSET', KEYS[1], 'last_seq', last + n)
 return position
 ";
@@ -39,30 +50,46 @@ return position
 /// The raw read's page: events asked for this many at a time.
 pub const RAW_READ_PAGE: usize = 1000;
 
-/// A call of [`RAW_APPEND`] (`script`) on `state`, expecting it at `version`; it answers the
-/// last event's position.
-pub fn raw_append<'a, P: redis::ToRedisArgs>(
+/// A call of [`RAW_APPEND`] (`script`) on `state`, expecting it at `version`, for these events
+/// (each stored as its protobuf encoding); it answers the last event's position.
+pub fn raw_append<'a>(
     script: &'a redis::Script,
     state: &str,
     version: u64,
-    payloads: impl IntoIterator<Item = P>,
+    events: impl IntoIterator<Item = v1::ProposedEvent>,
 ) -> redis::ScriptInvocation<'a> {
     let mut call = script.key(format!("raw:{{{state}}}:head"));
-    call.key(format!("raw:{{{state}}}:seq")).key("raw:position").key("raw:events").arg(version);
-    for payload in payloads {
-        call.arg(payload);
+    call.key(format!("raw:{{{state}}}:seq")).key(format!("raw:{{{state}}}:ids"));
+    call.key("raw:position").key("raw:events").arg(version);
+    for event in events {
+        call.arg(&event.event_id).arg(event.encode_to_vec());
     }
     call
 }
 
-/// The positions of all a Flipbook state's events, from its list.
-pub async fn raw_positions(conn: &mut MultiplexedConnection, state: &str) -> redis::RedisResult<Vec<u64>> {
-    redis::cmd("LRANGE").arg(format!("flipbook:{{{state}}}:seq")).arg(0).arg(-1).query_async(conn).await
+/// Writes a `count`-event raw state with [`RAW_APPEND`], 500 events an append: the state the raw
+/// read and the relay read.
+pub async fn fill_raw_state(conn: &mut MultiplexedConnection, state: &str, count: u64) -> anyhow::Result<()> {
+    let script = redis::Script::new(RAW_APPEND);
+    let mut written = 0;
+    while written < count {
+        let size = (count - written).min(500);
+        let _: u64 =
+            raw_append(&script, state, written, (0..size).map(|_| crate::wire_event())).invoke_async(conn).await?;
+        written += size;
+    }
+    Ok(())
 }
 
-/// The stored bytes of the events at `positions`, as Flipbook wrote them.
-pub async fn raw_values(conn: &mut MultiplexedConnection, positions: &[u64]) -> redis::RedisResult<Vec<Vec<u8>>> {
-    redis::cmd("HMGET").arg("flipbook:events").arg(positions).query_async(conn).await
+/// The positions of all a raw state's events, from its list.
+pub async fn raw_positions(conn: &mut MultiplexedConnection, state: &str) -> redis::RedisResult<Vec<u64>> {
+    redis::cmd("LRANGE").arg(format!("raw:{{{state}}}:seq")).arg(0).arg(-1).query_async(conn).await
+}
+
+/// The stored events at `positions`, decoded.
+pub async fn raw_events(conn: &mut MultiplexedConnection, positions: &[u64]) -> anyhow::Result<Vec<v1::ProposedEvent>> {
+    let values: Vec<Vec<u8>> = redis::cmd("HMGET").arg("raw:events").arg(positions).query_async(conn).await?;
+    Ok(values.iter().map(|value| v1::ProposedEvent::decode(value.as_slice())).collect::<Result<_, _>>()?)
 }
 
 /// Serves `service` on a local port until stdin closes, printing `listening ADDR` first, as a
@@ -157,7 +184,7 @@ impl event_store_server::EventStore for RedisRelay {
             return Err(Status::invalid_argument("the relay appends with an exact version only"));
         };
         let count = request.events.len() as u64;
-        let call = raw_append(&self.append, &request.state_id, version, request.events.into_iter().map(|e| e.payload));
+        let call = raw_append(&self.append, &request.state_id, version, request.events);
         let last: u64 = call.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
         Ok(Response::new(v1::AppendResponse {
             last_version: Some(version + count),
@@ -168,35 +195,43 @@ impl event_store_server::EventStore for RedisRelay {
 
     type ReadStateStream = Pages<v1::ReadStateResponse>;
 
-    /// The raw read's pages, each a message whose events carry the stored bytes as payload.
+    /// The raw read's pages, each a message of the stored events with the fields Flipbook's
+    /// carry (the raw append records no time, so `recorded_at` is left out).
     async fn read_state(
         &self,
         request: Request<v1::ReadStateRequest>,
     ) -> Result<Response<Self::ReadStateStream>, Status> {
         let mut conn = self.conn.clone();
-        let positions = raw_positions(&mut conn, &request.into_inner().state_id).await.map_err(unavailable)?;
-        let pages = stream::unfold((conn, positions, 0), |(mut conn, positions, done)| async move {
+        let state = request.into_inner().state_id;
+        let positions = raw_positions(&mut conn, &state).await.map_err(unavailable)?;
+        let pages = stream::unfold((conn, state, positions, 0), |(mut conn, state, positions, done)| async move {
             let page = positions.get(done..(done + RAW_READ_PAGE).min(positions.len()))?;
             if page.is_empty() {
                 return None;
             }
-            let values = match raw_values(&mut conn, page).await {
-                Ok(values) => values,
-                Err(error) => return Some((Err(unavailable(error)), (conn, Vec::new(), 0))),
+            let stored = match raw_events(&mut conn, page).await {
+                Ok(stored) => stored,
+                Err(error) => return Some((Err(Status::unavailable(error.to_string())), (conn, state, Vec::new(), 0))),
             };
-            let events = values
+            let events = stored
                 .into_iter()
                 .zip(page)
                 .enumerate()
-                .map(|(i, (payload, &global_position))| v1::RecordedEvent {
+                .map(|(i, (event, &global_position))| v1::RecordedEvent {
+                    state_id: state.clone(),
                     version: Some((done + i + 1) as u64),
                     global_position,
-                    payload,
-                    ..Default::default()
+                    event_id: event.event_id,
+                    name: event.name,
+                    payload: event.payload,
+                    content_type: event.content_type,
+                    timestamp: event.timestamp,
+                    recorded_at: None,
+                    metadata: event.metadata,
                 })
                 .collect();
             let next = done + page.len();
-            Some((Ok(v1::ReadStateResponse { events }), (conn, positions, next)))
+            Some((Ok(v1::ReadStateResponse { events }), (conn, state, positions, next)))
         });
         Ok(Response::new(pages.boxed()))
     }

@@ -7,25 +7,25 @@
 //! Each side is measured in the same run:
 //!
 //! - **Redis alone**: the raw work over the redis crate's multiplexed connection. An append is one
-//!   Lua script that checks the version, takes the positions and stores the events; a read of a
-//!   10,000-event state is `LRANGE` of its positions, then `HMGET` of the events 1,000 at a
-//!   time, bytes not decoded.
+//!   Lua script doing what Flipbook's does: it checks the version and that no event id is stored
+//!   yet, takes the positions, stores the events as the client sent them and records their ids
+//!   (the PostgreSQL bench's raw side keeps event ids unique per state too). A read of a
+//!   10,000-event state (written so) is `LRANGE` of its positions, then `HMGET` of the events
+//!   1,000 at a time, each decoded (as sqlx decodes the PostgreSQL bench's rows).
 //! - **gRPC alone**: a tonic service answering the same `Append` messages at once.
 //! - **the relay** ([`flipbook_benches::floors::RedisRelay`]): a tonic service doing the raw work
-//!   behind the same messages, stored bytes sent undecoded. The targets compare Flipbook with it:
-//!   appends ≥ 0.8, reads ≥ 0.9.
+//!   behind the same messages, its events sent with the fields Flipbook's carry.
 //!
-//! Why the relay and not the others: the issue asked for 0.8 of gRPC alone, on the premise that
-//! gRPC is the limit on Redis, and for reads 0.9 of Redis alone. Neither holds on two cores:
-//! the relay line in the same run shows what a gRPC service that does nothing but the Redis
-//! work reaches (about a third of gRPC alone on a durable Redis, half on one that does not
-//! fsync; about 0.85 of Redis alone for reads), so only the gap between Flipbook and the relay
-//! is Flipbook's own.
+//! Targets: appends ≥ 0.8 of the relay, reads ≥ 0.9 of Redis alone. The issue asked appends for
+//! 0.8 of gRPC alone, on the premise that gRPC is the limit on Redis. That does not hold on two
+//! cores: the relay line in the same run shows what a gRPC service that does nothing but the
+//! Redis work reaches (about a third of gRPC alone on a durable Redis, half on one that does not
+//! fsync), so only the gap between Flipbook and the relay is Flipbook's own.
 
-use flipbook_benches::floors::{RAW_APPEND, RAW_READ_PAGE, raw_append, raw_positions, raw_values};
+use flipbook_benches::floors::{RAW_APPEND, RAW_READ_PAGE, fill_raw_state, raw_append, raw_events, raw_positions};
 use flipbook_benches::{
-    Args, BackendSizes as Sizes, ChildServer, PAYLOAD, Target, child_main, client, fill_state, grpc_appends,
-    grpc_reads, median, rate, report, report_of,
+    Args, BackendSizes as Sizes, ChildServer, Fold, Target, child_main, client, fill_state, grpc_appends, grpc_reads,
+    median, rate, report, report_of, wire_event,
 };
 use flipbook_storage::redis::{RedisConfig, RedisEventStore};
 use redis::aio::MultiplexedConnection;
@@ -74,6 +74,9 @@ async fn main() -> anyhow::Result<()> {
         let store = RedisEventStore::open(&RedisConfig::new(&url)).await?;
         fill_state(&store, &state, sizes.read_events).await?;
         let mut conn = redis_client.get_multiplexed_async_connection().await?;
+        // The raw side reads the same events written the raw way.
+        let raw_state = format!("{state}-raw");
+        fill_raw_state(&mut conn, &raw_state, sizes.read_events).await?;
         let mut grpc = client(server.addr).await?;
         let mut relayed_client = client(relay.addr).await?;
         let (mut baseline, mut relayed, mut flipbook) = (Vec::new(), Vec::new(), Vec::new());
@@ -82,19 +85,19 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..sizes.repeats as u64 * sizes.read_rounds {
             baseline.push(
                 rate(sizes.read_events, || async {
-                    let count = raw_read(&mut conn, &state).await?;
+                    let count = raw_read(&mut conn, &raw_state).await?;
                     anyhow::ensure!(count == sizes.read_events, "read {count} events");
                     Ok(())
                 })
                 .await?,
             );
-            relayed.push(grpc_reads(&mut relayed_client, &state, sizes.read_events, 1).await?);
+            relayed.push(grpc_reads(&mut relayed_client, &raw_state, sizes.read_events, 1).await?);
             flipbook.push(grpc_reads(&mut grpc, &state, sizes.read_events, 1).await?);
         }
         let what = format!("read a {}-event state", sizes.read_events);
         let (baseline, relayed, flipbook) = (median(baseline), median(relayed), median(flipbook));
-        met &= report(&what, "events/s", flipbook, "relay", relayed, Target::AtLeast(0.9));
-        report("  (against Redis alone)", "events/s", flipbook, "redis", baseline, Target::None);
+        met &= report(&what, "events/s", flipbook, "redis", baseline, Target::AtLeast(0.9));
+        report("  (against the relay)", "events/s", flipbook, "relay", relayed, Target::None);
         let relay_line = ("relay", relayed);
         report_of("  (the relay against Redis alone)", "events/s", relay_line, ("redis", baseline), Target::None);
     }
@@ -122,7 +125,7 @@ async fn raw_appends(redis: &redis::Client, clients: u64, batch: u64, total: u64
             let state = format!("{prefix}-{n}");
             tasks.push(tokio::spawn(async move {
                 for version in 0..total / clients {
-                    let call = raw_append(&script, &state, version * batch, (0..batch).map(|_| PAYLOAD));
+                    let call = raw_append(&script, &state, version * batch, (0..batch).map(|_| wire_event()));
                     let _: i64 = call.invoke_async(&mut conn).await?;
                 }
                 anyhow::Ok(())
@@ -136,12 +139,15 @@ async fn raw_appends(redis: &redis::Client, clients: u64, batch: u64, total: u64
     .await
 }
 
-/// A state's events the raw way: its positions, then the events a page at a time.
+/// A raw state's events the raw way: its positions, then the events a page at a time, each
+/// decoded and folded as the gRPC readers fold theirs.
 async fn raw_read(conn: &mut MultiplexedConnection, state: &str) -> anyhow::Result<u64> {
     let positions = raw_positions(conn, state).await?;
-    let mut count = 0;
+    let mut fold = Fold::default();
     for page in positions.chunks(RAW_READ_PAGE) {
-        count += raw_values(conn, page).await?.iter().filter(|e| !e.is_empty()).count() as u64;
+        for event in raw_events(conn, page).await? {
+            fold.add(&event.payload, fold.last_version + 1);
+        }
     }
-    Ok(count)
+    Ok(fold.events)
 }
