@@ -142,9 +142,7 @@ impl WirePage {
         encode_key(EVENTS, WireType::LengthDelimited, buf);
         encode_varint((placing + body.len()) as u64, buf);
         if !state_id.is_empty() {
-            encode_key(STATE_ID, WireType::LengthDelimited, buf);
-            encode_varint(state_id.len() as u64, buf);
-            buf.extend_from_slice(state_id.as_bytes());
+            length_delimited(STATE_ID, state_id.as_bytes(), buf);
         }
         if let Some(version) = version {
             encode_key(VERSION, WireType::Varint, buf);
@@ -160,7 +158,7 @@ impl WirePage {
 
     /// Adds a decoded event.
     pub fn push_event(&mut self, event: &RecordedEvent) {
-        let mut body = Vec::with_capacity(event.payload.len() + 96);
+        let mut body = Vec::with_capacity(BODY_OVERHEAD + event.payload.len());
         encode_body(event, &mut body);
         self.push(&event.state_id, event.version, event.global_position, &body);
     }
@@ -215,38 +213,94 @@ impl From<Page> for WirePage {
     }
 }
 
-/// The body of a decoded event, as [`Body`] encodes it, without building one (no copies).
-pub(crate) fn encode_body(event: &RecordedEvent, buf: &mut Vec<u8>) {
-    use prost::encoding::{btree_map, bytes, message, string};
-    let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
-    let id = event.event_id.hyphenated().encode_lower(&mut id);
-    encode_key(EVENT_ID, WireType::LengthDelimited, buf);
-    encode_varint(id.len() as u64, buf);
-    buf.extend_from_slice(id.as_bytes());
-    // Empty strings and bytes are left out, as proto3 (and `Body`) does.
-    if !event.name.is_empty() {
-        string::encode(NAME, &event.name, buf);
-    }
-    if !event.payload.is_empty() {
-        bytes::encode(PAYLOAD, &event.payload, buf);
-    }
-    if !event.content_type.is_empty() {
-        string::encode(CONTENT_TYPE, &event.content_type, buf);
-    }
-    if let Some(timestamp) = event.timestamp {
-        message::encode(TIMESTAMP, &WireTimestamp::from(timestamp), buf);
-    }
-    message::encode(RECORDED_AT, &WireTimestamp::from(event.recorded_at), buf);
-    btree_map::encode(
-        string::encode,
-        string::encoded_len,
-        string::encode,
-        string::encoded_len,
-        METADATA,
-        &event.metadata,
-        buf,
-    );
+/// An event's body, borrowed from the event: what [`Body`] holds, encoded without building one
+/// (no copies of the payload, name or metadata, no formatted id).
+struct BodyRef<'a> {
+    event_id: Uuid,
+    name: &'a str,
+    payload: &'a [u8],
+    content_type: &'a str,
+    timestamp: Option<Timestamp>,
+    recorded_at: Timestamp,
+    metadata: &'a Metadata,
 }
+
+impl BodyRef<'_> {
+    /// Appends the body to `buf`, byte for byte as [`Body`] encodes it.
+    fn encode(&self, buf: &mut Vec<u8>) {
+        use prost::encoding::{btree_map, message, string};
+        let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+        length_delimited(EVENT_ID, self.event_id.hyphenated().encode_lower(&mut id).as_bytes(), buf);
+        // Empty strings and bytes are left out, as proto3 (and `Body`) does.
+        for (tag, value) in
+            [(NAME, self.name.as_bytes()), (PAYLOAD, self.payload), (CONTENT_TYPE, self.content_type.as_bytes())]
+        {
+            if !value.is_empty() {
+                length_delimited(tag, value, buf);
+            }
+        }
+        if let Some(timestamp) = self.timestamp {
+            message::encode(TIMESTAMP, &WireTimestamp::from(timestamp), buf);
+        }
+        message::encode(RECORDED_AT, &WireTimestamp::from(self.recorded_at), buf);
+        btree_map::encode(
+            string::encode,
+            string::encoded_len,
+            string::encode,
+            string::encoded_len,
+            METADATA,
+            self.metadata,
+            buf,
+        );
+    }
+}
+
+/// A string or bytes field.
+fn length_delimited(tag: u32, value: &[u8], buf: &mut Vec<u8>) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(value.len() as u64, buf);
+    buf.extend_from_slice(value);
+}
+
+/// The body of a decoded event, as [`Body`] encodes it, appended to `buf`.
+pub(crate) fn encode_body(event: &RecordedEvent, buf: &mut Vec<u8>) {
+    BodyRef {
+        event_id: event.event_id,
+        name: &event.name,
+        payload: &event.payload,
+        content_type: &event.content_type,
+        timestamp: event.timestamp,
+        recorded_at: event.recorded_at,
+        metadata: &event.metadata,
+    }
+    .encode(buf);
+}
+
+/// The body of `event` appended at `recorded_at`, as `Body::of(event, recorded_at)` encodes it,
+/// appended to `buf`: what a backend stores.
+pub fn encode_proposed(event: &ProposedEvent, recorded_at: Timestamp, buf: &mut Vec<u8>) {
+    BodyRef {
+        event_id: event.event_id,
+        name: &event.name,
+        payload: &event.payload,
+        content_type: &event.content_type,
+        timestamp: event.timestamp,
+        recorded_at,
+        metadata: &event.metadata,
+    }
+    .encode(buf);
+}
+
+/// [`encode_proposed`] into a buffer of its own.
+pub fn proposed_body(event: &ProposedEvent, recorded_at: Timestamp) -> Vec<u8> {
+    let mut body = Vec::with_capacity(BODY_OVERHEAD + event.payload.len());
+    encode_proposed(event, recorded_at, &mut body);
+    body
+}
+
+/// About what a body adds to its payload when its metadata is small: the id, name, content type
+/// and times with their keys.
+pub const BODY_OVERHEAD: usize = 128;
 
 fn placing_len(state_id: &str, version: Option<u64>, global_position: u64) -> usize {
     let key = 1; // field numbers below 16 take one byte
@@ -284,8 +338,8 @@ mod tests {
         assert!(Body::decode_stored(&[0xff, 0xff]).is_err(), "garbage is an error, not an event");
     }
 
-    /// What a backend stores ([`Body::encode`]) and what a decoded page is encoded with agree to
-    /// the byte, time-neutral and empty fields too.
+    /// What a backend stores ([`Body::encode`], [`proposed_body`]) and what a decoded page is
+    /// encoded with agree to the byte, time-neutral and empty fields too.
     #[test]
     fn encode_body_writes_what_body_encodes() {
         let mut neutral = ProposedEvent::new("", Vec::new());
@@ -295,6 +349,7 @@ mod tests {
         for event in [event(1, 0), event(2, 300), placed] {
             let stored = Body::of(&proposed(&event), event.recorded_at).encode_to_vec();
             assert_eq!(body_of(&event), stored);
+            assert_eq!(proposed_body(&proposed(&event), event.recorded_at), stored);
         }
     }
 

@@ -1,6 +1,5 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use prost::Message;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
@@ -14,7 +13,7 @@ use crate::model::{
     StateKind, StateQuery, Timestamp,
 };
 use crate::store::{BackendLimits, EventStore, Page, Tip, merged_metadata, plan_append, replayed};
-use crate::wire::{Body, WirePage};
+use crate::wire::{Body, WirePage, proposed_body};
 
 /// How often an append is tried again after losing a race for a sequence number before the
 /// server gives up with `Unavailable` (only an `any` append to a very hot state gets there).
@@ -252,7 +251,7 @@ impl<'a> EventColumns<'a> {
             ids: events.iter().map(|e| e.event_id).collect(),
             names: events.iter().map(|e| e.name.as_str()).collect(),
             timestamps: events.iter().map(|e| e.timestamp.map(Timestamp::unix_nanos)).collect(),
-            bodies: events.iter().map(|e| Body::of(e, recorded_at).encode_to_vec()).collect(),
+            bodies: events.iter().map(|e| proposed_body(e, recorded_at)).collect(),
         }
     }
 }
@@ -295,7 +294,7 @@ pub(super) async fn encode_old_bodies(tx: &mut Transaction<'_, Postgres>) -> Res
             };
             let recorded_at = Timestamp::from_unix_nanos(row.try_get(6).map_err(sql_error)?);
             positions.push(row.try_get::<i64, _>(0).map_err(sql_error)?);
-            bodies.push(Body::of(&event, recorded_at).encode_to_vec());
+            bodies.push(proposed_body(&event, recorded_at));
         }
         sqlx::query(
             "UPDATE flipbook_events e SET body = b.body FROM UNNEST($1::bigint[], $2::bytea[]) AS b(position, body) \

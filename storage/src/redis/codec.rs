@@ -6,8 +6,8 @@
 
 use crate::encoding::metadata_from_json;
 use crate::error::{Error, Result};
-use crate::model::{RecordedEvent, Snapshot, Timestamp};
-use crate::wire::Body;
+use crate::model::{ProposedEvent, RecordedEvent, Snapshot, Timestamp};
+use crate::wire::{BODY_OVERHEAD, Body, encode_proposed};
 
 #[derive(Default)]
 struct Writer(Vec<u8>);
@@ -72,12 +72,17 @@ impl<'a> Reader<'a> {
 const WITH_BODY: u8 = 0xFB;
 
 /// An event without its global position (the key it is stored under): the marker, its version,
-/// its state, then its body.
-pub(super) fn encode_event(state_id: &str, version: Option<u64>, body: &[u8]) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(1 + 9 + 4 + state_id.len() + body.len()));
+/// its state, then its body as appended at `recorded_at`.
+pub(super) fn encode_event(
+    state_id: &str,
+    version: Option<u64>,
+    event: &ProposedEvent,
+    recorded_at: Timestamp,
+) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(1 + 9 + 4 + state_id.len() + BODY_OVERHEAD + event.payload.len()));
     w.0.push(WITH_BODY);
     w.optional(version.map(|v| i64::try_from(v).unwrap_or(i64::MAX))).bytes(state_id.as_bytes());
-    w.0.extend_from_slice(body);
+    encode_proposed(event, recorded_at, &mut w.0);
     w.0
 }
 
@@ -159,9 +164,16 @@ mod tests {
     }
 
     fn encode(event: &RecordedEvent) -> Vec<u8> {
-        let mut body = Vec::new();
-        crate::wire::encode_body(event, &mut body);
-        encode_event(&event.state_id, event.version, &body)
+        let proposed = ProposedEvent {
+            event_id: event.event_id,
+            name: event.name.clone(),
+            payload: event.payload.clone(),
+            content_type: event.content_type.clone(),
+            timestamp: event.timestamp,
+            metadata: event.metadata.clone(),
+            version: None,
+        };
+        encode_event(&event.state_id, event.version, &proposed, event.recorded_at)
     }
 
     #[test]

@@ -1,6 +1,5 @@
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use prost::Message;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
@@ -13,7 +12,7 @@ use crate::model::{
     Timestamp,
 };
 use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
-use crate::wire::{Body, WirePage};
+use crate::wire::WirePage;
 
 const POSITION: &str = "flipbook:position";
 const EVENTS: &str = "flipbook:events";
@@ -280,7 +279,7 @@ impl RedisEventStore {
             .arg(metadata_json(&request.state_metadata));
         for (i, event) in request.events.iter().enumerate() {
             let version = first_seq.filter(|_| versioned).map(|first| first + i as u64);
-            let value = encode_event(&request.state_id, version, &Body::of(event, now).encode_to_vec());
+            let value = encode_event(&request.state_id, version, event, now);
             invocation.arg(event.event_id.hyphenated().to_string()).arg(value);
         }
         let mut conn = self.conn.clone();

@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use prost::Message;
 use rusqlite::{Connection, Row, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -15,7 +14,7 @@ use crate::model::{
     StateQuery, Timestamp,
 };
 use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
-use crate::wire::{Body, WirePage};
+use crate::wire::{Body, WirePage, proposed_body};
 
 /// The SQLite event store. Cheap to clone; the writer thread stops when the last clone is
 /// dropped, after finishing the appends already queued.
@@ -370,7 +369,7 @@ fn write(connection: &Connection, request: &AppendRequest, plan: Plan, now: Time
             event.event_id.hyphenated().to_string(),
             &event.name,
             event.timestamp.map(Timestamp::unix_nanos),
-            Body::of(event, now).encode_to_vec(),
+            proposed_body(event, now),
         ))?;
         positions.push(to_u64(connection.last_insert_rowid()));
     }
@@ -438,7 +437,7 @@ pub(super) fn encode_old_bodies(connection: &Connection) -> Result<()> {
             metadata: metadata(row, 7)?,
             version: None,
         };
-        let body = Body::of(&event, Timestamp::from_unix_nanos(row.get(6)?)).encode_to_vec();
+        let body = proposed_body(&event, Timestamp::from_unix_nanos(row.get(6)?));
         update.execute((row.get::<_, i64>(0)?, body))?;
         encoded += 1;
     }
