@@ -90,7 +90,6 @@ fn payload(field: impl Display, len: usize, max: u64) -> Result<()> {
 }
 
 /// A field of an append's event, by its index: `events[2].name`.
-#[derive(Clone, Copy)]
 struct EventField(usize, &'static str);
 
 impl Display for EventField {

@@ -39,6 +39,10 @@ const METADATA: u32 = 10;
 /// `events`, field 1 of both `ReadStateResponse` and `ReadAllResponse`.
 const EVENTS: u32 = 1;
 
+/// About what a body adds to its payload when its metadata is small: the id, name, content type
+/// and times with their keys.
+pub const BODY_OVERHEAD: usize = 128;
+
 /// An event's body: the fields of `flipbook.v1.RecordedEvent` that its append fixes.
 #[derive(Clone, PartialEq, Message)]
 pub struct Body {
@@ -297,10 +301,6 @@ pub fn proposed_body(event: &ProposedEvent, recorded_at: Timestamp) -> Vec<u8> {
     encode_proposed(event, recorded_at, &mut body);
     body
 }
-
-/// About what a body adds to its payload when its metadata is small: the id, name, content type
-/// and times with their keys.
-pub const BODY_OVERHEAD: usize = 128;
 
 fn placing_len(state_id: &str, version: Option<u64>, global_position: u64) -> usize {
     let key = 1; // field numbers below 16 take one byte
