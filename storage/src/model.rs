@@ -164,6 +164,22 @@ pub struct RecordedEvent {
     pub metadata: Metadata,
 }
 
+#[cfg(test)]
+impl RecordedEvent {
+    /// The event as it was proposed (its version aside): what encoding tests append again.
+    pub(crate) fn as_proposed(&self) -> ProposedEvent {
+        ProposedEvent {
+            event_id: self.event_id,
+            name: self.name.clone(),
+            payload: self.payload.clone(),
+            content_type: self.content_type.clone(),
+            timestamp: self.timestamp,
+            metadata: self.metadata.clone(),
+            version: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Direction {
     #[default]

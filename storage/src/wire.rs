@@ -347,21 +347,9 @@ mod tests {
         let recorded_at = Timestamp::from_unix_nanos(5);
         let placed = Body::of(&neutral, recorded_at).into_event("s".into(), None, 1).expect("decodes");
         for event in [event(1, 0), event(2, 300), placed] {
-            let stored = Body::of(&proposed(&event), event.recorded_at).encode_to_vec();
+            let stored = Body::of(&event.as_proposed(), event.recorded_at).encode_to_vec();
             assert_eq!(body_of(&event), stored);
-            assert_eq!(proposed_body(&proposed(&event), event.recorded_at), stored);
-        }
-    }
-
-    fn proposed(event: &RecordedEvent) -> ProposedEvent {
-        ProposedEvent {
-            event_id: event.event_id,
-            name: event.name.clone(),
-            payload: event.payload.clone(),
-            content_type: event.content_type.clone(),
-            timestamp: event.timestamp,
-            metadata: event.metadata.clone(),
-            version: None,
+            assert_eq!(proposed_body(&event.as_proposed(), event.recorded_at), stored);
         }
     }
 

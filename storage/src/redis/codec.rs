@@ -164,16 +164,7 @@ mod tests {
     }
 
     fn encode(event: &RecordedEvent) -> Vec<u8> {
-        let proposed = ProposedEvent {
-            event_id: event.event_id,
-            name: event.name.clone(),
-            payload: event.payload.clone(),
-            content_type: event.content_type.clone(),
-            timestamp: event.timestamp,
-            metadata: event.metadata.clone(),
-            version: None,
-        };
-        encode_event(&event.state_id, event.version, &proposed, event.recorded_at)
+        encode_event(&event.state_id, event.version, &event.as_proposed(), event.recorded_at)
     }
 
     #[test]
