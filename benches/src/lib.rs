@@ -119,7 +119,7 @@ pub struct BackendSizes {
 /// Writes a `count`-event state of [`PAYLOAD`] events straight to a store, in appends of 1,000
 /// events or of the most the backend takes in one: the state the read benchmarks read.
 pub async fn fill_state(store: &dyn flipbook_storage::EventStore, state: &str, count: u64) -> anyhow::Result<()> {
-    use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
+    use flipbook_model::{AppendRequest, Expectation, ProposedEvent};
     let batch = store.limits().max_events_per_append.map_or(1000, |max| u64::from(max).min(1000));
     let mut written = 0;
     while written < count {

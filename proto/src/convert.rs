@@ -1,9 +1,8 @@
 //! Wire messages to domain types and back. Conversions that can fail (an event id that is not a
 //! UUID, a timestamp out of range) fail with `InvalidArgument` naming the field.
 
-use flipbook_storage::Error;
-use flipbook_storage::model::{
-    AllQuery, AppendOutcome, AppendRequest, DEFAULT_CONTENT_TYPE, Delivery, Direction, Expectation, Metadata,
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, DEFAULT_CONTENT_TYPE, Delivery, Direction, Error, Expectation, Metadata,
     ProposedEvent, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, SubscriptionQuery,
     SubscriptionStart, Timestamp,
 };

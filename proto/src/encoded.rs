@@ -1,4 +1,4 @@
-//! Response messages the server holds already encoded ([`flipbook_storage::wire`]), and the
+//! Response messages the server holds already encoded (by the stores: `flipbook_storage::wire`), and the
 //! codec that sends them as they are. The server's `ReadState` answers with them
 //! ([`crate::server`]); clients decode the same bytes as `ReadStateResponse`.
 
@@ -53,8 +53,8 @@ impl Encoder for EncodedEncoder {
 
 #[cfg(test)]
 mod tests {
+    use flipbook_model::{ProposedEvent, RecordedEvent, Timestamp};
     use flipbook_storage::Page;
-    use flipbook_storage::model::{ProposedEvent, RecordedEvent, Timestamp};
     use flipbook_storage::wire::{Body, WirePage};
     use prost::Message;
 

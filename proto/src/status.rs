@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use flipbook_storage::Error;
-use flipbook_storage::model::StateKind;
+use flipbook_model::{Error, StateKind};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 

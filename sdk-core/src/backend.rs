@@ -6,18 +6,17 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Delivery, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateQuery,
+    SubscriptionQuery, validate::Limits,
+};
 use flipbook_proto::v1::event_bus_client::EventBusClient;
 use flipbook_proto::v1::event_store_client::EventStoreClient;
 use flipbook_proto::v1::server_info_client::ServerInfoClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self};
 use flipbook_storage::bus::Bus;
-use flipbook_storage::model::{
-    AllQuery, AppendOutcome, AppendRequest, Delivery, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateQuery,
-    SubscriptionQuery,
-};
 use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_pages};
-use flipbook_storage::validate::Limits;
 use flipbook_storage::{EventStore, SnapshotStore};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use tonic::metadata::{Ascii, MetadataValue};

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use flipbook_storage::bus::{Bus, BusOptions};
-use flipbook_storage::model::{
+use flipbook_model::{
     AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery, SubscriptionQuery,
+    validate::{self, Limits},
 };
-use flipbook_storage::validate::{self, Limits};
+use flipbook_storage::bus::{Bus, BusOptions};
 use tokio::sync::Notify;
 
 use crate::backend::{Backend, EventPages, Local, Remote, ServerInfo};

@@ -162,15 +162,15 @@ impl Error {
     }
 }
 
-impl From<flipbook_storage::Error> for Error {
-    fn from(error: flipbook_storage::Error) -> Self {
-        use flipbook_storage::Error as E;
+impl From<flipbook_model::Error> for Error {
+    fn from(error: flipbook_model::Error) -> Self {
+        use flipbook_model::Error as E;
         match error {
             E::InvalidArgument { field, rule } => Self::InvalidArgument { field, rule },
             E::VersionConflict { state_id, actual_version } => Self::VersionConflict { state_id, actual_version },
             E::Duplicate { state_id, event_id } => Self::Duplicate { state_id, event_id },
             E::StateKindMismatch { state_id, stored } => {
-                Self::StateKindMismatch { state_id, versioned: stored == flipbook_storage::model::StateKind::Versioned }
+                Self::StateKindMismatch { state_id, versioned: stored == flipbook_model::StateKind::Versioned }
             }
             E::TooLarge { field, limit } => Self::TooLarge { field, limit },
             E::Unavailable(message) => Self::Unavailable(message),
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn statuses_map_to_kinds_by_reason_and_code() {
-        let conflict = flipbook_proto::status::to_status(&flipbook_storage::Error::VersionConflict {
+        let conflict = flipbook_proto::status::to_status(&flipbook_model::Error::VersionConflict {
             state_id: "s".into(),
             actual_version: 7,
         });

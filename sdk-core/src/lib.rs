@@ -48,9 +48,9 @@ pub use repository::{Executed, Loaded, Reducer, Repository};
 pub use session::{Base, Finished, Session};
 pub use subscription::Subscription;
 
+pub use flipbook_model::validate::Limits;
 /// The domain types requests and answers are made of.
-pub use flipbook_storage::model::{
+pub use flipbook_model::{
     AllQuery, AppendOutcome, AppendRequest, Delivery, Direction, Expectation, Metadata, ProposedEvent, RecordedEvent,
     Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, SubscriptionQuery, SubscriptionStart, Timestamp,
 };
-pub use flipbook_storage::validate::Limits;

@@ -1,7 +1,7 @@
 //! The typed Rust API: a [`Reducer`] folds events into a state; a [`Repository`] loads states
 //! and executes commands with it, over the core's [`Session`](crate::Session).
 
-use flipbook_storage::model::{AppendOutcome, ProposedEvent, RecordedEvent, Timestamp};
+use flipbook_model::{AppendOutcome, ProposedEvent, RecordedEvent, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

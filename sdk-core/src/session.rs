@@ -19,11 +19,10 @@
 
 use std::sync::Arc;
 
-use flipbook_storage::model::{
+use flipbook_model::{
     AppendOutcome, AppendRequest, DEFAULT_CONTENT_TYPE, Expectation, ProposedEvent, RecordedEvent, Snapshot,
-    SnapshotQuery, StateQuery, Timestamp,
+    SnapshotQuery, StateQuery, Timestamp, validate,
 };
-use flipbook_storage::validate;
 use futures::StreamExt;
 
 use crate::backend::EventPages;

@@ -7,8 +7,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use flipbook_storage::model::{Delivery, SubscriptionQuery, SubscriptionStart};
-use flipbook_storage::validate;
+use flipbook_model::{Delivery, SubscriptionQuery, SubscriptionStart, validate};
 use futures::{Stream, StreamExt};
 
 use crate::backend::Deliveries;

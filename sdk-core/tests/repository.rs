@@ -331,14 +331,14 @@ impl flipbook_storage::SnapshotStore for DownSnapshotStore {
     fn backend(&self) -> &'static str {
         "down"
     }
-    async fn put(&self, _: Snapshot) -> flipbook_storage::Result<()> {
-        Err(flipbook_storage::Error::Unavailable("snapshot store down".into()))
+    async fn put(&self, _: Snapshot) -> flipbook_model::Result<()> {
+        Err(flipbook_model::Error::Unavailable("snapshot store down".into()))
     }
-    async fn get(&self, _: &flipbook_sdk_core::SnapshotQuery) -> flipbook_storage::Result<Option<Snapshot>> {
-        Err(flipbook_storage::Error::Unavailable("snapshot store down".into()))
+    async fn get(&self, _: &flipbook_sdk_core::SnapshotQuery) -> flipbook_model::Result<Option<Snapshot>> {
+        Err(flipbook_model::Error::Unavailable("snapshot store down".into()))
     }
-    async fn delete(&self, _: &str) -> flipbook_storage::Result<u64> {
-        Err(flipbook_storage::Error::Unavailable("snapshot store down".into()))
+    async fn delete(&self, _: &str) -> flipbook_model::Result<u64> {
+        Err(flipbook_model::Error::Unavailable("snapshot store down".into()))
     }
 }
 

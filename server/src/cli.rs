@@ -13,12 +13,12 @@ use std::process::ExitCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::{Args, Subcommand};
+use flipbook_model::DEFAULT_CONTENT_TYPE;
 use flipbook_sdk_core::{
     AllQuery, AppendRequest, Client, ClientOptions, ConnectOptions, Delivery, Direction, Error, ErrorCode, Expectation,
     Metadata, ProposedEvent, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery,
     SubscriptionQuery, SubscriptionStart, Timestamp,
 };
-use flipbook_storage::model::DEFAULT_CONTENT_TYPE;
 use futures::StreamExt;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;

@@ -62,8 +62,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use flipbook_model::validate::Limits;
 use flipbook_storage::bus::BusOptions;
-use flipbook_storage::validate::Limits;
 use serde::Deserialize;
 
 /// The gRPC port a server listens on unless told otherwise.

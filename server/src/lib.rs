@@ -19,7 +19,6 @@ use anyhow::Context;
 use flipbook_proto::server::event_store_server;
 use flipbook_proto::status::unauthenticated;
 use flipbook_proto::v1::{self, event_bus_server, server_info_server, snapshot_store_server};
-use flipbook_storage::validate::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,6 +29,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use crate::config::Config;
+use flipbook_model::validate::Limits;
+
 use crate::service::Flipbook;
 
 /// A server running in this process.

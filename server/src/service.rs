@@ -8,19 +8,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use flipbook_model::{
+    AllQuery, AppendRequest, Delivery, Error, RecordedEvent, SnapshotQuery, StateQuery, SubscriptionQuery, Timestamp,
+    validate::{self, Limits},
+};
 use flipbook_proto::convert::snapshot_to_store;
 use flipbook_proto::encoded::Encoded;
 use flipbook_proto::server::event_store_server;
 use flipbook_proto::status::{not_found, to_status};
 use flipbook_proto::v1::{self, event_bus_server, server_info_server, snapshot_store_server};
 use flipbook_storage::bus::{Bus, BusOptions};
-use flipbook_storage::model::{
-    AllQuery, AppendRequest, Delivery, RecordedEvent, SnapshotQuery, StateQuery, SubscriptionQuery, Timestamp,
-};
 use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_wire_pages, read_ahead, state_wire_pages};
-use flipbook_storage::validate::{self, Limits};
 use flipbook_storage::wire::WirePage;
-use flipbook_storage::{Error, EventStore, SnapshotStore};
+use flipbook_storage::{EventStore, SnapshotStore};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, stream};
 use prost::Message;

@@ -6,10 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flipbook_model::{AppendRequest, Expectation, ProposedEvent, StateQuery};
 use flipbook_proto::v1::event_store_client::EventStoreClient;
 use flipbook_proto::v1::server_info_client::ServerInfoClient;
 use flipbook_proto::v1::{self};
-use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent, StateQuery};
 use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore};
 use flipbook_storage::{EventStore, read};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};

@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{GrpcStore, dynamodb_config, fresh_db, postgres_url, redis_config};
-use flipbook_server::config::{Config, EventBackend, SnapshotBackend};
-use flipbook_storage::model::{
-    AppendRequest, Delivery, Expectation, ProposedEvent, SubscriptionQuery, SubscriptionStart,
+use flipbook_model::{
+    AppendRequest, Delivery, Error, Expectation, ProposedEvent, SubscriptionQuery, SubscriptionStart,
 };
-use flipbook_storage::{Error, EventStore};
+use flipbook_server::config::{Config, EventBackend, SnapshotBackend};
+use flipbook_storage::EventStore;
 use futures::StreamExt;
 use uuid::Uuid;
 
@@ -138,11 +138,7 @@ async fn scenario(config: Config) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let middle = servers[0]
-        .read_all_page(
-            &flipbook_storage::model::AllQuery { state_id_prefix: prefix.clone(), ..Default::default() },
-            0,
-            1_000,
-        )
+        .read_all_page(&flipbook_model::AllQuery { state_id_prefix: prefix.clone(), ..Default::default() }, 0, 1_000)
         .await
         .expect("read the stored events")
         .events

@@ -21,12 +21,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use flipbook_model::{AllQuery, Delivery, Error, RecordedEvent, Result, SubscriptionQuery, SubscriptionStart};
 use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
-use crate::model::{AllQuery, Delivery, RecordedEvent, SubscriptionQuery, SubscriptionStart};
 use crate::read::{DEFAULT_PAGE_SIZE, page_size_after};
 use crate::store::{EventStore, Page};
 
@@ -113,7 +112,7 @@ impl Bus {
     }
 
     /// The subscription's messages, until the subscriber drops the stream or an error ends it.
-    /// The query has passed [`crate::validate::subscription`]. Needs a Tokio runtime.
+    /// The query has passed [`flipbook_model::validate::subscription`]. Needs a Tokio runtime.
     pub fn subscribe(&self, query: SubscriptionQuery) -> BoxStream<'static, Result<Delivery>> {
         let shared = Arc::clone(&self.shared);
         self.watcher.get_or_init(|| AbortOnDrop(tokio::spawn(watch_settled(Arc::clone(&shared)))));

@@ -1,7 +1,6 @@
 //! What the backends share: number and metadata encodings, and SQL version windows.
 
-use crate::error::{Error, Result};
-use crate::model::Metadata;
+use flipbook_model::{Error, Metadata, Result};
 
 /// Numbers are `u64` in the model and `BIGINT` in SQL; values above `i64::MAX` never occur
 /// (positions and versions count events).
@@ -33,11 +32,11 @@ pub(crate) fn metadata_from_json(text: &str) -> Result<Metadata> {
 /// The exclusive/inclusive bounds on `state_seq` of a SQL page query: forward reads
 /// `(from, to]`, backward reads `[to, from)`, whatever the query's version bounds and cursor.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn seq_window(query: &crate::model::StateQuery, after: Option<u64>) -> (u64, u64) {
+pub(crate) fn seq_window(query: &flipbook_model::StateQuery, after: Option<u64>) -> (u64, u64) {
     let min = query.min_version.unwrap_or(1).max(1);
     let max = query.max_version.unwrap_or(u64::MAX);
     match query.direction {
-        crate::model::Direction::Forward => (after.unwrap_or(0).max(min - 1), max),
-        crate::model::Direction::Backward => (after.unwrap_or(u64::MAX).min(max.saturating_add(1)), min),
+        flipbook_model::Direction::Forward => (after.unwrap_or(0).max(min - 1), max),
+        flipbook_model::Direction::Backward => (after.unwrap_or(u64::MAX).min(max.saturating_add(1)), min),
     }
 }

@@ -1,8 +1,7 @@
-//! Flipbook's domain model, its input rules, the storage traits every backend implements, the
-//! backends, and the contract test kit they all pass.
+//! The stores: the storage traits every backend implements, the rules they share, reads, the
+//! event bus, the backends, and the contract test kit they all pass. The words they store (events,
+//! states, snapshots), the input rules and the error type are `flipbook-model`'s.
 //!
-//! - [`model`]: states, events, versions, snapshots (the words of `docs/spec.md`).
-//! - [`validate`]: the input rules, checked at the edge before anything reaches a backend.
 //! - [`EventStore`] and [`SnapshotStore`]: the two traits; [`plan_append`] and [`replayed`] hold
 //!   the append rules every backend shares.
 //! - [`read`]: reads as bounded streams of pages over any backend.
@@ -14,16 +13,15 @@
 //!   [`memory::MemorySnapshotStore`].
 //! - [`wire`]: events encoded as the API sends them, which a backend may store so a read is
 //!   mostly a copy.
-//! - [`testkit`]: the contract tests every backend runs unchanged.
+//! - `testkit` (feature `testkit`, for tests only): the contract tests every backend runs
+//!   unchanged.
 
 pub mod bus;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis", feature = "dynamodb"))]
 mod encoding;
-pub mod error;
 pub mod memory;
-pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod read;
@@ -32,9 +30,8 @@ pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod store;
+#[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod validate;
 pub mod wire;
 
-pub use error::{Error, Result};
 pub use store::{BackendLimits, EventStore, Page, SnapshotStore, Tip, plan_append, replayed};

@@ -6,13 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, Error, Metadata, RecordedEvent, Result, Snapshot, SnapshotQuery,
+    StateHead, StateKind, StateQuery, Timestamp,
+};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, RecordedEvent, Snapshot, SnapshotQuery, StateHead,
-    StateKind, StateQuery, Timestamp,
-};
 use crate::store::{EventStore, Page, SnapshotStore, Tip, merged_metadata, plan_append, replayed};
 
 /// Events in process memory, with the semantics of the SQLite backend. One lock guards

@@ -5,10 +5,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use flipbook_model::{AllQuery, RecordedEvent, Result, StateQuery};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use crate::error::Result;
-use crate::model::{AllQuery, RecordedEvent, StateQuery};
 use crate::store::{EventStore, Page};
 use crate::wire::WirePage;
 
@@ -242,7 +241,7 @@ pub async fn collect_state(store: Arc<dyn EventStore>, query: StateQuery) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Timestamp;
+    use flipbook_model::Timestamp;
 
     fn page(count: usize, payload: usize, next: Option<u64>) -> Page {
         let event = RecordedEvent {

@@ -9,13 +9,11 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-
-use crate::error::{Error, Result};
-use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Expectation, Metadata, RecordedEvent, Snapshot, SnapshotQuery, StateHead,
-    StateKind, StateQuery,
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Error, Expectation, Metadata, RecordedEvent, Result, Snapshot,
+    SnapshotQuery, StateHead, StateKind, StateQuery, validate::MAX_METADATA_BYTES,
 };
-use crate::validate::MAX_METADATA_BYTES;
+
 use crate::wire::WirePage;
 
 /// One page of a read, and where the next one starts.
@@ -46,7 +44,7 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     }
 
     /// Stores all of the request's events or none (see [`plan_append`] and [`replayed`]).
-    /// The request has passed [`crate::validate::append`].
+    /// The request has passed [`flipbook_model::validate::append`].
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome>;
 
     /// `None` for a state that has no events.

@@ -16,14 +16,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, Error, Expectation, Metadata, ProposedEvent, RecordedEvent,
+    Snapshot, SnapshotQuery, StateKind, StateQuery, Timestamp,
+};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::error::Error;
-use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, ProposedEvent, RecordedEvent, Snapshot,
-    SnapshotQuery, StateKind, StateQuery, Timestamp,
-};
 use crate::read::{all_pages, state_pages};
 use crate::store::{EventStore, SnapshotStore};
 
@@ -162,7 +161,7 @@ fn assert_conflict(result: Result<AppendOutcome, Error>, actual: u64) {
 /// write them in the old layout: state `old-1`, positions 131073 and 131074.
 pub mod old_layout {
     use super::*;
-    use crate::model::Timestamp;
+    use flipbook_model::Timestamp;
 
     pub const STATE: &str = "old-1";
     pub const FIRST_ID: &str = "00000000-0000-4000-8000-000000000001";
@@ -748,7 +747,7 @@ pub mod bus {
 
     use super::*;
     use crate::bus::{Bus, BusOptions};
-    use crate::model::{Delivery, SubscriptionQuery, SubscriptionStart};
+    use flipbook_model::{Delivery, SubscriptionQuery, SubscriptionStart};
 
     type Subscription = BoxStream<'static, Result<Delivery, Error>>;
 

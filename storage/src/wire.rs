@@ -13,12 +13,11 @@
 
 use std::ops::Range;
 
+use flipbook_model::{Error, Metadata, ProposedEvent, RecordedEvent, Result, Timestamp};
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-use crate::model::{Metadata, ProposedEvent, RecordedEvent, Timestamp};
 use crate::store::Page;
 
 /// `flipbook.v1.RecordedEvent`'s placing fields.

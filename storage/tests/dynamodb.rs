@@ -46,8 +46,8 @@ mod bus {
 /// What one transaction cannot hold is refused whole, with the limit named; large events are
 /// split over several chunks and read back whole, in order, forward and backward.
 mod dynamodb_limits {
-    use flipbook_storage::Error;
-    use flipbook_storage::model::{AllQuery, AppendRequest, Direction, Expectation, ProposedEvent, StateQuery};
+    use flipbook_model::Error;
+    use flipbook_model::{AllQuery, AppendRequest, Direction, Expectation, ProposedEvent, StateQuery};
     use flipbook_storage::testkit::{events as some_events, read, read_all, unique_state};
 
     use super::*;
@@ -92,8 +92,8 @@ mod dynamodb_limits {
 mod dynamodb_group_commit {
     use std::collections::HashMap;
 
-    use flipbook_storage::Error;
-    use flipbook_storage::model::{AllQuery, AppendOutcome, AppendRequest, Expectation, StateQuery};
+    use flipbook_model::Error;
+    use flipbook_model::{AllQuery, AppendOutcome, AppendRequest, Expectation, StateQuery};
     use flipbook_storage::testkit::{event, events as some_events, read, read_all, unique_state};
     use futures::future::join_all;
 
@@ -101,7 +101,7 @@ mod dynamodb_group_commit {
 
     /// Every event of the table in global order: positions 1, 2, 3 … up to the settled one,
     /// and each state's versions 1, 2, 3 … in that order.
-    async fn assert_gapless(store: &Arc<dyn EventStore>) -> Vec<flipbook_storage::model::RecordedEvent> {
+    async fn assert_gapless(store: &Arc<dyn EventStore>) -> Vec<flipbook_model::RecordedEvent> {
         let all = read_all(store, AllQuery::default()).await;
         let positions: Vec<u64> = all.iter().map(|e| e.global_position).collect();
         assert_eq!(positions, (1..=all.len() as u64).collect::<Vec<_>>(), "positions unique and contiguous");

@@ -9,9 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flipbook_model::{AppendRequest, Expectation, StateQuery};
 use flipbook_storage::EventStore;
 use flipbook_storage::dynamodb::DynamoEventStore;
-use flipbook_storage::model::{AppendRequest, Expectation, StateQuery};
 use flipbook_storage::testkit::{events, read, unique_state};
 
 /// Pauses and resumes the emulator with the commands scripts/services.sh exports.

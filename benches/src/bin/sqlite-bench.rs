@@ -15,8 +15,8 @@ use std::sync::Arc;
 use flipbook_benches::{
     Args, ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, median, rate, read_through, report,
 };
+use flipbook_model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::EventStore;
-use flipbook_storage::model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::read::DEFAULT_PAGE_SIZE;
 use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -307,7 +307,7 @@ async fn storage_reads(db: &Path, state: &str, count: u64, rounds: u64) -> anyho
     let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&SqliteConfig::new(db)).await?);
     rate(count * rounds, || async {
         for _ in 0..rounds {
-            let query = flipbook_storage::model::StateQuery::all(state);
+            let query = flipbook_model::StateQuery::all(state);
             let mut pages = flipbook_storage::read::state_pages(Arc::clone(&store), query, DEFAULT_PAGE_SIZE);
             let mut fold = Fold::default();
             while let Some(page) = futures::StreamExt::next(&mut pages).await {

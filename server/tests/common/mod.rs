@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Delivery, Error, Result, Snapshot, SnapshotQuery, StateHead, StateQuery,
+    SubscriptionQuery, SubscriptionStart,
+};
 use flipbook_proto::status::{from_status, reason, reason_of};
 use flipbook_proto::v1::event_bus_client::EventBusClient;
 use flipbook_proto::v1::event_store_client::EventStoreClient;
@@ -13,11 +17,7 @@ use flipbook_proto::v1::server_info_client::ServerInfoClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self};
 use flipbook_server::config::{Config, EventBackend, SnapshotBackend};
-use flipbook_storage::model::{
-    AllQuery, AppendOutcome, AppendRequest, Delivery, Snapshot, SnapshotQuery, StateHead, StateQuery,
-    SubscriptionQuery, SubscriptionStart,
-};
-use flipbook_storage::{BackendLimits, Error, EventStore, Page, Result, SnapshotStore};
+use flipbook_storage::{BackendLimits, EventStore, Page, SnapshotStore};
 use tonic::transport::Channel;
 
 /// A fresh database path in a directory that outlives the test's runtime.
@@ -211,10 +211,10 @@ impl EventStore for GrpcStore {
     async fn read_state_page(&self, query: &StateQuery, after: Option<u64>, max: usize) -> Result<Page> {
         let mut query = query.clone();
         match (query.direction, after) {
-            (flipbook_storage::model::Direction::Forward, Some(after)) => {
+            (flipbook_model::Direction::Forward, Some(after)) => {
                 query.min_version = Some(query.min_version.unwrap_or(1).max(after + 1));
             }
-            (flipbook_storage::model::Direction::Backward, Some(before)) => {
+            (flipbook_model::Direction::Backward, Some(before)) => {
                 query.max_version = Some(query.max_version.unwrap_or(u64::MAX).min(before.saturating_sub(1)));
                 if before <= 1 || query.max_version < query.min_version {
                     return Ok(Page::default());
@@ -228,7 +228,7 @@ impl EventStore for GrpcStore {
         let mut events = Vec::new();
         while let Some(message) = stream.message().await.map_err(error)? {
             for event in message.events {
-                events.push(flipbook_storage::model::RecordedEvent::try_from(event)?);
+                events.push(flipbook_model::RecordedEvent::try_from(event)?);
             }
         }
         // The wire hides the sequence of version-neutral events; this adapter pages only
@@ -251,7 +251,7 @@ impl EventStore for GrpcStore {
         let mut events = Vec::new();
         while let Some(message) = stream.message().await.map_err(error)? {
             for event in message.events {
-                events.push(flipbook_storage::model::RecordedEvent::try_from(event)?);
+                events.push(flipbook_model::RecordedEvent::try_from(event)?);
             }
         }
         let next = match events.last() {

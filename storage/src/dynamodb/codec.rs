@@ -2,11 +2,10 @@
 //! What the events share is written once (state, kind, first sequence number and position,
 //! recorded-at); each event is its id and its fields, each length-prefixed (u32, big endian).
 
+use flipbook_model::{Error, ProposedEvent, RecordedEvent, Result, Timestamp};
 use uuid::Uuid;
 
 use crate::encoding::{metadata_from_json, metadata_json};
-use crate::error::{Error, Result};
-use crate::model::{ProposedEvent, RecordedEvent, Timestamp};
 
 const FORMAT: u8 = 1;
 

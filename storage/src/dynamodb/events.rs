@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, Error, RecordedEvent, Result, StateHead, StateKind, StateQuery,
+    Timestamp,
+};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -12,10 +16,6 @@ use super::codec::{decode_chunk, encode_event};
 use super::writer::{Job, Writer};
 use super::{DynamoConfig, Item, Table, build_error, get_b, get_n, get_s, key, n, s, sdk_error};
 use crate::encoding::metadata_from_json;
-use crate::error::{Error, Result};
-use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, RecordedEvent, StateHead, StateKind, StateQuery, Timestamp,
-};
 use crate::store::{BackendLimits, EventStore, Page, Tip, replayed};
 
 /// The most events one append may carry: with one guard per event, the counter, the head and

@@ -41,7 +41,7 @@ use aws_sdk_dynamodb::types::{
 pub use events::DynamoEventStore;
 pub use snapshots::DynamoSnapshotStore;
 
-use crate::error::{Error, Result};
+use flipbook_model::{Error, Result};
 
 /// Where the table is and how long a call may take.
 #[derive(Clone, Debug)]

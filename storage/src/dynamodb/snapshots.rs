@@ -1,9 +1,8 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use flipbook_model::{Error, Result, Snapshot, SnapshotQuery, Timestamp};
 
 use super::{DynamoConfig, Item, Table, build_error, get_b, get_n, get_s, key, n, s, sdk_error};
-use crate::error::{Error, Result};
-use crate::model::{Snapshot, SnapshotQuery, Timestamp};
 use crate::store::SnapshotStore;
 
 /// The largest snapshot payload an item holds (400 KB per item, less the other attributes).

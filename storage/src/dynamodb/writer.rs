@@ -16,14 +16,13 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
+use flipbook_model::{AppendOutcome, AppendRequest, Error, Metadata, Result, StateKind, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{ChunkHead, encode_chunk};
 use super::events::{COUNTER, Head, MAX_TRANSACTION_ITEMS, guard_pk, head_pk, position_pk};
 use super::{Item, Table, build_error, get_n, get_s, key, n, s, sdk_error};
 use crate::encoding::{metadata_from_json, metadata_json};
-use crate::error::{Error, Result};
-use crate::model::{AppendOutcome, AppendRequest, Metadata, StateKind, Timestamp};
 use crate::store::{Tip, merged_metadata, plan_append};
 
 /// What a group may write, below DynamoDB's 4 MB per transaction. An append alone always fits

@@ -1,4 +1,8 @@
 use async_trait::async_trait;
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, Error, Expectation, Metadata, ProposedEvent, RecordedEvent,
+    Result, StateHead, StateKind, StateQuery, Timestamp,
+};
 use futures::stream::BoxStream;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -7,11 +11,6 @@ use uuid::Uuid;
 use super::rows::{Columns, decode_rows, each_row, next_cursor};
 use super::{POSITION_SHIFT, PostgresConfig, is_unique_violation, position_of, sql_error};
 use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
-use crate::error::{Error, Result};
-use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, Metadata, ProposedEvent, RecordedEvent, StateHead,
-    StateKind, StateQuery, Timestamp,
-};
 use crate::store::{BackendLimits, EventStore, Page, Tip, merged_metadata, plan_append, replayed};
 use crate::wire::{Body, WirePage, proposed_body};
 

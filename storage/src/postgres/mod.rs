@@ -38,7 +38,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 pub use events::PostgresEventStore;
 pub use snapshots::PostgresSnapshotStore;
 
-use crate::error::Error;
+use flipbook_model::Error;
 
 /// Bits of a global position below the transaction id: the event's place in its append.
 const POSITION_SHIFT: u32 = 16;

@@ -2,14 +2,13 @@
 //! the first row only: profiling a server reading a state, `try_get` took 13 % of its samples,
 //! the unchecked decode 8.5 %.
 
+use flipbook_model::{RecordedEvent, Result};
 use futures::{Stream, TryStreamExt};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::sql_error;
 use crate::encoding::to_u64;
-use crate::error::Result;
-use crate::model::RecordedEvent;
 
 /// A row of a result, as [`each_row`] and [`decode_rows`] hand it over.
 pub(super) struct Columns<'r> {

@@ -1,10 +1,9 @@
 use async_trait::async_trait;
+use flipbook_model::{Result, Snapshot, SnapshotQuery, Timestamp};
 use sqlx::{PgPool, Row};
 
 use super::{PostgresConfig, sql_error};
 use crate::encoding::{to_i64, to_u64};
-use crate::error::Result;
-use crate::model::{Snapshot, SnapshotQuery, Timestamp};
 use crate::store::SnapshotStore;
 
 #[derive(Clone, Debug)]

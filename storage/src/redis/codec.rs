@@ -4,9 +4,9 @@
 //! An event's value ends with its body encoded as the API sends it ([`crate::wire`]), so a read
 //! of a state copies it into the response instead of decoding and encoding the event.
 
+use flipbook_model::{Error, ProposedEvent, RecordedEvent, Result, Snapshot, Timestamp};
+
 use crate::encoding::metadata_from_json;
-use crate::error::{Error, Result};
-use crate::model::{ProposedEvent, RecordedEvent, Snapshot, Timestamp};
 use crate::wire::{BODY_OVERHEAD, Body, encode_proposed};
 
 #[derive(Default)]

@@ -1,4 +1,8 @@
 use async_trait::async_trait;
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, Error, Expectation, RecordedEvent, Result, StateHead, StateKind,
+    StateQuery, Timestamp,
+};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -6,11 +10,6 @@ use redis::{AsyncCommands, Script};
 use super::codec::{decode_event, encode_event, split_event};
 use super::{RedisConfig, redis_error};
 use crate::encoding::{metadata_from_json, metadata_json};
-use crate::error::{Error, Result};
-use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, RecordedEvent, StateHead, StateKind, StateQuery,
-    Timestamp,
-};
 use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
 use crate::wire::WirePage;
 

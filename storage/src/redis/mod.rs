@@ -29,7 +29,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use events::RedisEventStore;
 pub use snapshots::RedisSnapshotStore;
 
-use crate::error::Error;
+use flipbook_model::Error;
 
 /// Where and how to connect.
 #[derive(Clone, Debug)]

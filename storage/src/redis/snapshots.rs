@@ -1,12 +1,11 @@
 use async_trait::async_trait;
+use flipbook_model::{Result, Snapshot, SnapshotQuery};
 use redis::Script;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 
 use super::codec::{decode_snapshot, encode_snapshot};
 use super::{RedisConfig, redis_error};
-use crate::error::Result;
-use crate::model::{Snapshot, SnapshotQuery};
 use crate::store::SnapshotStore;
 
 /// The newest member of a state's snapshot index for one revision at or below a version, and

@@ -1,18 +1,17 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Direction, Error, Metadata, ProposedEvent, RecordedEvent, Result,
+    StateHead, StateKind, StateQuery, Timestamp,
+};
 use rusqlite::{Connection, Row, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::pool::Connections;
-use super::{Durability, MAX_GROUP, SqliteConfig, create_schema, names_json};
+use super::{Db, Durability, MAX_GROUP, SqliteConfig, create_schema, names_json};
 use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
-use crate::error::{Error, Result};
-use crate::model::{
-    AllQuery, AppendOutcome, AppendRequest, Direction, Metadata, ProposedEvent, RecordedEvent, StateHead, StateKind,
-    StateQuery, Timestamp,
-};
 use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
 use crate::wire::{Body, WirePage, proposed_body};
 
@@ -75,16 +74,16 @@ impl EventStore for SqliteEventStore {
                 let mut statement = connection.prepare_cached(
                     "SELECT version_neutral, last_seq, last_position, first_recorded_at, last_recorded_at, metadata \
                      FROM states WHERE state_id = ?1",
-                )?;
-                let mut rows = statement.query([&state_id])?;
-                let Some(row) = rows.next()? else { return Ok(None) };
+                ).db()?;
+                let mut rows = statement.query([&state_id]).db()?;
+                let Some(row) = rows.next().db()? else { return Ok(None) };
                 Ok(Some(StateHead {
                     state_id: state_id.clone(),
-                    kind: kind(row.get(0)?),
-                    event_count: to_u64(row.get(1)?),
-                    last_global_position: to_u64(row.get(2)?),
-                    first_recorded_at: Timestamp::from_unix_nanos(row.get(3)?),
-                    last_recorded_at: Timestamp::from_unix_nanos(row.get(4)?),
+                    kind: kind(row.get(0).db()?),
+                    event_count: to_u64(row.get(1).db()?),
+                    last_global_position: to_u64(row.get(2).db()?),
+                    first_recorded_at: Timestamp::from_unix_nanos(row.get(3).db()?),
+                    last_recorded_at: Timestamp::from_unix_nanos(row.get(4).db()?),
                     metadata: metadata(row, 5)?,
                 }))
             })
@@ -119,7 +118,7 @@ impl EventStore for SqliteEventStore {
         let last: i64 = self
             .reads
             .run(|connection| {
-                Ok(connection.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get(0))?)
+                connection.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get(0)).db()
             })
             .await?;
         Ok(to_u64(last))
@@ -180,19 +179,19 @@ fn kind(version_neutral: bool) -> StateKind {
 
 /// A row's version and global position.
 fn placing(row: &Row<'_>) -> Result<(Option<u64>, u64)> {
-    Ok((row.get::<_, Option<i64>>(3)?.map(to_u64), to_u64(row.get(0)?)))
+    Ok((row.get::<_, Option<i64>>(3).db()?.map(to_u64), to_u64(row.get(0).db()?)))
 }
 
 /// An event from a row of `event_columns!()`.
 fn recorded_event(row: &Row<'_>) -> Result<RecordedEvent> {
     let (version, position) = placing(row)?;
-    let body = row.get_ref(4)?.as_blob().map_err(rusqlite::Error::from)?;
-    Body::decode_stored(body)?.into_event(row.get(1)?, version, position)
+    let body = row.get_ref(4).db()?.as_blob().map_err(rusqlite::Error::from).db()?;
+    Body::decode_stored(body)?.into_event(row.get(1).db()?, version, position)
 }
 
 /// The metadata map stored as JSON in column `column`.
 fn metadata(row: &Row<'_>, column: usize) -> Result<Metadata> {
-    metadata_from_json(row.get_ref(column)?.as_str().map_err(rusqlite::Error::from)?)
+    metadata_from_json(row.get_ref(column).db()?.as_str().map_err(rusqlite::Error::from).db()?)
 }
 
 /// The events a query of `event_columns!()` answers, in its order.
@@ -202,11 +201,11 @@ fn events(
     params: impl rusqlite::Params,
     cursor: usize,
 ) -> Result<(Vec<RecordedEvent>, i64)> {
-    let mut statement = connection.prepare_cached(sql)?;
-    let mut rows = statement.query(params)?;
+    let mut statement = connection.prepare_cached(sql).db()?;
+    let mut rows = statement.query(params).db()?;
     let (mut events, mut last) = (Vec::new(), 0);
-    while let Some(row) = rows.next()? {
-        last = row.get(cursor)?;
+    while let Some(row) = rows.next().db()? {
+        last = row.get(cursor).db()?;
         events.push(recorded_event(row)?);
     }
     Ok((events, last))
@@ -230,17 +229,17 @@ fn wire_page(
     cursor: usize,
     state_id: Option<&str>,
 ) -> Result<WirePage> {
-    let mut statement = connection.prepare_cached(sql)?;
-    let mut rows = statement.query(params)?;
+    let mut statement = connection.prepare_cached(sql).db()?;
+    let mut rows = statement.query(params).db()?;
     let (mut page, mut last) = (WirePage::with_capacity(max.min(4096), 0), 0);
-    while let Some(row) = rows.next()? {
-        last = row.get(cursor)?;
+    while let Some(row) = rows.next().db()? {
+        last = row.get(cursor).db()?;
         let (version, position) = placing(row)?;
         let state_id = match state_id {
             Some(state_id) => state_id,
-            None => row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+            None => row.get_ref(1).db()?.as_str().map_err(rusqlite::Error::from).db()?,
         };
-        page.push(state_id, version, position, row.get_ref(4)?.as_blob().map_err(rusqlite::Error::from)?);
+        page.push(state_id, version, position, row.get_ref(4).db()?.as_blob().map_err(rusqlite::Error::from).db()?);
     }
     page.next = (page.len() >= max).then_some(to_u64(last));
     Ok(page)
@@ -273,7 +272,7 @@ fn write_loop(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
 fn commit_group(connection: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<AppendOutcome>>> {
     let mut failed: Vec<Option<Error>> = vec![None; jobs.len()];
     loop {
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
         let now = Timestamp::now();
         let mut results = Vec::with_capacity(jobs.len());
         let mut dirty = None;
@@ -297,11 +296,11 @@ fn commit_group(connection: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<
         }
         match dirty {
             None => {
-                tx.commit()?;
+                tx.commit().db()?;
                 return Ok(results);
             }
             Some((i, error)) => {
-                tx.rollback()?;
+                tx.rollback().db()?;
                 tracing::warn!(%error, "an append failed while writing; its group runs again without it");
                 failed[i] = Some(error);
             }
@@ -328,21 +327,23 @@ struct Plan {
 fn check(connection: &Connection, request: &AppendRequest, now: Timestamp) -> Result<Checked> {
     let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
     let ids = serde_json::to_string(&ids).map_err(|e| Error::Internal(e.to_string()))?;
-    let mut statement = connection.prepare_cached(
-        "SELECT s.version_neutral, s.last_seq, s.first_recorded_at, s.metadata, \
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT s.version_neutral, s.last_seq, s.first_recorded_at, s.metadata, \
          (SELECT min(state_seq) FROM events WHERE state_id = ?1 AND event_id IN (SELECT value FROM json_each(?2))) \
          FROM (SELECT 1) LEFT JOIN states s ON s.state_id = ?1",
-    )?;
-    let mut rows = statement.query((&request.state_id, ids))?;
-    let row = rows.next()?.ok_or_else(|| Error::Internal("the tip query answered no row".to_owned()))?;
+        )
+        .db()?;
+    let mut rows = statement.query((&request.state_id, ids)).db()?;
+    let row = rows.next().db()?.ok_or_else(|| Error::Internal("the tip query answered no row".to_owned()))?;
 
-    if let Some(seq) = row.get::<_, Option<i64>>(4)? {
+    if let Some(seq) = row.get::<_, Option<i64>>(4).db()? {
         return replay(connection, request, seq).map(Checked::Replay);
     }
-    let (tip, first_recorded_at, metadata) = match row.get::<_, Option<i64>>(1)? {
+    let (tip, first_recorded_at, metadata) = match row.get::<_, Option<i64>>(1).db()? {
         Some(last_seq) => (
-            Some(Tip { kind: kind(row.get(0)?), last_seq: to_u64(last_seq) }),
-            Timestamp::from_unix_nanos(row.get(2)?),
+            Some(Tip { kind: kind(row.get(0).db()?), last_seq: to_u64(last_seq) }),
+            Timestamp::from_unix_nanos(row.get(2).db()?),
             metadata(row, 3)?,
         ),
         None => (None, now, Metadata::new()),
@@ -356,21 +357,25 @@ fn check(connection: &Connection, request: &AppendRequest, now: Timestamp) -> Re
 fn write(connection: &Connection, request: &AppendRequest, plan: Plan, now: Timestamp) -> Result<AppendOutcome> {
     let state_id = request.state_id.as_str();
     let versioned = request.kind == StateKind::Versioned;
-    let mut insert = connection.prepare_cached(
-        "INSERT INTO events (state_id, state_seq, version, event_id, name, timestamp, body) \
+    let mut insert = connection
+        .prepare_cached(
+            "INSERT INTO events (state_id, state_seq, version, event_id, name, timestamp, body) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
+        )
+        .db()?;
     let mut positions = Vec::with_capacity(request.events.len());
     for (seq, event) in (plan.first_seq..).zip(&request.events) {
-        insert.execute((
-            state_id,
-            to_i64(seq),
-            versioned.then_some(to_i64(seq)),
-            event.event_id.hyphenated().to_string(),
-            &event.name,
-            event.timestamp.map(Timestamp::unix_nanos),
-            proposed_body(event, now),
-        ))?;
+        insert
+            .execute((
+                state_id,
+                to_i64(seq),
+                versioned.then_some(to_i64(seq)),
+                event.event_id.hyphenated().to_string(),
+                &event.name,
+                event.timestamp.map(Timestamp::unix_nanos),
+                proposed_body(event, now),
+            ))
+            .db()?;
         positions.push(to_u64(connection.last_insert_rowid()));
     }
 
@@ -381,7 +386,8 @@ fn write(connection: &Connection, request: &AppendRequest, plan: Plan, now: Time
              last_recorded_at, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (state_id) DO UPDATE SET \
              last_seq = excluded.last_seq, last_position = excluded.last_position, \
              last_recorded_at = excluded.last_recorded_at, metadata = excluded.metadata",
-        )?
+        )
+        .db()?
         .execute((
             state_id,
             !versioned,
@@ -390,7 +396,8 @@ fn write(connection: &Connection, request: &AppendRequest, plan: Plan, now: Time
             plan.first_recorded_at.unix_nanos(),
             now.unix_nanos(),
             metadata_json(&plan.metadata),
-        ))?;
+        ))
+        .db()?;
 
     Ok(AppendOutcome { last_version: versioned.then_some(last_seq), global_positions: positions, recorded_at: now })
 }
@@ -411,40 +418,42 @@ fn replay(connection: &Connection, request: &AppendRequest, seq: i64) -> Result<
 /// Fills `body` for the rows of a file written before bodies were stored encoded, from the old
 /// columns, and then drops those: part of opening the file, in the schema's transaction.
 pub(super) fn encode_old_bodies(connection: &Connection) -> Result<()> {
-    let old: bool = connection.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'payload')",
-        [],
-        |row| row.get(0),
-    )?;
+    let old: bool = connection
+        .query_row("SELECT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'payload')", [], |row| {
+            row.get(0)
+        })
+        .db()?;
     if !old {
         return Ok(());
     }
-    connection.execute_batch("ALTER TABLE events ADD COLUMN body BLOB")?;
-    let mut select = connection.prepare(
-        "SELECT position, event_id, name, payload, content_type, timestamp, recorded_at, metadata FROM events",
-    )?;
-    let mut update = connection.prepare("UPDATE events SET body = ?2 WHERE position = ?1")?;
-    let mut rows = select.query([])?;
+    connection.execute_batch("ALTER TABLE events ADD COLUMN body BLOB").db()?;
+    let mut select = connection
+        .prepare("SELECT position, event_id, name, payload, content_type, timestamp, recorded_at, metadata FROM events")
+        .db()?;
+    let mut update = connection.prepare("UPDATE events SET body = ?2 WHERE position = ?1").db()?;
+    let mut rows = select.query([]).db()?;
     let mut encoded = 0;
-    while let Some(row) = rows.next()? {
-        let event_id = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+    while let Some(row) = rows.next().db()? {
+        let event_id = row.get_ref(1).db()?.as_str().map_err(rusqlite::Error::from).db()?;
         let event = ProposedEvent {
             event_id: Uuid::parse_str(event_id).map_err(|e| Error::Internal(format!("corrupt event id: {e}")))?,
-            name: row.get(2)?,
-            payload: row.get(3)?,
-            content_type: row.get(4)?,
-            timestamp: row.get::<_, Option<i64>>(5)?.map(Timestamp::from_unix_nanos),
+            name: row.get(2).db()?,
+            payload: row.get(3).db()?,
+            content_type: row.get(4).db()?,
+            timestamp: row.get::<_, Option<i64>>(5).db()?.map(Timestamp::from_unix_nanos),
             metadata: metadata(row, 7)?,
             version: None,
         };
-        let body = proposed_body(&event, Timestamp::from_unix_nanos(row.get(6)?));
-        update.execute((row.get::<_, i64>(0)?, body))?;
+        let body = proposed_body(&event, Timestamp::from_unix_nanos(row.get(6).db()?));
+        update.execute((row.get::<_, i64>(0).db()?, body)).db()?;
         encoded += 1;
     }
-    connection.execute_batch(
-        "ALTER TABLE events DROP COLUMN payload; ALTER TABLE events DROP COLUMN content_type; \
+    connection
+        .execute_batch(
+            "ALTER TABLE events DROP COLUMN payload; ALTER TABLE events DROP COLUMN content_type; \
          ALTER TABLE events DROP COLUMN recorded_at; ALTER TABLE events DROP COLUMN metadata;",
-    )?;
+        )
+        .db()?;
     tracing::info!(events = encoded, "SQLite: stored events re-encoded as bodies");
     Ok(())
 }

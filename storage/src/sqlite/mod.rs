@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use events::SqliteEventStore;
 pub use snapshots::SqliteSnapshotStore;
 
-use crate::error::Error;
+use flipbook_model::Error;
 
 /// How many queued appends one transaction may take.
 pub const MAX_GROUP: usize = 256;
@@ -89,12 +89,12 @@ impl SqliteConfig {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
         };
         // Each connection is used by one thread at a time: SQLite's own mutexes are not needed.
-        let connection = Connection::open_with_flags(&self.path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        connection.busy_timeout(self.busy_timeout)?;
+        let connection = Connection::open_with_flags(&self.path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX).db()?;
+        connection.busy_timeout(self.busy_timeout).db()?;
         connection.set_prepared_statement_cache_capacity(32);
         if !read_only {
-            connection.pragma_update(None, "journal_mode", "WAL")?;
-            connection.pragma_update(None, "synchronous", self.durability.synchronous())?;
+            connection.pragma_update(None, "journal_mode", "WAL").db()?;
+            connection.pragma_update(None, "synchronous", self.durability.synchronous()).db()?;
         }
         Ok(connection)
     }
@@ -143,21 +143,31 @@ CREATE TABLE IF NOT EXISTS snapshots (
 /// Creates what is missing and migrates what is old, in one transaction that takes the write
 /// lock first: the event and snapshot stores may open the same file at once.
 fn create_schema(connection: &Connection) -> Result<(), Error> {
-    let tx = rusqlite::Transaction::new_unchecked(connection, rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute_batch(SCHEMA)?;
+    let tx = rusqlite::Transaction::new_unchecked(connection, rusqlite::TransactionBehavior::Immediate).db()?;
+    tx.execute_batch(SCHEMA).db()?;
     events::encode_old_bodies(&tx)?;
-    Ok(tx.commit()?)
+    tx.commit().db()
 }
 
 /// A busy or locked file (another writer holds it past `busy_timeout`) can pass; the rest are
 /// bugs or corruption.
-impl From<rusqlite::Error> for Error {
-    fn from(error: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-        match error.sqlite_error_code() {
-            Some(DatabaseBusy | DatabaseLocked) => Error::Unavailable(error.to_string()),
-            _ => Error::Internal(error.to_string()),
-        }
+fn sqlite_error(error: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match error.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => Error::Unavailable(error.to_string()),
+        _ => Error::Internal(error.to_string()),
+    }
+}
+
+/// `.db()?` turns a SQLite failure into the model's [`Error`] (which, defined in another crate,
+/// cannot implement `From<rusqlite::Error>` here).
+trait Db<T> {
+    fn db(self) -> Result<T, Error>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, Error> {
+        self.map_err(sqlite_error)
     }
 }
 

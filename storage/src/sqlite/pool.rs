@@ -4,11 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use flipbook_model::{Error, Result};
 use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
 use super::SqliteConfig;
-use crate::error::{Error, Result};
 
 /// At most `size` connections in use at once, kept open between uses.
 #[derive(Debug)]

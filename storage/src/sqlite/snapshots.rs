@@ -1,13 +1,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use flipbook_model::{Result, Snapshot, SnapshotQuery, Timestamp};
 use rusqlite::OptionalExtension;
 
-use super::SqliteConfig;
 use super::pool::Connections;
+use super::{Db, SqliteConfig};
 use crate::encoding::{to_i64, to_u64};
-use crate::error::Result;
-use crate::model::{Snapshot, SnapshotQuery, Timestamp};
 use crate::store::SnapshotStore;
 
 /// Snapshots in a SQLite file (by default the event store's own file).
@@ -38,7 +37,8 @@ impl SnapshotStore for SqliteSnapshotStore {
                         "INSERT OR REPLACE INTO snapshots \
                          (state_id, reducer_revision, version, content_type, payload, created_at) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
+                    )
+                    .db()?
                     .execute((
                         &snapshot.state_id,
                         &snapshot.reducer_revision,
@@ -46,7 +46,8 @@ impl SnapshotStore for SqliteSnapshotStore {
                         &snapshot.content_type,
                         &snapshot.payload,
                         snapshot.created_at.unix_nanos(),
-                    ))?;
+                    ))
+                    .db()?;
                 Ok(())
             })
             .await
@@ -61,12 +62,14 @@ impl SnapshotStore for SqliteSnapshotStore {
                         "SELECT version, content_type, payload, created_at FROM snapshots \
                          WHERE state_id = ?1 AND reducer_revision = ?2 AND version <= ?3 \
                          ORDER BY version DESC LIMIT 1",
-                    )?
+                    )
+                    .db()?
                     .query_row(
                         (&query.state_id, &query.reducer_revision, to_i64(query.max_version.unwrap_or(u64::MAX))),
                         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
                     )
-                    .optional()?;
+                    .optional()
+                    .db()?;
                 Ok(found.map(|(version, content_type, payload, created_at)| Snapshot {
                     state_id: query.state_id,
                     reducer_revision: query.reducer_revision,
@@ -83,8 +86,11 @@ impl SnapshotStore for SqliteSnapshotStore {
         let state_id = state_id.to_owned();
         self.connections
             .run(move |connection| {
-                let deleted =
-                    connection.prepare_cached("DELETE FROM snapshots WHERE state_id = ?1")?.execute([&state_id])?;
+                let deleted = connection
+                    .prepare_cached("DELETE FROM snapshots WHERE state_id = ?1")
+                    .db()?
+                    .execute([&state_id])
+                    .db()?;
                 Ok(deleted as u64)
             })
             .await

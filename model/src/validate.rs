@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::fmt::{self, Display};
 
 use crate::error::{Error, Result};
-use crate::model::{
+use crate::{
     AllQuery, AppendRequest, Expectation, Metadata, Snapshot, SnapshotQuery, StateKind, StateQuery, SubscriptionQuery,
 };
 

@@ -1,5 +1,16 @@
-//! The words of `docs/spec.md` as Rust types, shared by the server, the storage backends and
-//! the SDK. Wire types live in `flipbook-proto`; these are what the code reasons about.
+//! The words of `docs/spec.md` as Rust types: states, events, versions, expectations,
+//! queries, snapshots; the input rules ([`validate`], with the [`Limits`] they are checked
+//! against); and the one [`Error`] every layer speaks, which says whether a retry can help.
+//!
+//! The client, the server, the stores and every binding stand on this crate. It does no I/O
+//! and knows no backend and no wire format: the gRPC messages and their conversions live in
+//! `flipbook-proto`, the stores in `flipbook-storage`.
+
+mod error;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use validate::Limits;
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -164,10 +175,9 @@ pub struct RecordedEvent {
     pub metadata: Metadata,
 }
 
-#[cfg(test)]
 impl RecordedEvent {
-    /// The event as it was proposed (its version aside): what encoding tests append again.
-    pub(crate) fn as_proposed(&self) -> ProposedEvent {
+    /// The event as it was proposed (its version aside): what appending it again would send.
+    pub fn as_proposed(&self) -> ProposedEvent {
         ProposedEvent {
             event_id: self.event_id,
             name: self.name.clone(),

@@ -1,10 +1,11 @@
-//! The one error type of the storage layer. Every backend maps its native failures to it (a
-//! unique-key violation to `Duplicate`, a failed condition to `VersionConflict`, a dropped
-//! connection to `Unavailable`), and the server maps it to gRPC statuses in one place.
+//! The one error type of the contract. The input rules answer it, every backend maps its native
+//! failures to it (a unique-key violation to `Duplicate`, a failed condition to
+//! `VersionConflict`, a dropped connection to `Unavailable`), and the server maps it to gRPC
+//! statuses in one place (`flipbook_proto::status`).
 
 use uuid::Uuid;
 
-use crate::model::StateKind;
+use crate::StateKind;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
