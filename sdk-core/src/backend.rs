@@ -3,7 +3,6 @@
 //! every request before it reaches either, so both behave alike down to the errors.
 
 use std::fmt::Debug;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use flipbook_model::{
@@ -15,9 +14,8 @@ use flipbook_proto::v1::event_store_client::EventStoreClient;
 use flipbook_proto::v1::server_info_client::ServerInfoClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self};
-use flipbook_storage::bus::Bus;
-use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_pages, read_ahead, state_pages};
-use flipbook_storage::{EventStore, SnapshotStore};
+use flipbook_storage::engine::{Engine, Pages};
+use flipbook_storage::read::read_ahead;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -70,62 +68,65 @@ fn ahead_of_the_caller<T: Send + 'static>(pages: BoxStream<'static, Result<T>>) 
 
 // ---- stores in this process ----------------------------------------------------------------
 
-/// The storage traits called directly: embedded mode, with an event bus of its own (which
-/// also sees appends of other processes on the same SQLite file, within its poll interval).
+/// The engine the server runs, called directly: embedded mode and in-memory, with an event bus
+/// of its own (which also sees appends of other processes on the same SQLite file, within its
+/// poll interval).
 #[derive(Debug)]
-pub(crate) struct Local {
-    pub events: Arc<dyn EventStore>,
-    pub snapshots: Arc<dyn SnapshotStore>,
-    pub bus: Arc<Bus>,
-    pub limits: Limits,
+pub(crate) struct Local(pub Engine);
+
+/// A read the engine refused, or its pages read ahead of the caller.
+fn local_pages<T: Send + 'static>(pages: flipbook_model::Result<Pages<T>>) -> BoxStream<'static, Result<T>> {
+    match pages {
+        Ok(pages) => ahead_of_the_caller(pages.map_err(Error::from).boxed()),
+        Err(error) => stream::iter([Err(error.into())]).boxed(),
+    }
 }
 
 #[async_trait]
 impl Backend for Local {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        let outcome = self.events.append(request).await?;
-        self.bus.appended();
-        Ok(outcome)
+        Ok(self.0.append(request).await?)
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
-        Ok(self.events.head(state_id).await?)
+        Ok(self.0.head(state_id).await?)
     }
 
     fn read_state(&self, query: StateQuery) -> EventPages {
-        ahead_of_the_caller(
-            state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE).map_err(Error::from).boxed(),
-        )
+        local_pages(self.0.read_state(query))
     }
 
     fn read_all(&self, query: AllQuery) -> EventPages {
-        ahead_of_the_caller(all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE).map_err(Error::from).boxed())
+        local_pages(self.0.read_all(query))
     }
 
     fn subscribe(&self, query: SubscriptionQuery) -> Deliveries {
-        let bus = Arc::clone(&self.bus);
-        stream::once(async move { bus.subscribe(query) }).flatten().map_err(Error::from).boxed()
+        match self.0.subscribe(query) {
+            Ok(deliveries) => deliveries.map_err(Error::from).boxed(),
+            Err(error) => stream::iter([Err(error.into())]).boxed(),
+        }
     }
 
     async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        Ok(self.snapshots.put(snapshot).await?)
+        Ok(self.0.put_snapshot(snapshot).await?)
     }
 
     async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>> {
-        Ok(self.snapshots.get(&query).await?)
+        Ok(self.0.get_snapshot(&query).await?)
     }
 
     async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
-        Ok(self.snapshots.delete(state_id).await?)
+        Ok(self.0.delete_snapshots(state_id).await?)
     }
 
     async fn server_info(&self) -> Result<ServerInfo> {
+        let info = self.0.info();
         Ok(ServerInfo {
             server_version: env!("CARGO_PKG_VERSION").to_owned(),
-            event_backend: self.events.backend().to_owned(),
-            snapshot_backend: self.snapshots.backend().to_owned(),
-            durable: self.events.durable(),
-            limits: self.limits.clone(),
+            event_backend: info.event_backend.to_owned(),
+            snapshot_backend: info.snapshot_backend.to_owned(),
+            durable: info.durable,
+            limits: info.limits,
         })
     }
 }

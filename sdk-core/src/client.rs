@@ -10,7 +10,8 @@ use flipbook_model::{
     AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery, SubscriptionQuery,
     validate::{self, Limits},
 };
-use flipbook_storage::bus::{Bus, BusOptions};
+use flipbook_storage::bus::BusOptions;
+use flipbook_storage::engine::Engine;
 use tokio::sync::Notify;
 
 use crate::backend::{Backend, EventPages, Local, Remote, ServerInfo};
@@ -100,16 +101,16 @@ impl Client {
         Self::local(Arc::new(MemoryEventStore::new()), Arc::new(MemorySnapshotStore::new()), options)
     }
 
-    /// The client over stores this process opened itself.
+    /// The client over stores this process opened itself, run by the same engine as the
+    /// server's: the default limits, lowered to what the event store can hold.
     pub fn local(
         events: Arc<dyn flipbook_storage::EventStore>,
         snapshots: Arc<dyn flipbook_storage::SnapshotStore>,
         options: ClientOptions,
     ) -> Self {
-        let limits = Limits::default();
-        let bus = Arc::new(Bus::new(Arc::clone(&events), BusOptions::default()));
-        let backend = Local { events, snapshots, bus, limits: limits.clone() };
-        Self::from_backend(Box::new(backend), limits, options)
+        let engine = Engine::new(events, snapshots, Limits::default(), BusOptions::default());
+        let limits = engine.limits().clone();
+        Self::from_backend(Box::new(Local(engine)), limits, options)
     }
 
     fn from_backend(backend: Box<dyn Backend>, limits: Limits, options: ClientOptions) -> Self {

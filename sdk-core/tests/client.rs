@@ -139,3 +139,55 @@ async fn server_info_reports_limits(mode: Mode) {
     };
     assert_eq!(info.event_backend, expected);
 }
+
+/// The in-process client runs the server's engine: over a backend that holds fewer events per
+/// append than the default batch (DynamoDB: 64, one transaction), it reports and enforces the
+/// same lowered limit as a server on that backend, and refuses the same batch with the same
+/// error, storing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_in_process_client_refuses_what_the_server_refuses() {
+    use flipbook_proto::v1::{self, event_store_client::EventStoreClient};
+    use flipbook_sdk_core::{Client, Error};
+    use flipbook_server::config::{Config, EventBackend};
+    use flipbook_storage::dynamodb::{DynamoConfig, DynamoEventStore};
+    use flipbook_storage::memory::MemorySnapshotStore;
+
+    let url = std::env::var("FLIPBOOK_TEST_DYNAMODB_URL")
+        .expect("FLIPBOOK_TEST_DYNAMODB_URL must name a DynamoDB endpoint (scripts/test starts one)");
+    let mut dynamodb = DynamoConfig::new(format!("flipbook-test-{}", uuid::Uuid::new_v4().simple()));
+    dynamodb.endpoint_url = (url != "aws").then_some(url);
+    dynamodb.region = Some(std::env::var("FLIPBOOK_TEST_DYNAMODB_REGION").unwrap_or_else(|_| "us-east-1".to_owned()));
+    let events = DynamoEventStore::open(&dynamodb).await.expect("open DynamoDB");
+    let local = Client::local(std::sync::Arc::new(events), std::sync::Arc::new(MemorySnapshotStore::new()), plain());
+
+    let mut config = Config::local(tempfile::tempdir().expect("temp dir").keep().join("flipbook.db"));
+    config.events.backend = EventBackend::Dynamodb;
+    config.events.dynamodb.table.clone_from(&dynamodb.table);
+    config.events.dynamodb.endpoint.clone_from(&dynamodb.endpoint_url);
+    config.events.dynamodb.region.clone_from(&dynamodb.region);
+    let server = flipbook_server::start(config).await.expect("start a server on DynamoDB");
+    let info = local.server_info().await.expect("info");
+    let mut grpc = EventStoreClient::connect(format!("http://{}", server.addr)).await.expect("connect");
+    let served = flipbook_proto::v1::server_info_client::ServerInfoClient::connect(format!("http://{}", server.addr))
+        .await
+        .expect("connect")
+        .get_server_info(v1::GetServerInfoRequest {})
+        .await
+        .expect("server info")
+        .into_inner();
+    assert_eq!(info.limits.max_events_per_append, 64);
+    assert_eq!(local.limits().max_events_per_append, 64);
+    assert_eq!(served.limits.expect("limits").max_events_per_append, info.limits.max_events_per_append);
+
+    let id = state_id("batch");
+    let batch = AppendRequest::new(id.clone(), Expectation::Any, (1..=65).map(|i| event("Deposited", i, "")).collect());
+    let refused = local.append(batch.clone()).await.expect_err("65 events are refused in-process");
+    let Error::InvalidArgument { field, rule } = &refused else { panic!("{refused:?}") };
+    assert_eq!(field, "events");
+    assert!(rule.contains("64"), "{rule}");
+    let status = grpc.append(v1::AppendRequest::from(batch)).await.expect_err("and by the server");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains(rule.as_str()), "the same rule: {status:?} and {refused:?}");
+    assert_eq!(local.head(&id).await.expect_err("nothing stored").code(), ErrorCode::NotFound);
+    server.stop().await.expect("stop");
+}

@@ -29,7 +29,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use crate::config::Config;
-use flipbook_model::validate::Limits;
+use flipbook_model::Limits;
+use flipbook_storage::engine::Engine;
 
 use crate::service::Flipbook;
 
@@ -77,8 +78,9 @@ pub async fn migrate(config: &Config) -> anyhow::Result<(&'static str, &'static 
 /// Opens the stores, binds the listeners and serves in a background task.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (events, snapshots) = backends::open(&config).await?;
-    let limits = Limits::from(&config.limits);
-    let flipbook = Flipbook::new(events, snapshots, limits.clone(), (&config.subscriptions).into());
+    let engine = Engine::new(events, snapshots, Limits::from(&config.limits), (&config.subscriptions).into());
+    let info = engine.info();
+    let flipbook = Flipbook(engine);
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -103,7 +105,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let reflection_v1 = reflection().build_v1().context("building the reflection service")?;
     let reflection_v1alpha = reflection().build_v1alpha().context("building the reflection service")?;
 
-    let max_request = usize::try_from(limits.max_request_bytes).unwrap_or(usize::MAX);
+    let max_request = usize::try_from(info.limits.max_request_bytes).unwrap_or(usize::MAX);
     let auth = BearerAuth::new(config.auth.token.as_deref());
     let mut builder =
         Server::builder().timeout(config.request_timeout).http2_keepalive_interval(Some(Duration::from_secs(30)));
@@ -130,23 +132,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tls = config.tls.cert.is_some(),
         auth = config.auth.token.is_some(),
         metrics = ?metrics_addr,
-        events = flipbook.events.backend(),
-        snapshots = flipbook.snapshots.backend(),
-        durable = flipbook.events.durable(),
+        events = info.event_backend,
+        snapshots = info.snapshot_backend,
+        durable = info.durable,
         "flipbook serving"
     );
     let grace = config.shutdown_grace;
     let task = tokio::spawn(async move {
         let stop_signal = {
             let receiver = stopped.clone();
-            let bus = Arc::clone(&flipbook.bus);
+            let engine = flipbook.0.clone();
             async move {
                 stop_requested(receiver).await;
                 tracing::info!("shutting down: finishing calls in flight");
                 health.set_not_serving::<event_store_server::EventStoreServer<Flipbook>>().await;
                 // Subscriptions never finish by themselves: end them, so subscribers resume on
                 // another server while this one finishes its other calls.
-                bus.close();
+                engine.close_subscriptions();
             }
         };
         // tonic applies its TCP settings only to listeners it binds itself: without NODELAY a

@@ -1,26 +1,25 @@
-//! The gRPC services. Each call converts its request to domain types, validates it against the
-//! limits (nothing invalid reaches a backend), calls the storage trait, and maps the result
-//! back; errors go through the one mapping in `flipbook_proto::status`.
+//! The gRPC services over the in-process [`Engine`]. Each call converts its request to domain
+//! types, hands it to the engine (which validates it against the limits: nothing invalid reaches
+//! a backend), and maps the result back; errors go through the one mapping in
+//! `flipbook_proto::status`.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use flipbook_model::validate::{MAX_NAME_BYTES, MAX_STATE_ID_BYTES};
 use flipbook_model::{
     AllQuery, AppendRequest, Delivery, Error, RecordedEvent, SnapshotQuery, StateQuery, SubscriptionQuery, Timestamp,
-    validate::{self, Limits},
 };
 use flipbook_proto::convert::snapshot_to_store;
 use flipbook_proto::encoded::Encoded;
 use flipbook_proto::server::event_store_server;
 use flipbook_proto::status::{not_found, to_status};
 use flipbook_proto::v1::{self, event_bus_server, server_info_server, snapshot_store_server};
-use flipbook_storage::bus::{Bus, BusOptions};
-use flipbook_storage::read::{DEFAULT_PAGE_SIZE, all_wire_pages, read_ahead, state_wire_pages};
+use flipbook_storage::engine::Engine;
+use flipbook_storage::read::read_ahead;
 use flipbook_storage::wire::WirePage;
-use flipbook_storage::{EventStore, SnapshotStore};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, stream};
 use prost::Message;
@@ -35,31 +34,9 @@ use crate::metrics as m;
 /// the payload and metadata limits keep it under clients' default 4 MiB decode limit.
 const STREAM_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// What every service shares: the stores, the event bus over the event store, and the limits
-/// in force.
+/// What every service serves: the engine (the stores, the event bus, the limits in force).
 #[derive(Clone, Debug)]
-pub struct Flipbook {
-    pub events: Arc<dyn EventStore>,
-    pub snapshots: Arc<dyn SnapshotStore>,
-    pub bus: Arc<Bus>,
-    pub limits: Limits,
-}
-
-impl Flipbook {
-    /// The server's limits, lowered to what the event backend can hold.
-    pub fn new(
-        events: Arc<dyn EventStore>,
-        snapshots: Arc<dyn SnapshotStore>,
-        mut limits: Limits,
-        bus: BusOptions,
-    ) -> Self {
-        if let Some(max) = events.limits().max_events_per_append {
-            limits.max_events_per_append = limits.max_events_per_append.min(max);
-        }
-        let bus = Arc::new(Bus::new(Arc::clone(&events), bus));
-        Self { events, snapshots, bus, limits }
-    }
-}
+pub struct Flipbook(pub Engine);
 
 /// Records the call's outcome and latency, and turns a storage error into its status.
 async fn observe<T>(method: &'static str, call: impl Future<Output = Result<T, Error>>) -> Result<Response<T>, Status> {
@@ -134,10 +111,8 @@ impl event_store_server::EventStore for Flipbook {
     async fn append(&self, request: Request<v1::AppendRequest>) -> Result<Response<v1::AppendResponse>, Status> {
         observe("Append", async {
             let request = AppendRequest::try_from(request.into_inner())?;
-            validate::append(&request, &self.limits)?;
             let count = request.events.len() as u64;
-            let outcome = self.events.append(request).await?;
-            self.bus.appended();
+            let outcome = self.0.append(request).await?;
             m::record_appended(count);
             Ok(outcome.into())
         })
@@ -146,16 +121,14 @@ impl event_store_server::EventStore for Flipbook {
 
     type ReadStateStream = PageStream<Encoded>;
 
-    /// Pages come from the store encoded as `ReadStateResponse` bodies ([`state_wire_pages`]):
-    /// a store that keeps its events encoded answers with a copy.
+    /// Pages come from the store encoded as `ReadStateResponse` bodies
+    /// ([`Engine::read_state_encoded`]): a store that keeps its events encoded answers with a copy.
     async fn read_state(
         &self,
         request: Request<v1::ReadStateRequest>,
     ) -> Result<Response<Self::ReadStateStream>, Status> {
         observe("ReadState", async {
-            let query = StateQuery::try_from(request.into_inner())?;
-            validate::state_query(&query)?;
-            let pages = state_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
+            let pages = self.0.read_state_encoded(StateQuery::try_from(request.into_inner())?)?;
             Ok(page_messages("ReadState", pages, encoded_messages))
         })
         .await
@@ -163,12 +136,7 @@ impl event_store_server::EventStore for Flipbook {
 
     async fn get_head(&self, request: Request<v1::GetHeadRequest>) -> Result<Response<v1::GetHeadResponse>, Status> {
         let state_id = request.into_inner().state_id;
-        let head = observe("GetHead", async {
-            validate::head(&state_id)?;
-            self.events.head(&state_id).await
-        })
-        .await?
-        .into_inner();
+        let head = observe("GetHead", self.0.head(&state_id)).await?.into_inner();
         match head {
             Some(head) => Ok(Response::new(v1::GetHeadResponse { head: Some(head.into()) })),
             None => Err(not_found("head", &state_id)),
@@ -179,9 +147,7 @@ impl event_store_server::EventStore for Flipbook {
 
     async fn read_all(&self, request: Request<v1::ReadAllRequest>) -> Result<Response<Self::ReadAllStream>, Status> {
         observe("ReadAll", async {
-            let query = AllQuery::from(request.into_inner());
-            validate::all_query(&query)?;
-            let pages = all_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE);
+            let pages = self.0.read_all_encoded(AllQuery::from(request.into_inner()))?;
             Ok(page_messages("ReadAll", pages, encoded_messages))
         })
         .await
@@ -202,10 +168,9 @@ impl event_bus_server::EventBus for Flipbook {
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         observe("Subscribe", async {
-            let query = SubscriptionQuery::from(request.into_inner());
-            validate::subscription(&query)?;
+            let deliveries = self.0.subscribe(SubscriptionQuery::from(request.into_inner()))?;
             let gauge = m::Subscriber::new();
-            let messages = self.bus.subscribe(query).flat_map(move |delivery| {
+            let messages = deliveries.flat_map(move |delivery| {
                 let messages: Vec<Result<v1::SubscribeResponse, Status>> = match delivery {
                     Ok(Delivery::Events(events)) => {
                         gauge.delivered(events.len());
@@ -229,9 +194,7 @@ impl snapshot_store_server::SnapshotStore for Flipbook {
         request: Request<v1::PutSnapshotRequest>,
     ) -> Result<Response<v1::PutSnapshotResponse>, Status> {
         observe("PutSnapshot", async {
-            let snapshot = snapshot_to_store(request.into_inner().snapshot, Timestamp::now())?;
-            validate::snapshot(&snapshot, &self.limits)?;
-            self.snapshots.put(snapshot).await?;
+            self.0.put_snapshot(snapshot_to_store(request.into_inner().snapshot, Timestamp::now())?).await?;
             Ok(v1::PutSnapshotResponse {})
         })
         .await
@@ -242,12 +205,7 @@ impl snapshot_store_server::SnapshotStore for Flipbook {
         request: Request<v1::GetSnapshotRequest>,
     ) -> Result<Response<v1::GetSnapshotResponse>, Status> {
         let query = SnapshotQuery::from(request.into_inner());
-        let found = observe("GetSnapshot", async {
-            validate::snapshot_query(&query)?;
-            self.snapshots.get(&query).await
-        })
-        .await?
-        .into_inner();
+        let found = observe("GetSnapshot", self.0.get_snapshot(&query)).await?.into_inner();
         match found {
             Some(snapshot) => Ok(Response::new(v1::GetSnapshotResponse { snapshot: Some(snapshot.into()) })),
             None => Err(not_found("snapshot", &query.state_id)),
@@ -259,9 +217,8 @@ impl snapshot_store_server::SnapshotStore for Flipbook {
         request: Request<v1::DeleteSnapshotsRequest>,
     ) -> Result<Response<v1::DeleteSnapshotsResponse>, Status> {
         observe("DeleteSnapshots", async {
-            let state_id = request.into_inner().state_id;
-            validate::head(&state_id)?;
-            Ok(v1::DeleteSnapshotsResponse { deleted: self.snapshots.delete(&state_id).await? })
+            let deleted = self.0.delete_snapshots(&request.into_inner().state_id).await?;
+            Ok(v1::DeleteSnapshotsResponse { deleted })
         })
         .await
     }
@@ -273,18 +230,19 @@ impl server_info_server::ServerInfo for Flipbook {
         &self,
         _: Request<v1::GetServerInfoRequest>,
     ) -> Result<Response<v1::GetServerInfoResponse>, Status> {
-        let limits = &self.limits;
+        let info = self.0.info();
+        let limits = &info.limits;
         Ok(Response::new(v1::GetServerInfoResponse {
             server_version: env!("CARGO_PKG_VERSION").to_owned(),
-            event_backend: self.events.backend().to_owned(),
-            snapshot_backend: self.snapshots.backend().to_owned(),
-            durable: self.events.durable(),
+            event_backend: info.event_backend.to_owned(),
+            snapshot_backend: info.snapshot_backend.to_owned(),
+            durable: info.durable,
             limits: Some(v1::Limits {
                 max_events_per_append: limits.max_events_per_append,
                 max_payload_bytes: limits.max_payload_bytes,
                 max_snapshot_bytes: limits.max_snapshot_bytes,
-                max_state_id_bytes: validate::MAX_STATE_ID_BYTES as u32,
-                max_name_bytes: validate::MAX_NAME_BYTES as u32,
+                max_state_id_bytes: MAX_STATE_ID_BYTES as u32,
+                max_name_bytes: MAX_NAME_BYTES as u32,
                 max_request_bytes: limits.max_request_bytes,
             }),
         }))

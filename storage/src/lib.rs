@@ -4,6 +4,8 @@
 //!
 //! - [`EventStore`] and [`SnapshotStore`]: the two traits; [`plan_append`] and [`replayed`] hold
 //!   the append rules every backend shares.
+//! - [`engine`]: the stores, the bus and the limits behind one set of validated calls: what the
+//!   server serves and the SDK runs in-process.
 //! - [`read`]: reads as bounded streams of pages over any backend.
 //! - [`bus`]: subscriptions over any backend, which cannot skip an event (each backend says
 //!   which positions are settled).
@@ -21,6 +23,7 @@ pub mod bus;
 pub mod dynamodb;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis", feature = "dynamodb"))]
 mod encoding;
+pub mod engine;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;

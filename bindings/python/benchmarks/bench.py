@@ -70,7 +70,7 @@ def server_binary() -> str:
         path = Path(target) / profile / "flipbook"
         if path.exists():
             return str(path)
-    raise SystemExit("no flipbook binary: build it (cargo build -p flipbook-server) or set FLIPBOOK_BIN")
+    raise SystemExit("no flipbook binary: build it (cargo build -p flipbook) or set FLIPBOOK_BIN")
 
 
 @contextmanager

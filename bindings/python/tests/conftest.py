@@ -5,7 +5,7 @@ Every API test runs once per backend through the parametrized ``backend`` / ``cl
 fixtures: ``server-sqlite``, ``server-postgres`` (needs FLIPBOOK_TEST_POSTGRES_URL: without it
 those tests fail, they are never skipped) and ``embedded`` (a SQLite file of the test).
 The server binary is FLIPBOOK_BIN, else $CARGO_TARGET_DIR/debug/flipbook, else
-~/.cache/flipbook/target/debug/flipbook (``cargo build -p flipbook-server``).
+~/.cache/flipbook/target/debug/flipbook (``cargo build -p flipbook``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def server_binary() -> Path:
     for binary in candidates:
         if binary.is_file() and os.access(binary, os.X_OK):
             return binary
-    pytest.fail(f"no flipbook server binary at {', '.join(map(str, candidates))}: run `cargo build -p flipbook-server`")
+    pytest.fail(f"no flipbook server binary at {', '.join(map(str, candidates))}: run `cargo build -p flipbook`")
 
 
 class Server:

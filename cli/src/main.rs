@@ -1,6 +1,7 @@
-//! `flipbook`: the server, and the command-line client (see `cli.rs`).
+//! `flipbook`: `serve` and `migrate` run the server (`flipbook-server`); every other command is
+//! the command-line client (`client.rs`), over a server or embedded.
 
-mod cli;
+mod client;
 
 use std::process::ExitCode;
 
@@ -12,7 +13,7 @@ use flipbook_server::config::{Config, ServeArgs};
     name = "flipbook",
     version,
     about = "Flipbook: event sourcing, done once and correctly.",
-    after_help = cli::EXIT_CODES
+    after_help = client::EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,7 +27,7 @@ enum Command {
     /// Creates or upgrades the configured stores' schemas, then exits (serve does it too).
     Migrate(ServeArgs),
     #[command(flatten)]
-    Client(cli::Command),
+    Client(client::Command),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -46,7 +47,7 @@ fn main() -> anyhow::Result<ExitCode> {
             println!("schemas up to date: events on {events}, snapshots on {snapshots}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Client(command) => Ok(cli::run(command)),
+        Command::Client(command) => Ok(client::run(command)),
     }
 }
 

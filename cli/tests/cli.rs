@@ -75,7 +75,7 @@ async fn flipbook(target: &Target, args: &[&str], stdin: Option<&[u8]>) -> Run {
 }
 
 async fn server_with(config: impl FnOnce(&mut Config)) -> (flipbook_server::Running, Target) {
-    let mut settings = common::test_config(common::fresh_db());
+    let mut settings = Config::local(common::fresh_db());
     config(&mut settings);
     let server = flipbook_server::start(settings).await.expect("start the server");
     let target = Target::Server(format!("http://{}", server.addr));

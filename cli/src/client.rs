@@ -1,6 +1,5 @@
 //! The command-line client: `flipbook append | read | head | snapshot | export | import | tail |
-//! info`,
-//! over a server or an embedded SQLite file, built on `flipbook_sdk_core::Client`.
+//! info`, over a server or an embedded SQLite file, built on `flipbook_sdk_core::Client`.
 //!
 //! Every command is one small function; every failure ends in [`exit_code`], the one mapping
 //! from an error to the process's exit code.

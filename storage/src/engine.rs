@@ -1,0 +1,137 @@
+//! The in-process engine: an event store, a snapshot store, the event bus over the events, and
+//! the limits in force, behind one set of calls that validate every request before a store
+//! sees it. The server serves it over gRPC and the SDK runs it in-process (embedded, in
+//! memory): one object, so both refuse the same requests and see the same limits.
+
+use std::sync::Arc;
+
+use flipbook_model::validate::{self, Limits};
+use flipbook_model::{
+    AllQuery, AppendOutcome, AppendRequest, Delivery, RecordedEvent, Result, Snapshot, SnapshotQuery, StateHead,
+    StateQuery, SubscriptionQuery,
+};
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
+
+use crate::bus::{Bus, BusOptions};
+use crate::read::{DEFAULT_PAGE_SIZE, all_pages, all_wire_pages, state_pages, state_wire_pages};
+use crate::store::{EventStore, SnapshotStore};
+use crate::wire::WirePage;
+
+/// A stream of a read's pages, or of a subscription's deliveries.
+pub type Pages<T> = BoxStream<'static, Result<T>>;
+
+#[derive(Clone, Debug)]
+pub struct Engine {
+    events: Arc<dyn EventStore>,
+    snapshots: Arc<dyn SnapshotStore>,
+    bus: Arc<Bus>,
+    limits: Limits,
+}
+
+/// What an engine runs on and accepts: what server info reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineInfo {
+    pub event_backend: &'static str,
+    pub snapshot_backend: &'static str,
+    pub durable: bool,
+    pub limits: Limits,
+}
+
+impl Engine {
+    /// `limits` are lowered to what the event backend can hold (DynamoDB's transactions hold
+    /// fewer events than the default batch).
+    pub fn new(
+        events: Arc<dyn EventStore>,
+        snapshots: Arc<dyn SnapshotStore>,
+        mut limits: Limits,
+        bus: BusOptions,
+    ) -> Self {
+        if let Some(max) = events.limits().max_events_per_append {
+            limits.max_events_per_append = limits.max_events_per_append.min(max);
+        }
+        let bus = Arc::new(Bus::new(Arc::clone(&events), bus));
+        Self { events, snapshots, bus, limits }
+    }
+
+    /// What requests are validated against.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn info(&self) -> EngineInfo {
+        EngineInfo {
+            event_backend: self.events.backend(),
+            snapshot_backend: self.snapshots.backend(),
+            durable: self.events.durable(),
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// Ends every subscription with `Unavailable` and refuses new ones (see [`Bus::close`]).
+    pub fn close_subscriptions(&self) {
+        self.bus.close();
+    }
+
+    pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        validate::append(&request, &self.limits)?;
+        let outcome = self.events.append(request).await?;
+        self.bus.appended();
+        Ok(outcome)
+    }
+
+    /// `None` for a state with no events.
+    pub async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
+        validate::head(state_id)?;
+        self.events.head(state_id).await
+    }
+
+    /// One state's events, page by page, fetched as the consumer takes them.
+    pub fn read_state(&self, query: StateQuery) -> Result<Pages<Vec<RecordedEvent>>> {
+        validate::state_query(&query)?;
+        Ok(state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
+    }
+
+    /// The same pages, encoded as the API sends them (a store that keeps events encoded copies).
+    pub fn read_state_encoded(&self, query: StateQuery) -> Result<Pages<WirePage>> {
+        validate::state_query(&query)?;
+        Ok(state_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
+    }
+
+    /// The store's events in global-position order, page by page.
+    pub fn read_all(&self, query: AllQuery) -> Result<Pages<Vec<RecordedEvent>>> {
+        validate::all_query(&query)?;
+        Ok(all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
+    }
+
+    /// The same pages, encoded as the API sends them.
+    pub fn read_all_encoded(&self, query: AllQuery) -> Result<Pages<WirePage>> {
+        validate::all_query(&query)?;
+        Ok(all_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
+    }
+
+    /// Stored events, then live ones, each once, with checkpoints. The bus starts delivering
+    /// when the stream is first polled, so this may be called outside a Tokio runtime.
+    pub fn subscribe(&self, query: SubscriptionQuery) -> Result<Pages<Delivery>> {
+        validate::subscription(&query)?;
+        let bus = Arc::clone(&self.bus);
+        Ok(stream::once(async move { bus.subscribe(query) }).flatten().boxed())
+    }
+
+    pub async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        validate::snapshot(&snapshot, &self.limits)?;
+        self.snapshots.put(snapshot).await
+    }
+
+    /// The newest snapshot of the revision at or below the query's version; `None` if none.
+    pub async fn get_snapshot(&self, query: &SnapshotQuery) -> Result<Option<Snapshot>> {
+        validate::snapshot_query(query)?;
+        self.snapshots.get(query).await
+    }
+
+    /// Deletes the state's snapshots of every revision; answers how many there were.
+    pub async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
+        validate::head(state_id)?;
+        self.snapshots.delete(state_id).await
+    }
+}
