@@ -292,7 +292,7 @@ pub async fn serve_child(args: &[String]) -> anyhow::Result<()> {
             config.events.backend = EventBackend::Dynamodb;
             config.events.dynamodb.table.clone_from(table);
             config.events.dynamodb.region = Some(region.clone());
-            config.events.dynamodb.endpoint = (endpoint != "aws").then(|| endpoint.clone());
+            config.events.dynamodb.endpoint_url = (endpoint != "aws").then(|| endpoint.clone());
             config.snapshots.backend = SnapshotBackend::Dynamodb;
             config
         }

@@ -157,14 +157,12 @@ async fn an_in_process_client_refuses_what_the_server_refuses() {
     let mut dynamodb = DynamoConfig::new(format!("flipbook-test-{}", uuid::Uuid::new_v4().simple()));
     dynamodb.endpoint_url = (url != "aws").then_some(url);
     dynamodb.region = Some(std::env::var("FLIPBOOK_TEST_DYNAMODB_REGION").unwrap_or_else(|_| "us-east-1".to_owned()));
-    let events = DynamoEventStore::open(&dynamodb).await.expect("open DynamoDB");
+    let events = DynamoEventStore::open(&dynamodb).await.expect("open DynamoDB in-process");
     let local = Client::local(std::sync::Arc::new(events), std::sync::Arc::new(MemorySnapshotStore::new()), plain());
 
     let mut config = Config::local(tempfile::tempdir().expect("temp dir").keep().join("flipbook.db"));
     config.events.backend = EventBackend::Dynamodb;
-    config.events.dynamodb.table.clone_from(&dynamodb.table);
-    config.events.dynamodb.endpoint.clone_from(&dynamodb.endpoint_url);
-    config.events.dynamodb.region.clone_from(&dynamodb.region);
+    config.events.dynamodb = dynamodb;
     let server = flipbook_server::start(config).await.expect("start a server on DynamoDB");
     let info = local.server_info().await.expect("info");
     let mut grpc = EventStoreClient::connect(format!("http://{}", server.addr)).await.expect("connect");

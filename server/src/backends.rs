@@ -1,48 +1,16 @@
-//! Opens the configured stores. Each backend is compiled in by its cargo feature; a configured
-//! backend whose feature is off is refused at start with the feature's name.
+//! Chooses the configured stores and opens them. Each backend opens from its own settings
+//! (`flipbook_storage::{SqliteConfig, PostgresConfig, RedisConfig, DynamoConfig}`, the
+//! configuration's sections as they are), beside its code in the stores crate; a backend whose
+//! cargo feature is off is refused at start with the feature's name.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use flipbook_storage::memory::MemorySnapshotStore;
-use flipbook_storage::sqlite::{SqliteConfig, SqliteEventStore, SqliteSnapshotStore};
+use flipbook_storage::sqlite::{SqliteEventStore, SqliteSnapshotStore};
 use flipbook_storage::{EventStore, SnapshotStore};
 
-use crate::config::{
-    Config, DynamodbSettings, EventBackend, PostgresSettings, RedisSettings, SnapshotBackend, SqliteSettings,
-};
-
-fn sqlite_config(settings: &SqliteSettings) -> anyhow::Result<SqliteConfig> {
-    let mut config = SqliteConfig::new(&settings.path);
-    config.durability = settings.durability.parse().map_err(anyhow::Error::msg)?;
-    config.read_connections = settings.read_connections.max(1);
-    Ok(config)
-}
-
-#[cfg(feature = "postgres")]
-fn postgres_config(settings: &PostgresSettings) -> flipbook_storage::postgres::PostgresConfig {
-    let mut config = flipbook_storage::postgres::PostgresConfig::new(&settings.url);
-    config.max_connections = settings.max_connections;
-    config.acquire_timeout = settings.acquire_timeout;
-    config
-}
-
-#[cfg(feature = "redis")]
-fn redis_config(settings: &RedisSettings) -> flipbook_storage::redis::RedisConfig {
-    let mut config = flipbook_storage::redis::RedisConfig::new(&settings.url);
-    config.response_timeout = settings.response_timeout;
-    config
-}
-
-#[cfg(feature = "dynamodb")]
-fn dynamodb_config(settings: &DynamodbSettings) -> flipbook_storage::dynamodb::DynamoConfig {
-    let mut config = flipbook_storage::dynamodb::DynamoConfig::new(&settings.table);
-    config.region.clone_from(&settings.region);
-    config.endpoint_url.clone_from(&settings.endpoint);
-    config.attempt_timeout = settings.timeout;
-    config.operation_timeout = settings.timeout * 2;
-    config
-}
+use crate::config::{Config, EventBackend, SnapshotBackend};
 
 /// The error for a backend this binary was built without.
 #[cfg(not(all(feature = "postgres", feature = "redis", feature = "dynamodb")))]
@@ -51,48 +19,60 @@ fn missing(feature: &str) -> anyhow::Error {
 }
 
 pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn SnapshotStore>)> {
-    let events: Arc<dyn EventStore> = match config.events.backend {
-        EventBackend::Sqlite => {
-            let sqlite = sqlite_config(&config.events.sqlite)?;
-            Arc::new(
-                SqliteEventStore::open(&sqlite)
-                    .await
-                    .with_context(|| format!("opening the SQLite event store {}", sqlite.path.display()))?,
-            )
-        }
+    let events = open_events(config).await?;
+    let snapshots = open_snapshots(config).await?;
+    if !events.durable() {
+        tracing::warn!(
+            backend = events.backend(),
+            "the event store is not durable as configured: an acknowledged append may be lost"
+        );
+    }
+    Ok((events, snapshots))
+}
+
+async fn open_events(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
+    let events = &config.events;
+    Ok(match events.backend {
+        EventBackend::Sqlite => Arc::new(
+            SqliteEventStore::open(&events.sqlite)
+                .await
+                .with_context(|| format!("opening the SQLite event store {}", events.sqlite.path.display()))?,
+        ),
         #[cfg(feature = "postgres")]
         EventBackend::Postgres => Arc::new(
-            flipbook_storage::postgres::PostgresEventStore::open(&postgres_config(&config.events.postgres))
+            flipbook_storage::postgres::PostgresEventStore::open(&events.postgres)
                 .await
                 .context("opening the PostgreSQL event store")?,
         ),
-        #[cfg(not(feature = "postgres"))]
-        EventBackend::Postgres => return Err(missing("postgres")),
         #[cfg(feature = "redis")]
         EventBackend::Redis => Arc::new(
-            flipbook_storage::redis::RedisEventStore::open(&redis_config(&config.events.redis))
+            flipbook_storage::redis::RedisEventStore::open(&events.redis)
                 .await
                 .context("opening the Redis event store")?,
         ),
+        #[cfg(feature = "dynamodb")]
+        EventBackend::Dynamodb => Arc::new(
+            flipbook_storage::dynamodb::DynamoEventStore::open(&events.dynamodb)
+                .await
+                .with_context(|| format!("opening the DynamoDB event store (table {:?})", events.dynamodb.table))?,
+        ),
+        #[cfg(not(feature = "postgres"))]
+        EventBackend::Postgres => return Err(missing("postgres")),
         #[cfg(not(feature = "redis"))]
         EventBackend::Redis => return Err(missing("redis")),
-        #[cfg(feature = "dynamodb")]
-        EventBackend::Dynamodb => {
-            let dynamodb = dynamodb_config(&config.events.dynamodb);
-            Arc::new(
-                flipbook_storage::dynamodb::DynamoEventStore::open(&dynamodb)
-                    .await
-                    .with_context(|| format!("opening the DynamoDB event store (table {:?})", dynamodb.table))?,
-            )
-        }
         #[cfg(not(feature = "dynamodb"))]
         EventBackend::Dynamodb => return Err(missing("dynamodb")),
-    };
-    let snapshots: Arc<dyn SnapshotStore> = match config.snapshots.backend {
+    })
+}
+
+/// Snapshots go where the events' settings say unless their own section says otherwise.
+async fn open_snapshots(config: &Config) -> anyhow::Result<Arc<dyn SnapshotStore>> {
+    let (events, snapshots) = (&config.events, &config.snapshots);
+    Ok(match snapshots.backend {
         SnapshotBackend::Memory => Arc::new(MemorySnapshotStore::new()),
         SnapshotBackend::Sqlite => {
-            let mut sqlite = sqlite_config(&config.events.sqlite)?;
-            if let Some(path) = &config.snapshots.path {
+            let mut sqlite = events.sqlite.clone();
+            if let Some(path) = &snapshots.path {
                 sqlite.path.clone_from(path);
             }
             Arc::new(
@@ -102,56 +82,42 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<d
             )
         }
         #[cfg(feature = "postgres")]
-        SnapshotBackend::Postgres => {
-            let settings = config.snapshots.postgres.as_ref().unwrap_or(&config.events.postgres);
-            Arc::new(
-                flipbook_storage::postgres::PostgresSnapshotStore::open(&postgres_config(settings))
-                    .await
-                    .context("opening the PostgreSQL snapshot store")?,
+        SnapshotBackend::Postgres => Arc::new(
+            flipbook_storage::postgres::PostgresSnapshotStore::open(
+                snapshots.postgres.as_ref().unwrap_or(&events.postgres),
             )
-        }
-        #[cfg(not(feature = "postgres"))]
-        SnapshotBackend::Postgres => return Err(missing("postgres")),
+            .await
+            .context("opening the PostgreSQL snapshot store")?,
+        ),
         #[cfg(feature = "redis")]
-        SnapshotBackend::Redis => {
-            let settings = config.snapshots.redis.as_ref().unwrap_or(&config.events.redis);
-            Arc::new(
-                flipbook_storage::redis::RedisSnapshotStore::open(&redis_config(settings))
-                    .await
-                    .context("opening the Redis snapshot store")?,
-            )
-        }
-        #[cfg(feature = "redis")]
-        SnapshotBackend::RedisCluster => {
-            let settings = config.snapshots.redis.as_ref().unwrap_or(&config.events.redis);
-            Arc::new(
-                flipbook_storage::redis::RedisSnapshotStore::open_cluster(
-                    &config.snapshots.redis_cluster,
-                    &redis_config(settings),
-                )
+        SnapshotBackend::Redis => Arc::new(
+            flipbook_storage::redis::RedisSnapshotStore::open(snapshots.redis.as_ref().unwrap_or(&events.redis))
                 .await
-                .context("opening the Redis Cluster snapshot store")?,
+                .context("opening the Redis snapshot store")?,
+        ),
+        #[cfg(feature = "redis")]
+        SnapshotBackend::RedisCluster => Arc::new(
+            flipbook_storage::redis::RedisSnapshotStore::open_cluster(
+                &snapshots.redis_cluster,
+                snapshots.redis.as_ref().unwrap_or(&events.redis),
             )
-        }
-        #[cfg(not(feature = "redis"))]
-        SnapshotBackend::Redis | SnapshotBackend::RedisCluster => return Err(missing("redis")),
+            .await
+            .context("opening the Redis Cluster snapshot store")?,
+        ),
         #[cfg(feature = "dynamodb")]
         SnapshotBackend::Dynamodb => {
-            let dynamodb = dynamodb_config(config.snapshots.dynamodb.as_ref().unwrap_or(&config.events.dynamodb));
+            let dynamodb = snapshots.dynamodb.as_ref().unwrap_or(&events.dynamodb);
             Arc::new(
-                flipbook_storage::dynamodb::DynamoSnapshotStore::open(&dynamodb)
+                flipbook_storage::dynamodb::DynamoSnapshotStore::open(dynamodb)
                     .await
                     .with_context(|| format!("opening the DynamoDB snapshot store (table {:?})", dynamodb.table))?,
             )
         }
+        #[cfg(not(feature = "postgres"))]
+        SnapshotBackend::Postgres => return Err(missing("postgres")),
+        #[cfg(not(feature = "redis"))]
+        SnapshotBackend::Redis | SnapshotBackend::RedisCluster => return Err(missing("redis")),
         #[cfg(not(feature = "dynamodb"))]
         SnapshotBackend::Dynamodb => return Err(missing("dynamodb")),
-    };
-    if !events.durable() {
-        tracing::warn!(
-            backend = events.backend(),
-            "the event store is not durable as configured: an acknowledged append may be lost"
-        );
-    }
-    Ok((events, snapshots))
+    })
 }

@@ -1,5 +1,6 @@
 //! Configuration: defaults, then a TOML file, then environment variables, then flags, each
-//! overriding the one before; validated once, at start.
+//! overriding the one before; validated once, at start. Each backend's section is that store's
+//! own settings type (`flipbook_storage::SqliteConfig`, …): this file only chooses.
 //!
 //! ```toml
 //! listen = "127.0.0.1:7420"
@@ -10,19 +11,26 @@
 //! [events.sqlite]
 //! path = "flipbook.db"
 //! durability = "full"                 # full | normal | off
+//! read_connections = 4
+//! busy_timeout = 5                    # seconds a write waits for another process's lock
 //!
 //! [events.postgres]                   # with backend = "postgres"
 //! url = "postgres://postgres@127.0.0.1:5432/postgres"
 //! max_connections = 32
+//! acquire_timeout = 5                 # seconds a call waits for a connection
 //!
 //! [events.redis]                      # with backend = "redis" (a node, not a cluster)
 //! url = "redis://127.0.0.1:6379/"
+//! response_timeout = 5                # seconds one command may take
+//! connection_timeout = 2
 //!
 //! [events.dynamodb]                   # with backend = "dynamodb" (events and snapshots)
 //! table = "flipbook"                  # created at start (or by `flipbook migrate`) when missing
 //! region = "eu-west-1"                # else AWS_REGION / the AWS profile's
 //! endpoint = "http://127.0.0.1:8000"  # only for an emulator; AWS's own endpoint when unset
 //! timeout = 5                         # seconds one attempt may take (the call: twice that)
+//! connect_timeout = 2
+//! create_table = true
 //!                                     # credentials: the standard AWS chain (env, profile, role)
 //!
 //! [snapshots]
@@ -64,6 +72,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use flipbook_model::validate::Limits;
 use flipbook_storage::bus::BusOptions;
+use flipbook_storage::{DynamoConfig, PostgresConfig, RedisConfig, SqliteConfig, seconds};
 use serde::Deserialize;
 
 /// The gRPC port a server listens on unless told otherwise.
@@ -139,10 +148,10 @@ pub enum SnapshotBackend {
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
     pub backend: EventBackend,
-    pub sqlite: SqliteSettings,
-    pub postgres: PostgresSettings,
-    pub redis: RedisSettings,
-    pub dynamodb: DynamodbSettings,
+    pub sqlite: SqliteConfig,
+    pub postgres: PostgresConfig,
+    pub redis: RedisConfig,
+    pub dynamodb: DynamoConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -152,88 +161,14 @@ pub struct SnapshotsConfig {
     /// The SQLite file for snapshots; the event store's file when unset.
     pub path: Option<PathBuf>,
     /// The PostgreSQL database for snapshots; the event store's settings when unset.
-    pub postgres: Option<PostgresSettings>,
+    pub postgres: Option<PostgresConfig>,
     /// The Redis node for snapshots; the event store's settings when unset.
-    pub redis: Option<RedisSettings>,
+    pub redis: Option<RedisConfig>,
     /// The Redis Cluster for snapshots: any of its nodes.
     pub redis_cluster: Vec<String>,
     /// The DynamoDB table for snapshots; the event store's settings when unset (one table may
     /// hold both).
-    pub dynamodb: Option<DynamodbSettings>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DynamodbSettings {
-    /// The table; created when missing.
-    pub table: String,
-    /// The AWS region; the environment's (`AWS_REGION`, the profile) when unset.
-    pub region: Option<String>,
-    /// An endpoint other than AWS's own (an emulator).
-    #[serde(alias = "url")]
-    pub endpoint: Option<String>,
-    /// Seconds one attempt of a DynamoDB call may take; a call (retries included) gives up
-    /// with UNAVAILABLE after twice that.
-    #[serde(with = "seconds")]
-    pub timeout: Duration,
-}
-
-impl Default for DynamodbSettings {
-    fn default() -> Self {
-        Self { table: "flipbook".to_owned(), region: None, endpoint: None, timeout: Duration::from_secs(5) }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisSettings {
-    /// `redis://host:port/db`
-    pub url: String,
-    /// Seconds one command may take before the call answers UNAVAILABLE.
-    #[serde(with = "seconds")]
-    pub response_timeout: Duration,
-}
-
-impl Default for RedisSettings {
-    fn default() -> Self {
-        Self { url: "redis://127.0.0.1:6379/".to_owned(), response_timeout: Duration::from_secs(5) }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PostgresSettings {
-    /// `postgres://user:password@host:port/database`
-    pub url: String,
-    pub max_connections: u32,
-    /// Seconds a call waits for a connection before it answers UNAVAILABLE.
-    #[serde(with = "seconds")]
-    pub acquire_timeout: Duration,
-}
-
-impl Default for PostgresSettings {
-    fn default() -> Self {
-        Self {
-            url: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
-            max_connections: 32,
-            acquire_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SqliteSettings {
-    pub path: PathBuf,
-    /// `full` (default: survives power loss), `normal` (survives a process crash), `off`.
-    pub durability: String,
-    pub read_connections: u32,
-}
-
-impl Default for SqliteSettings {
-    fn default() -> Self {
-        Self { path: PathBuf::from("flipbook.db"), durability: "full".to_owned(), read_connections: 4 }
-    }
+    pub dynamodb: Option<DynamoConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -448,7 +383,9 @@ impl Config {
         set(&mut self.events.backend, &args.event_store);
         set(&mut self.snapshots.backend, &args.snapshot_store);
         set(&mut self.events.sqlite.path, &args.sqlite_path);
-        set(&mut self.events.sqlite.durability, &args.sqlite_durability);
+        if let Some(durability) = &args.sqlite_durability {
+            self.events.sqlite.durability = durability.parse().map_err(anyhow::Error::msg)?;
+        }
         set(&mut self.events.postgres.url, &args.postgres_url);
         set(&mut self.events.redis.url, &args.redis_url);
         set(&mut self.snapshots.redis_cluster, &args.redis_cluster);
@@ -457,7 +394,7 @@ impl Config {
             self.events.dynamodb.region.clone_from(&args.dynamodb_region);
         }
         if args.dynamodb_endpoint.is_some() {
-            self.events.dynamodb.endpoint.clone_from(&args.dynamodb_endpoint);
+            self.events.dynamodb.endpoint_url.clone_from(&args.dynamodb_endpoint);
         }
         set(&mut self.limits.max_events_per_append, &args.max_events_per_append);
         set(&mut self.limits.max_payload_bytes, &args.max_payload_bytes);
@@ -490,7 +427,6 @@ impl Config {
         if limits.max_snapshot_bytes == 0 || limits.max_snapshot_bytes >= limits.max_request_bytes {
             bail!("limits.max_snapshot_bytes must be above 0 and below limits.max_request_bytes");
         }
-        self.events.sqlite.durability.parse::<flipbook_storage::sqlite::Durability>().map_err(anyhow::Error::msg)?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             bail!("tls.cert and tls.key go together (--tls-cert, --tls-key)");
         }
@@ -504,7 +440,7 @@ impl Config {
             if dynamodb.table.len() < 3 || dynamodb.table.len() > 255 {
                 bail!("dynamodb.table must be 3 to 255 characters long (--dynamodb-table)");
             }
-            if dynamodb.timeout.is_zero() {
+            if dynamodb.attempt_timeout.is_zero() {
                 bail!("dynamodb.timeout must be above 0");
             }
         }
@@ -522,17 +458,6 @@ fn parse_optional_addr(text: &str) -> anyhow::Result<Option<SocketAddr>> {
 fn optional_addr<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
     let text = String::deserialize(deserializer)?;
     parse_optional_addr(&text).map_err(serde::de::Error::custom)
-}
-
-mod seconds {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let seconds = f64::deserialize(deserializer)?;
-        Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]
@@ -564,7 +489,7 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.metrics_listen, None);
         assert_eq!(config.events.sqlite.path, PathBuf::from("from-flag.db"));
-        assert_eq!(config.events.sqlite.durability, "normal");
+        assert_eq!(config.events.sqlite.durability, flipbook_storage::Durability::Normal);
         assert_eq!(config.snapshots.backend, SnapshotBackend::Memory);
         assert_eq!(config.limits.max_payload_bytes, 2048);
         assert_eq!(config.limits.max_events_per_append, 1000);
@@ -590,8 +515,35 @@ mod tests {
         assert_eq!(config.snapshots.backend, SnapshotBackend::Dynamodb);
         let dynamodb = &config.events.dynamodb;
         assert_eq!((dynamodb.table.as_str(), dynamodb.region.as_deref()), ("events", Some("eu-west-1")));
-        assert_eq!(dynamodb.endpoint.as_deref(), Some("http://127.0.0.1:58000"));
-        assert_eq!(dynamodb.timeout, Duration::from_secs(2));
+        assert_eq!(dynamodb.endpoint_url.as_deref(), Some("http://127.0.0.1:58000"));
+        assert_eq!(dynamodb.attempt_timeout, Duration::from_secs(2));
+    }
+
+    /// Each backend's section is that store's own settings type, every field of it.
+    #[test]
+    fn backend_sections_are_the_stores_settings() {
+        let text = "[events.sqlite]\nread_connections = 2\nbusy_timeout = 0.5\n\
+                    [events.postgres]\nmax_connections = 8\nacquire_timeout = 1.5\n\
+                    [events.redis]\nurl = \"redis://r:6379/\"\nconnection_timeout = 3\n\
+                    [events.dynamodb]\nurl = \"http://d:8000\"\nconnect_timeout = 1\ncreate_table = false\n\
+                    [snapshots.postgres]\nurl = \"postgres://s/db\"\n";
+        let config: Config = toml::from_str(text).expect("parses");
+        let events = &config.events;
+        assert_eq!((events.sqlite.read_connections, events.sqlite.busy_timeout), (2, Duration::from_millis(500)));
+        assert_eq!(events.sqlite.path, PathBuf::from("flipbook.db"), "unset fields keep their defaults");
+        assert_eq!(
+            (events.postgres.max_connections, events.postgres.acquire_timeout),
+            (8, Duration::from_millis(1500))
+        );
+        assert_eq!(
+            (events.redis.url.as_str(), events.redis.connection_timeout),
+            ("redis://r:6379/", Duration::from_secs(3))
+        );
+        assert_eq!(events.dynamodb.endpoint_url.as_deref(), Some("http://d:8000"));
+        assert_eq!((events.dynamodb.connect_timeout, events.dynamodb.create_table), (Duration::from_secs(1), false));
+        let snapshots = config.snapshots.postgres.expect("its own section");
+        assert_eq!((snapshots.url.as_str(), snapshots.max_connections), ("postgres://s/db", 32));
+        assert!(toml::from_str::<Config>("[events.redis]\nurll = \"x\"\n").is_err(), "unknown keys are refused");
     }
 
     #[test]

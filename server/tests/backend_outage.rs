@@ -128,7 +128,7 @@ async fn dynamodb_outage() {
     // requests, once took more than the short timeout below to create one (a CI run failed at
     // start). This test is about an outage, not a slow start.
     flipbook_server::migrate(&config).await.expect("create the table");
-    config.events.dynamodb.timeout = Duration::from_secs(2);
+    config.events.dynamodb.attempt_timeout = Duration::from_secs(2);
     outage_answers_unavailable_then_recovers(
         config,
         Backend::from_env("FLIPBOOK_DYNAMODB_STOP", "FLIPBOOK_DYNAMODB_START"),

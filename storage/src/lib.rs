@@ -37,4 +37,22 @@ mod store;
 pub mod testkit;
 pub mod wire;
 
+pub mod seconds;
+
+// Each backend's settings, compiled whatever the features: a configuration may name a backend
+// this build lacks, and is told so when the store is opened. Each file sits beside its
+// backend's code.
+#[path = "dynamodb/config.rs"]
+mod dynamodb_config;
+#[path = "postgres/config.rs"]
+mod postgres_config;
+#[path = "redis/config.rs"]
+mod redis_config;
+#[path = "sqlite/config.rs"]
+mod sqlite_config;
+
+pub use dynamodb_config::DynamoConfig;
+pub use postgres_config::PostgresConfig;
+pub use redis_config::RedisConfig;
+pub use sqlite_config::{Durability, SqliteConfig};
 pub use store::{BackendLimits, EventStore, Page, SnapshotStore, Tip, plan_append, replayed};

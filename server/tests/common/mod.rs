@@ -87,7 +87,7 @@ pub fn dynamodb_config_on(table: &str) -> Config {
     config.events.backend = EventBackend::Dynamodb;
     config.snapshots.backend = SnapshotBackend::Dynamodb;
     let url = dynamodb_url();
-    config.events.dynamodb.endpoint = (url != "aws").then_some(url);
+    config.events.dynamodb.endpoint_url = (url != "aws").then_some(url);
     config.events.dynamodb.region =
         Some(std::env::var("FLIPBOOK_TEST_DYNAMODB_REGION").unwrap_or_else(|_| "us-east-1".to_owned()));
     config.events.dynamodb.table = std::env::var("FLIPBOOK_TEST_DYNAMODB_TABLE").unwrap_or_else(|_| table.to_owned());

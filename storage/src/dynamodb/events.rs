@@ -90,7 +90,7 @@ impl DynamoEventStore {
         let (appends, queue) = mpsc::unbounded_channel();
         let transactions = Arc::new(AtomicU64::new(0));
         // How long an append may wait to be written before it answers `Unavailable`.
-        let patience = config.operation_timeout.max(Duration::from_secs(1)) * 2;
+        let patience = config.operation_timeout().max(Duration::from_secs(1)) * 2;
         tokio::spawn(Writer::new(table.clone(), queue, patience, transactions.clone()).run());
         Ok(Self { table, appends, transactions })
     }

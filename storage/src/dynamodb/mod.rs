@@ -38,41 +38,13 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
 };
 
+pub use crate::DynamoConfig;
 pub use events::DynamoEventStore;
 pub use snapshots::DynamoSnapshotStore;
 
 use flipbook_model::{Error, Result};
 
-/// Where the table is and how long a call may take.
-#[derive(Clone, Debug)]
-pub struct DynamoConfig {
-    /// An endpoint other than AWS's (an emulator such as moto); `None` for AWS itself.
-    pub endpoint_url: Option<String>,
-    /// The AWS region; `None` takes it from the environment (`AWS_REGION`, the profile).
-    pub region: Option<String>,
-    pub table: String,
-    /// How long one attempt of a call may take before it is retried or answers `Unavailable`.
-    pub attempt_timeout: Duration,
-    /// How long a call may take, its retries included.
-    pub operation_timeout: Duration,
-    pub connect_timeout: Duration,
-    /// Create the table when it is missing (on-demand capacity).
-    pub create_table: bool,
-}
-
 impl DynamoConfig {
-    pub fn new(table: impl Into<String>) -> Self {
-        Self {
-            endpoint_url: None,
-            region: None,
-            table: table.into(),
-            attempt_timeout: Duration::from_secs(5),
-            operation_timeout: Duration::from_secs(12),
-            connect_timeout: Duration::from_secs(2),
-            create_table: true,
-        }
-    }
-
     /// The SDK's configuration: the endpoint, region and timeouts configured, credentials from
     /// the standard AWS chain (environment, profile, container or instance role), and an HTTPS
     /// client on rustls with ring, the one crypto provider the rest of Flipbook uses.
@@ -86,7 +58,7 @@ impl DynamoConfig {
                 TimeoutConfig::builder()
                     .connect_timeout(self.connect_timeout)
                     .operation_attempt_timeout(self.attempt_timeout)
-                    .operation_timeout(self.operation_timeout)
+                    .operation_timeout(self.operation_timeout())
                     .build(),
             )
             .retry_config(RetryConfig::standard().with_max_attempts(3));

@@ -30,11 +30,10 @@ mod events;
 mod rows;
 mod snapshots;
 
-use std::time::Duration;
-
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+pub use crate::PostgresConfig;
 pub use events::PostgresEventStore;
 pub use snapshots::PostgresSnapshotStore;
 
@@ -51,21 +50,7 @@ macro_rules! position_of {
 }
 use position_of;
 
-/// Where and how to connect.
-#[derive(Clone, Debug)]
-pub struct PostgresConfig {
-    /// `postgres://user:password@host:port/database`
-    pub url: String,
-    pub max_connections: u32,
-    /// How long a call waits for a connection before it answers `Unavailable`.
-    pub acquire_timeout: Duration,
-}
-
 impl PostgresConfig {
-    pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), max_connections: 16, acquire_timeout: Duration::from_secs(5) }
-    }
-
     /// A pool; creates the schema if it is missing (safe when several servers start at once).
     pub async fn connect(&self) -> Result<PgPool, Error> {
         let options: PgConnectOptions =

@@ -22,30 +22,15 @@ mod codec;
 mod events;
 mod snapshots;
 
-use std::time::Duration;
-
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub use crate::RedisConfig;
 pub use events::RedisEventStore;
 pub use snapshots::RedisSnapshotStore;
 
 use flipbook_model::Error;
 
-/// Where and how to connect.
-#[derive(Clone, Debug)]
-pub struct RedisConfig {
-    /// `redis://host:port/db`; for a cluster, any of its nodes (see [`RedisSnapshotStore::open_cluster`]).
-    pub url: String,
-    /// How long one command may take before it answers `Unavailable`.
-    pub response_timeout: Duration,
-    pub connection_timeout: Duration,
-}
-
 impl RedisConfig {
-    pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), response_timeout: Duration::from_secs(5), connection_timeout: Duration::from_secs(2) }
-    }
-
     /// A multiplexed connection that reconnects by itself.
     async fn connect(&self) -> Result<ConnectionManager, Error> {
         let client = redis::Client::open(self.url.as_str()).map_err(redis_error)?;

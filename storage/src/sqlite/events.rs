@@ -45,7 +45,7 @@ impl SqliteEventStore {
             .name("flipbook-sqlite-writer".to_owned())
             .spawn(move || write_loop(writer, queue))
             .map_err(|e| Error::Internal(format!("starting the SQLite writer: {e}")))?;
-        let reads = Connections::new(config, config.read_connections, true);
+        let reads = Connections::new(config, config.read_connections.max(1), true);
         Ok(Self { appends, reads, durability: config.durability })
     }
 }

@@ -13,12 +13,9 @@ mod events;
 mod pool;
 mod snapshots;
 
-use std::path::PathBuf;
-use std::str::FromStr;
-use std::time::Duration;
-
 use rusqlite::{Connection, OpenFlags};
 
+pub use crate::{Durability, SqliteConfig};
 pub use events::SqliteEventStore;
 pub use snapshots::SqliteSnapshotStore;
 
@@ -26,30 +23,6 @@ use flipbook_model::Error;
 
 /// How many queued appends one transaction may take.
 pub const MAX_GROUP: usize = 256;
-
-/// How much an acknowledged append survives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// `synchronous=FULL`: power loss.
-    #[default]
-    Full,
-    /// `synchronous=NORMAL`: a process crash, not power loss. Faster.
-    Normal,
-    /// `synchronous=OFF`: nothing beyond the OS's page cache. For throwaway data.
-    Off,
-}
-
-impl FromStr for Durability {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "full" => Ok(Self::Full),
-            "normal" => Ok(Self::Normal),
-            "off" => Ok(Self::Off),
-            other => Err(format!("unknown durability {other:?}: expected full, normal or off")),
-        }
-    }
-}
 
 impl Durability {
     fn synchronous(self) -> &'static str {
@@ -61,26 +34,7 @@ impl Durability {
     }
 }
 
-/// Where and how to open the database.
-#[derive(Clone, Debug)]
-pub struct SqliteConfig {
-    pub path: PathBuf,
-    pub durability: Durability,
-    pub read_connections: u32,
-    /// How long a write waits for SQLite's lock held by another process or connection.
-    pub busy_timeout: Duration,
-}
-
 impl SqliteConfig {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            durability: Durability::Full,
-            read_connections: 4,
-            busy_timeout: Duration::from_secs(5),
-        }
-    }
-
     /// A connection; a writing one creates the file when missing and puts it in WAL mode.
     fn connect(&self, read_only: bool) -> Result<Connection, Error> {
         let access = if read_only {

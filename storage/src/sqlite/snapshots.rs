@@ -17,7 +17,7 @@ pub struct SqliteSnapshotStore {
 
 impl SqliteSnapshotStore {
     pub async fn open(config: &SqliteConfig) -> Result<Self> {
-        let connections = Connections::new(config, config.read_connections, false);
+        let connections = Connections::new(config, config.read_connections.max(1), false);
         connections.run(super::create_schema).await?;
         Ok(Self { connections })
     }
