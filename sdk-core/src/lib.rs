@@ -6,7 +6,7 @@
 //!   unit tests ([`Client::in_memory`]). Requests are validated before they leave.
 //! - [`Reducer`] and [`Repository`]: load a state (local cache, then the newest snapshot, then
 //!   the events after it) and execute commands with retry on version conflict, idempotent
-//!   re-sends and a snapshot policy. `../shared/SPEC.md` section 6 is the contract.
+//!   re-sends and a snapshot policy. `docs/spec.md` section 6 is the contract.
 //! - [`Client::subscribe`]: every event of the store, stored then live, once and in order,
 //!   resumed across broken connections ([`Subscription`]).
 //! - [`Session`]: the same load and execute as a conversation with no generics, which the
