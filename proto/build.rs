@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // clone builds anywhere.
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Maps as the domain holds them (ordered): converting is a move, and an encoding is the
+    // same bytes every time (the stores keep events encoded with these messages).
+    config.btree_map(["."]);
     let well_known = protoc_bin_vendored::include_path()?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let descriptors = out_dir.join("flipbook_descriptor.bin");

@@ -2,7 +2,7 @@
 //! UUID, a timestamp out of range) fail with `InvalidArgument` naming the field.
 
 use flipbook_model::{
-    AllQuery, AppendOutcome, AppendRequest, DEFAULT_CONTENT_TYPE, Delivery, Direction, Error, Expectation, Metadata,
+    AllQuery, AppendOutcome, AppendRequest, DEFAULT_CONTENT_TYPE, Delivery, Direction, Error, Expectation,
     ProposedEvent, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, SubscriptionQuery,
     SubscriptionStart, Timestamp,
 };
@@ -24,14 +24,6 @@ fn timestamp(field: &str, value: Option<prost_types::Timestamp>) -> Result<Optio
 fn wire_timestamp(value: Timestamp) -> prost_types::Timestamp {
     let (seconds, nanos) = value.parts();
     prost_types::Timestamp { seconds, nanos }
-}
-
-fn metadata(map: std::collections::HashMap<String, String>) -> Metadata {
-    map.into_iter().collect()
-}
-
-fn wire_metadata(map: Metadata) -> std::collections::HashMap<String, String> {
-    map.into_iter().collect()
 }
 
 fn content_type(value: String) -> String {
@@ -69,7 +61,7 @@ impl TryFrom<v1::AppendRequest> for AppendRequest {
                     payload: e.payload,
                     content_type: content_type(e.content_type),
                     timestamp: timestamp(&format!("events[{i}].timestamp"), e.timestamp)?,
-                    metadata: metadata(e.metadata),
+                    metadata: e.metadata,
                     version: e.version,
                 })
             })
@@ -79,7 +71,7 @@ impl TryFrom<v1::AppendRequest> for AppendRequest {
             events,
             expected,
             kind: if request.version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned },
-            state_metadata: metadata(request.state_metadata),
+            state_metadata: request.state_metadata,
         })
     }
 }
@@ -187,7 +179,7 @@ impl From<RecordedEvent> for v1::RecordedEvent {
             content_type: event.content_type,
             timestamp: event.timestamp.map(wire_timestamp),
             recorded_at: Some(wire_timestamp(event.recorded_at)),
-            metadata: wire_metadata(event.metadata),
+            metadata: event.metadata,
         }
     }
 }
@@ -202,7 +194,7 @@ impl From<StateHead> for v1::StateHead {
             last_global_position: head.last_global_position,
             first_recorded_at: Some(wire_timestamp(head.first_recorded_at)),
             last_recorded_at: Some(wire_timestamp(head.last_recorded_at)),
-            metadata: wire_metadata(head.metadata),
+            metadata: head.metadata,
         }
     }
 }
@@ -236,7 +228,7 @@ impl From<AppendRequest> for v1::AppendRequest {
                     payload: e.payload,
                     content_type: e.content_type,
                     timestamp: e.timestamp.map(wire_timestamp),
-                    metadata: wire_metadata(e.metadata),
+                    metadata: e.metadata,
                     version: e.version,
                 })
                 .collect(),
@@ -246,7 +238,7 @@ impl From<AppendRequest> for v1::AppendRequest {
                 Expectation::Exactly(n) => Expected::ExactVersion(n),
             }),
             version_neutral: request.kind == StateKind::VersionNeutral,
-            state_metadata: wire_metadata(request.state_metadata),
+            state_metadata: request.state_metadata,
         }
     }
 }
@@ -340,7 +332,7 @@ impl TryFrom<v1::RecordedEvent> for RecordedEvent {
             name: event.name,
             payload: event.payload,
             content_type: event.content_type,
-            metadata: metadata(event.metadata),
+            metadata: event.metadata,
         })
     }
 }
@@ -356,7 +348,7 @@ impl TryFrom<v1::StateHead> for StateHead {
             kind: if head.version_neutral { StateKind::VersionNeutral } else { StateKind::Versioned },
             event_count: head.event_count,
             last_global_position: head.last_global_position,
-            metadata: metadata(head.metadata),
+            metadata: head.metadata,
         })
     }
 }

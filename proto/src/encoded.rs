@@ -1,5 +1,5 @@
-//! Response messages the server holds already encoded (by the stores: `flipbook_storage::wire`), and the
-//! codec that sends them as they are. The server's `ReadState` answers with them
+//! Response messages the server holds already encoded (the stores keep events in this API's
+//! encoding: `flipbook_storage::wire`), and the codec that sends them as they are. The server's `ReadState` answers with them
 //! ([`crate::server`]); clients decode the same bytes as `ReadStateResponse`.
 
 use std::marker::PhantomData;
@@ -48,41 +48,5 @@ impl Encoder for EncodedEncoder {
     fn encode(&mut self, item: Encoded, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         buf.put(item.0);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use flipbook_model::{ProposedEvent, RecordedEvent, Timestamp};
-    use flipbook_storage::Page;
-    use flipbook_storage::wire::{Body, WirePage};
-    use prost::Message;
-
-    use crate::v1;
-
-    fn recorded(version: Option<u64>, position: u64, mut event: ProposedEvent) -> RecordedEvent {
-        event.metadata.insert("correlation-id".into(), "c-1".into());
-        Body::of(&event, Timestamp::from_unix_nanos(1_764_000_000_000_000_007))
-            .into_event("wallet-7".into(), version, position)
-            .expect("a fresh body decodes")
-    }
-
-    /// Stored bodies behind their placing fields decode as the `ReadStateResponse` the API
-    /// defines, field for field: what keeps `flipbook_storage::wire` and the proto together.
-    #[test]
-    fn a_wire_page_is_a_read_state_response() {
-        let mut timed = ProposedEvent::new("Deposited", br#"{"amount":5}"#.to_vec());
-        timed.timestamp = Some(Timestamp::from_unix_nanos(-42));
-        let mut binary = ProposedEvent::new("Blob", vec![0; 70_000]);
-        binary.content_type = "application/octet-stream".into();
-        let events = vec![
-            recorded(Some(1), 1 << 16, timed),
-            recorded(Some(2), (1 << 16) + 1, binary),
-            recorded(None, 1 << 40, ProposedEvent::new("Neutral", Vec::new())),
-        ];
-        let page = WirePage::from(Page { events: events.clone(), next: None });
-        let decoded = v1::ReadStateResponse::decode(page.into_bytes().as_slice()).expect("decodes");
-        let expected = v1::ReadStateResponse { events: events.into_iter().map(v1::RecordedEvent::from).collect() };
-        assert_eq!(decoded, expected);
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use flipbook_proto::status::{reason, reason_of};
 use flipbook_proto::v1::event_store_client::EventStoreClient;
@@ -112,8 +112,8 @@ bad_append! {
     content_type_control_character: with_event(|e| e.content_type = "text/\tplain".into()) => "events[1].content_type";
     timestamp_out_of_range: with_event(|e| e.timestamp = Some(prost_types::Timestamp { seconds: 0, nanos: -5 })) => "events[1].timestamp";
     timestamp_past_2262: with_event(|e| e.timestamp = Some(prost_types::Timestamp { seconds: i64::MAX / 2, nanos: 0 })) => "events[1].timestamp";
-    metadata_empty_key: with_event(|e| e.metadata = HashMap::from([(String::new(), "v".into())])) => "events[1].metadata[\"\"]";
-    metadata_too_large: with_event(|e| e.metadata = HashMap::from([("k".into(), "v".repeat(70_000))])) => "events[1].metadata";
+    metadata_empty_key: with_event(|e| e.metadata = BTreeMap::from([(String::new(), "v".into())])) => "events[1].metadata[\"\"]";
+    metadata_too_large: with_event(|e| e.metadata = BTreeMap::from([("k".into(), "v".repeat(70_000))])) => "events[1].metadata";
     versions_on_some_events_only: append(versioned(&[Some(1), None])) => "events[1].version";
     version_zero: append(versioned(&[Some(0)])) => "events[0].version";
     versions_with_a_gap: append(versioned(&[Some(1), Some(3)])) => "events[1].version";
@@ -128,7 +128,7 @@ bad_append! {
         ..append(vec![event(1)])
     } => "expected";
     state_metadata_control_character_key: v1::AppendRequest {
-        state_metadata: HashMap::from([("own\u{0}er".into(), "ada".into())]),
+        state_metadata: BTreeMap::from([("own\u{0}er".into(), "ada".into())]),
         ..append(vec![event(1)])
     } => "state_metadata[\"own\\0er\"]";
 }

@@ -1,39 +1,30 @@
-//! Events in the form the API sends them: the protobuf encoding of `flipbook.v1.RecordedEvent`
-//! (`proto/flipbook/v1/flipbook.proto`; the field numbers below are that message's).
+//! Events in the form the API sends them: the protobuf encoding of `flipbook.v1.RecordedEvent`,
+//! written and read with the message prost generates from `proto/flipbook/v1/flipbook.proto`,
+//! the one owner of the format.
 //!
 //! An event splits in two. Its *body* is fixed when it is appended (id, name, payload, content
 //! type, timestamp, recorded-at, metadata); the store places it (state, version, global
-//! position). A backend may keep the body encoded ([`Body::encode`]), so a read hands the stored
-//! bytes on instead of decoding a row into an event and encoding it again: reading a state is
-//! then mostly a copy ([`WirePage`]). Protobuf lets a message's fields come in any order, and a
-//! message is the concatenation of its fields, so the placing fields are simply written ahead of
-//! the stored body.
-//!
-//! The proto crate's tests check that these bytes decode as `flipbook.v1` messages.
+//! position). A backend may keep the body encoded ([`proposed_body`]: the event's message with
+//! no placing fields, which proto3 leaves out), so a read hands the stored bytes on instead of
+//! decoding a row into an event and encoding it again: reading a state is then mostly a copy
+//! ([`WirePage`]). Protobuf lets a message's fields come in any order, and a message is the
+//! concatenation of its fields, so the placing fields are simply written ahead of the stored
+//! body; a test checks that such a page decodes as the API's `ReadStateResponse`.
 
 use std::ops::Range;
 
-use flipbook_model::{Error, Metadata, ProposedEvent, RecordedEvent, Result, Timestamp};
+use flipbook_model::{Error, ProposedEvent, RecordedEvent, Result, Timestamp};
+use flipbook_proto::v1;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
-use uuid::Uuid;
 
 use crate::store::Page;
 
-/// `flipbook.v1.RecordedEvent`'s placing fields.
+/// `flipbook.v1.RecordedEvent`'s placing fields, written ahead of a stored body without
+/// building a message per event (the page test checks them against the generated message).
 const STATE_ID: u32 = 1;
 const VERSION: u32 = 2;
 const GLOBAL_POSITION: u32 = 3;
-
-/// The body's fields, as [`Body`] declares them (its derive needs literal tags); a test checks
-/// that [`encode_body`] and `Body` agree.
-const EVENT_ID: u32 = 4;
-const NAME: u32 = 5;
-const PAYLOAD: u32 = 6;
-const CONTENT_TYPE: u32 = 7;
-const TIMESTAMP: u32 = 8;
-const RECORDED_AT: u32 = 9;
-const METADATA: u32 = 10;
 
 /// `events`, field 1 of both `ReadStateResponse` and `ReadAllResponse`.
 const EVENTS: u32 = 1;
@@ -42,84 +33,44 @@ const EVENTS: u32 = 1;
 /// and times with their keys.
 pub const BODY_OVERHEAD: usize = 128;
 
-/// An event's body: the fields of `flipbook.v1.RecordedEvent` that its append fixes.
-#[derive(Clone, PartialEq, Message)]
-pub struct Body {
-    /// Hyphenated, as the API carries it.
-    #[prost(string, tag = "4")]
-    pub event_id: String,
-    #[prost(string, tag = "5")]
-    pub name: String,
-    #[prost(bytes = "vec", tag = "6")]
-    pub payload: Vec<u8>,
-    #[prost(string, tag = "7")]
-    pub content_type: String,
-    #[prost(message, optional, tag = "8")]
-    pub timestamp: Option<WireTimestamp>,
-    #[prost(message, optional, tag = "9")]
-    pub recorded_at: Option<WireTimestamp>,
-    #[prost(btree_map = "string, string", tag = "10")]
-    pub metadata: Metadata,
-}
-
-/// `google.protobuf.Timestamp`.
-#[derive(Clone, Copy, PartialEq, Eq, Message)]
-pub struct WireTimestamp {
-    #[prost(int64, tag = "1")]
-    pub seconds: i64,
-    #[prost(int32, tag = "2")]
-    pub nanos: i32,
-}
-
-impl From<Timestamp> for WireTimestamp {
-    fn from(timestamp: Timestamp) -> Self {
-        let (seconds, nanos) = timestamp.parts();
-        Self { seconds, nanos }
-    }
-}
-
-fn timestamp(wire: WireTimestamp) -> Result<Timestamp> {
-    Timestamp::from_parts(wire.seconds, wire.nanos).ok_or_else(|| corrupt("a timestamp out of range"))
-}
-
 fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::Internal(format!("corrupt stored event: {what}"))
 }
 
-impl Body {
-    /// The body of `event` as appended at `recorded_at`.
-    pub fn of(event: &ProposedEvent, recorded_at: Timestamp) -> Self {
-        Self {
-            event_id: event.event_id.hyphenated().to_string(),
-            name: event.name.clone(),
-            payload: event.payload.clone(),
-            content_type: event.content_type.clone(),
-            timestamp: event.timestamp.map(WireTimestamp::from),
-            recorded_at: Some(recorded_at.into()),
-            metadata: event.metadata.clone(),
-        }
-    }
+/// The body of `event` appended at `recorded_at`, appended to `buf`: what a backend stores.
+pub fn encode_proposed(event: &ProposedEvent, recorded_at: Timestamp, buf: &mut Vec<u8>) {
+    let unplaced = RecordedEvent {
+        state_id: String::new(),
+        version: None,
+        global_position: 0,
+        event_id: event.event_id,
+        name: event.name.clone(),
+        payload: event.payload.clone(),
+        content_type: event.content_type.clone(),
+        timestamp: event.timestamp,
+        recorded_at,
+        metadata: event.metadata.clone(),
+    };
+    v1::RecordedEvent::from(unplaced).encode_raw(buf);
+}
 
-    /// A stored body, decoded.
-    pub fn decode_stored(bytes: &[u8]) -> Result<Self> {
-        Self::decode(bytes).map_err(corrupt)
-    }
+/// [`encode_proposed`] into a buffer of its own.
+pub fn proposed_body(event: &ProposedEvent, recorded_at: Timestamp) -> Vec<u8> {
+    let mut body = Vec::with_capacity(BODY_OVERHEAD + event.payload.len());
+    encode_proposed(event, recorded_at, &mut body);
+    body
+}
 
-    /// The event this body is, placed in its state.
-    pub fn into_event(self, state_id: String, version: Option<u64>, global_position: u64) -> Result<RecordedEvent> {
-        Ok(RecordedEvent {
-            state_id,
-            version,
-            global_position,
-            event_id: Uuid::parse_str(&self.event_id).map_err(corrupt)?,
-            name: self.name,
-            payload: self.payload,
-            content_type: self.content_type,
-            timestamp: self.timestamp.map(timestamp).transpose()?,
-            recorded_at: timestamp(self.recorded_at.unwrap_or_default())?,
-            metadata: self.metadata,
-        })
-    }
+/// A stored body, decoded and placed in its state.
+pub fn decode_body(body: &[u8], state_id: String, version: Option<u64>, global_position: u64) -> Result<RecordedEvent> {
+    let mut message = v1::RecordedEvent::decode(body).map_err(corrupt)?;
+    message.state_id = state_id;
+    message.version = version;
+    message.global_position = global_position;
+    RecordedEvent::try_from(message).map_err(|error| match error {
+        Error::Internal(what) => corrupt(what),
+        other => corrupt(other),
+    })
 }
 
 /// One page of a read as the body of a `ReadStateResponse` (or `ReadAllResponse`): each event
@@ -160,10 +111,12 @@ impl WirePage {
     }
 
     /// Adds a decoded event.
-    pub fn push_event(&mut self, event: &RecordedEvent) {
-        let mut body = Vec::with_capacity(BODY_OVERHEAD + event.payload.len());
-        encode_body(event, &mut body);
-        self.push(&event.state_id, event.version, event.global_position, &body);
+    pub fn push_event(&mut self, event: RecordedEvent) {
+        let message = v1::RecordedEvent::from(event);
+        encode_key(EVENTS, WireType::LengthDelimited, &mut self.bytes);
+        encode_varint(message.encoded_len() as u64, &mut self.bytes);
+        message.encode_raw(&mut self.bytes);
+        self.ends.push(self.bytes.len());
     }
 
     /// How many events the page holds.
@@ -208,53 +161,11 @@ impl WirePage {
 impl From<Page> for WirePage {
     fn from(page: Page) -> Self {
         let mut wire = Self::with_capacity(page.events.len(), 0);
-        for event in &page.events {
+        for event in page.events {
             wire.push_event(event);
         }
         wire.next = page.next;
         wire
-    }
-}
-
-/// An event's body, borrowed from the event: what [`Body`] holds, encoded without building one
-/// (no copies of the payload, name or metadata, no formatted id).
-struct BodyRef<'a> {
-    event_id: Uuid,
-    name: &'a str,
-    payload: &'a [u8],
-    content_type: &'a str,
-    timestamp: Option<Timestamp>,
-    recorded_at: Timestamp,
-    metadata: &'a Metadata,
-}
-
-impl BodyRef<'_> {
-    /// Appends the body to `buf`, byte for byte as [`Body`] encodes it.
-    fn encode(&self, buf: &mut Vec<u8>) {
-        use prost::encoding::{btree_map, message, string};
-        let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
-        length_delimited(EVENT_ID, self.event_id.hyphenated().encode_lower(&mut id).as_bytes(), buf);
-        // Empty strings and bytes are left out, as proto3 (and `Body`) does.
-        for (tag, value) in
-            [(NAME, self.name.as_bytes()), (PAYLOAD, self.payload), (CONTENT_TYPE, self.content_type.as_bytes())]
-        {
-            if !value.is_empty() {
-                length_delimited(tag, value, buf);
-            }
-        }
-        if let Some(timestamp) = self.timestamp {
-            message::encode(TIMESTAMP, &WireTimestamp::from(timestamp), buf);
-        }
-        message::encode(RECORDED_AT, &WireTimestamp::from(self.recorded_at), buf);
-        btree_map::encode(
-            string::encode,
-            string::encoded_len,
-            string::encode,
-            string::encoded_len,
-            METADATA,
-            self.metadata,
-            buf,
-        );
     }
 }
 
@@ -263,42 +174,6 @@ fn length_delimited(tag: u32, value: &[u8], buf: &mut Vec<u8>) {
     encode_key(tag, WireType::LengthDelimited, buf);
     encode_varint(value.len() as u64, buf);
     buf.extend_from_slice(value);
-}
-
-/// The body of a decoded event, as [`Body`] encodes it, appended to `buf`.
-pub(crate) fn encode_body(event: &RecordedEvent, buf: &mut Vec<u8>) {
-    BodyRef {
-        event_id: event.event_id,
-        name: &event.name,
-        payload: &event.payload,
-        content_type: &event.content_type,
-        timestamp: event.timestamp,
-        recorded_at: event.recorded_at,
-        metadata: &event.metadata,
-    }
-    .encode(buf);
-}
-
-/// The body of `event` appended at `recorded_at`, as `Body::of(event, recorded_at)` encodes it,
-/// appended to `buf`: what a backend stores.
-pub fn encode_proposed(event: &ProposedEvent, recorded_at: Timestamp, buf: &mut Vec<u8>) {
-    BodyRef {
-        event_id: event.event_id,
-        name: &event.name,
-        payload: &event.payload,
-        content_type: &event.content_type,
-        timestamp: event.timestamp,
-        recorded_at,
-        metadata: &event.metadata,
-    }
-    .encode(buf);
-}
-
-/// [`encode_proposed`] into a buffer of its own.
-pub fn proposed_body(event: &ProposedEvent, recorded_at: Timestamp) -> Vec<u8> {
-    let mut body = Vec::with_capacity(BODY_OVERHEAD + event.payload.len());
-    encode_proposed(event, recorded_at, &mut body);
-    body
 }
 
 fn placing_len(state_id: &str, version: Option<u64>, global_position: u64) -> usize {
@@ -317,38 +192,51 @@ mod tests {
         let mut proposed = ProposedEvent::new("Deposited", vec![7; payload]);
         proposed.timestamp = Some(Timestamp::from_unix_nanos(-1_500_000_001));
         proposed.metadata.insert("user".into(), "ana".into());
-        Body::of(&proposed, Timestamp::from_unix_nanos(1_700_000_000_123_456_789))
-            .into_event("wallet-1".into(), Some(seq), 1 << 20 | seq)
-            .expect("a body from an event decodes")
-    }
-
-    fn body_of(event: &RecordedEvent) -> Vec<u8> {
-        let mut body = Vec::new();
-        encode_body(event, &mut body);
-        body
+        let body = proposed_body(&proposed, Timestamp::from_unix_nanos(1_700_000_000_123_456_789));
+        decode_body(&body, "wallet-1".into(), Some(seq), 1 << 20 | seq).expect("a body from an event decodes")
     }
 
     #[test]
     fn a_body_keeps_every_field_of_its_event() {
-        let original = event(3, 10);
-        let bytes = body_of(&original);
-        let back = Body::decode_stored(&bytes).and_then(|b| b.into_event("wallet-1".into(), Some(3), 1 << 20 | 3));
-        assert_eq!(back.expect("decodes"), original);
-        assert!(Body::decode_stored(&[0xff, 0xff]).is_err(), "garbage is an error, not an event");
-    }
-
-    /// What a backend stores ([`Body::encode`], [`proposed_body`]) and what a decoded page is
-    /// encoded with agree to the byte, time-neutral and empty fields too.
-    #[test]
-    fn encode_body_writes_what_body_encodes() {
         let mut neutral = ProposedEvent::new("", Vec::new());
         neutral.content_type = String::new();
-        let recorded_at = Timestamp::from_unix_nanos(5);
-        let placed = Body::of(&neutral, recorded_at).into_event("s".into(), None, 1).expect("decodes");
-        for event in [event(1, 0), event(2, 300), placed] {
-            let stored = Body::of(&event.as_proposed(), event.recorded_at).encode_to_vec();
-            assert_eq!(body_of(&event), stored);
-            assert_eq!(proposed_body(&event.as_proposed(), event.recorded_at), stored);
+        for (proposed, recorded_at) in [
+            (event(3, 10).as_proposed(), Timestamp::from_unix_nanos(1_700_000_000_123_456_789)),
+            (neutral, Timestamp::from_unix_nanos(5)),
+        ] {
+            let body = proposed_body(&proposed, recorded_at);
+            let back = decode_body(&body, "wallet-1".into(), None, 9).expect("decodes");
+            assert_eq!(back.as_proposed(), proposed);
+            assert_eq!((back.state_id.as_str(), back.version, back.global_position), ("wallet-1", None, 9));
+            assert_eq!(back.recorded_at, recorded_at);
+        }
+        assert!(decode_body(&[0xff, 0xff], "s".into(), None, 1).is_err(), "garbage is an error, not an event");
+    }
+
+    /// Stored bodies behind their placing fields, and decoded events encoded whole, decode as
+    /// the `ReadStateResponse` the API defines, field for field: what keeps the placing fields
+    /// and the proto together.
+    #[test]
+    fn a_wire_page_is_a_read_state_response() {
+        let mut timed = ProposedEvent::new("Deposited", br#"{"amount":5}"#.to_vec());
+        timed.timestamp = Some(Timestamp::from_unix_nanos(-42));
+        timed.metadata.insert("correlation-id".into(), "c-1".into());
+        let mut binary = ProposedEvent::new("Blob", vec![0; 70_000]);
+        binary.content_type = "application/octet-stream".into();
+        let recorded_at = Timestamp::from_unix_nanos(1_764_000_000_000_000_007);
+        let placed = [(Some(1), 1 << 16), (Some(2), (1 << 16) + 1), (None, 1 << 40)];
+        let proposed = [timed, binary, ProposedEvent::new("Neutral", Vec::new())];
+        let mut stored = WirePage::default();
+        let mut events = Vec::new();
+        for ((version, position), event) in placed.into_iter().zip(&proposed) {
+            let body = proposed_body(event, recorded_at);
+            stored.push("wallet-7", version, position, &body);
+            events.push(decode_body(&body, "wallet-7".into(), version, position).expect("decodes"));
+        }
+        let decoded = WirePage::from(Page { events: events.clone(), next: None });
+        let expected = v1::ReadStateResponse { events: events.into_iter().map(v1::RecordedEvent::from).collect() };
+        for page in [stored, decoded] {
+            assert_eq!(v1::ReadStateResponse::decode(page.into_bytes().as_slice()).expect("decodes"), expected);
         }
     }
 
@@ -357,7 +245,12 @@ mod tests {
         let mut page = WirePage::default();
         for (seq, payload) in [(1, 100), (2, 100), (3, 5000), (4, 100)] {
             let event = event(seq, payload);
-            page.push(&event.state_id, event.version, event.global_position, &body_of(&event));
+            page.push(
+                &event.state_id,
+                event.version,
+                event.global_position,
+                &proposed_body(&event.as_proposed(), event.recorded_at),
+            );
         }
         let messages = page.messages(1000);
         let sizes: Vec<usize> = messages.iter().map(|r| r.len()).collect();

@@ -12,7 +12,7 @@ use super::rows::{Columns, decode_rows, each_row, next_cursor};
 use super::{POSITION_SHIFT, PostgresConfig, is_unique_violation, position_of, sql_error};
 use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::store::{BackendLimits, EventStore, Page, Tip, merged_metadata, plan_append, replayed};
-use crate::wire::{Body, WirePage, proposed_body};
+use crate::wire::{WirePage, decode_body, proposed_body};
 
 /// How often an append is tried again after losing a race for a sequence number before the
 /// server gives up with `Unavailable` (only an `any` append to a very hot state gets there).
@@ -232,7 +232,7 @@ fn placing(row: &Columns<'_>, position_column: usize) -> Result<(Option<u64>, u6
 /// The event of a row whose position is in column `position_column`.
 fn event(state_id: String, row: &Columns<'_>, position_column: usize) -> Result<RecordedEvent> {
     let (version, position) = placing(row, position_column)?;
-    Body::decode_stored(row.get(BODY).map_err(sql_error)?)?.into_event(state_id, version, position)
+    decode_body(row.get(BODY).map_err(sql_error)?, state_id, version, position)
 }
 
 /// An append's events as the arrays its insert binds, one per column.

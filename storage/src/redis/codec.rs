@@ -7,7 +7,7 @@
 use flipbook_model::{Error, ProposedEvent, RecordedEvent, Result, Snapshot, Timestamp};
 
 use crate::encoding::metadata_from_json;
-use crate::wire::{BODY_OVERHEAD, Body, encode_proposed};
+use crate::wire::{BODY_OVERHEAD, decode_body, encode_proposed};
 
 #[derive(Default)]
 struct Writer(Vec<u8>);
@@ -107,9 +107,7 @@ pub(super) fn split_event(value: &[u8]) -> Result<Option<StoredEvent<'_>>> {
 
 pub(super) fn decode_event(global_position: u64, value: &[u8]) -> Result<RecordedEvent> {
     match split_event(value)? {
-        Some(stored) => {
-            Body::decode_stored(stored.body)?.into_event(stored.state_id.to_owned(), stored.version, global_position)
-        }
+        Some(stored) => decode_body(stored.body, stored.state_id.to_owned(), stored.version, global_position),
         None => decode_event_without_body(global_position, value),
     }
 }

@@ -393,7 +393,7 @@ impl EventStore for RedisEventStore {
         for (value, position) in values.iter().zip(positions) {
             match split_event(value)? {
                 Some(stored) => page.push(&query.state_id, stored.version, position, stored.body),
-                None => page.push_event(&decode_event(position, value)?),
+                None => page.push_event(decode_event(position, value)?),
             }
         }
         page.next = window.next;
@@ -427,7 +427,7 @@ impl EventStore for RedisEventStore {
                 None => {
                     let event = decode_event(position, value)?;
                     if event.state_id.starts_with(&query.state_id_prefix) {
-                        page.push_event(&event);
+                        page.push_event(event);
                     }
                 }
             }

@@ -13,7 +13,7 @@ use super::pool::Connections;
 use super::{Db, Durability, MAX_GROUP, SqliteConfig, create_schema, names_json};
 use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
-use crate::wire::{Body, WirePage, proposed_body};
+use crate::wire::{WirePage, decode_body, proposed_body};
 
 /// The SQLite event store. Cheap to clone; the writer thread stops when the last clone is
 /// dropped, after finishing the appends already queued.
@@ -186,7 +186,7 @@ fn placing(row: &Row<'_>) -> Result<(Option<u64>, u64)> {
 fn recorded_event(row: &Row<'_>) -> Result<RecordedEvent> {
     let (version, position) = placing(row)?;
     let body = row.get_ref(4).db()?.as_blob().map_err(rusqlite::Error::from).db()?;
-    Body::decode_stored(body)?.into_event(row.get(1).db()?, version, position)
+    decode_body(body, row.get(1).db()?, version, position)
 }
 
 /// The metadata map stored as JSON in column `column`.
