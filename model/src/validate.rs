@@ -8,6 +8,7 @@ use std::fmt::{self, Display};
 use crate::error::{Error, Result};
 use crate::{
     AllQuery, AppendRequest, Expectation, Metadata, Snapshot, SnapshotQuery, StateKind, StateQuery, SubscriptionQuery,
+    SubscriptionStart,
 };
 
 /// What the server accepts. Reported by server info; configurable.
@@ -38,6 +39,17 @@ pub const MAX_REVISION_BYTES: usize = 128;
 pub const MAX_METADATA_KEY_BYTES: usize = 128;
 /// Keys and values of one metadata map together.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// The largest version, position or snapshot version a request may name: what a signed 64-bit
+/// integer holds, as every backend stores them (above it SQLite and PostgreSQL would clamp, and
+/// arithmetic on it could overflow).
+pub const MAX_VERSION: u64 = i64::MAX as u64;
+
+fn version(field: impl Display, value: u64) -> Result<()> {
+    if value > MAX_VERSION {
+        return Err(Error::invalid(field, format!("must be at most {MAX_VERSION} (2^63 - 1)")));
+    }
+    Ok(())
+}
 
 /// A field's name is a `Display`, spelled out only when its rule fails: formatting every event's
 /// field names up front cost more than the checks (4 % of a server's CPU on ten-event appends).
@@ -115,6 +127,9 @@ pub fn append(request: &AppendRequest, limits: &Limits) -> Result<()> {
         return Err(Error::invalid("expected", "only any and no_state apply to version-neutral appends"));
     }
     metadata("state_metadata", &request.state_metadata)?;
+    if let Expectation::Exactly(n) = request.expected {
+        version("exact_version", n)?;
+    }
 
     let explicit = request.events[0].version;
     let mut ids = HashSet::with_capacity(count);
@@ -134,11 +149,12 @@ pub fn append(request: &AppendRequest, limits: &Limits) -> Result<()> {
             (false, None, Some(_)) | (false, Some(_), None) => {
                 return Err(Error::invalid(field("version"), "every event must have a version, or none"));
             }
-            (false, Some(first), Some(version)) => {
+            (false, Some(first), Some(explicit)) => {
+                version(field("version"), explicit)?;
                 if first == 0 {
                     return Err(Error::invalid(field("version"), "versions start at 1"));
                 }
-                if Some(version) != first.checked_add(i as u64) {
+                if Some(explicit) != first.checked_add(i as u64) {
                     return Err(Error::invalid(field("version"), "versions must continue without gaps"));
                 }
             }
@@ -158,6 +174,8 @@ pub fn append(request: &AppendRequest, limits: &Limits) -> Result<()> {
 
 pub fn state_query(query: &StateQuery) -> Result<()> {
     state_id("state_id", &query.state_id)?;
+    query.min_version.map_or(Ok(()), |v| version("min_version", v))?;
+    query.max_version.map_or(Ok(()), |v| version("max_version", v))?;
     if let (Some(min), Some(max)) = (query.min_version, query.max_version)
         && min > max
     {
@@ -171,11 +189,15 @@ pub fn head(id: &str) -> Result<()> {
 }
 
 pub fn all_query(query: &AllQuery) -> Result<()> {
+    version("after_position", query.after_position)?;
     filters(&query.state_id_prefix, &query.names)
 }
 
 /// The same filters as read-all.
 pub fn subscription(query: &SubscriptionQuery) -> Result<()> {
+    if let SubscriptionStart::After(position) = query.start {
+        version("after_position", position)?;
+    }
     filters(&query.state_id_prefix, &query.names)
 }
 
@@ -195,12 +217,14 @@ pub fn snapshot(snapshot: &Snapshot, limits: &Limits) -> Result<()> {
     if snapshot.version == 0 {
         return Err(Error::invalid("snapshot.version", "must be at least 1 (a snapshot folds at least one event)"));
     }
+    version("snapshot.version", snapshot.version)?;
     content_type("snapshot.content_type", &snapshot.content_type)?;
     payload("snapshot.payload", snapshot.payload.len(), limits.max_snapshot_bytes)
 }
 
 pub fn snapshot_query(query: &SnapshotQuery) -> Result<()> {
     state_id("state_id", &query.state_id)?;
+    query.max_version.map_or(Ok(()), |v| version("max_version", v))?;
     reducer_revision("reducer_revision", &query.reducer_revision)
 }
 

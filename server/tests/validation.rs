@@ -6,13 +6,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use flipbook_proto::status::{reason, reason_of};
+use common::assert_invalid;
 use flipbook_proto::v1::event_store_client::EventStoreClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self, append_request::Expected};
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 struct Fixture {
     events: EventStoreClient<Channel>,
@@ -27,16 +26,6 @@ async fn fixture() -> Fixture {
         events: EventStoreClient::new(channel.clone()).max_encoding_message_size(max),
         snapshots: SnapshotStoreClient::new(channel).max_encoding_message_size(max),
     }
-}
-
-fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
-    let status = result.expect_err("bad input must be refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_eq!(reason_of(&status).as_deref(), Some(reason::INVALID_ARGUMENT));
-    let details = status.get_error_details();
-    let violations = &details.bad_request().expect("a BadRequest detail").field_violations;
-    assert_eq!(violations[0].field, field, "{status:?}");
-    assert!(!violations[0].description.is_empty());
 }
 
 const STATE: &str = "wallet-1";

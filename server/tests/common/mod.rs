@@ -121,6 +121,19 @@ pub async fn start_postgres_server() -> flipbook_server::Running {
     flipbook_server::start(postgres_config()).await.expect("start the server")
 }
 
+/// The call was refused as INVALID_ARGUMENT, with the reason and a `google.rpc.BadRequest`
+/// naming `field` and the rule it broke.
+pub fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
+    use tonic_types::StatusExt;
+    let status = result.expect_err("bad input must be refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason_of(&status).as_deref(), Some(reason::INVALID_ARGUMENT));
+    let details = status.get_error_details();
+    let violations = &details.bad_request().expect("a BadRequest detail").field_violations;
+    assert_eq!(violations[0].field, field, "{status:?}");
+    assert!(!violations[0].description.is_empty());
+}
+
 pub async fn channel(addr: std::net::SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect")
 }
