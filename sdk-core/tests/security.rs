@@ -97,3 +97,41 @@ async fn bad_connect_options_are_refused_with_the_field() {
     let error = connect(ConnectOptions::new("http://127.0.0.1:1")).await.expect_err("nothing listens");
     assert_eq!(error.code(), ErrorCode::Unavailable);
 }
+
+/// Tokens kept in a file (off the command line), several at once so they rotate without
+/// downtime; the `Bearer` scheme in any case, the token exactly.
+#[tokio::test]
+async fn tokens_from_a_file_rotate_and_the_scheme_is_case_insensitive() {
+    use flipbook_proto::v1::{self, server_info_client::ServerInfoClient};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "# the old one, until every client has moved\nold-token\n\nnew-token\n").expect("write");
+    let mut config = flipbook_server::Config::local(dir.path().join("flipbook.db"));
+    config.auth.token_file = Some(tokens);
+    let server = flipbook_server::start(config).await.expect("start");
+    let endpoint = format!("http://{}", server.addr);
+
+    for token in ["old-token", "new-token"] {
+        let mut options = ConnectOptions::new(&endpoint);
+        options.token = Some(token.to_owned());
+        let client = connect(options).await.expect("either token is accepted");
+        append_one(&client).await.expect("append");
+    }
+    let mut options = ConnectOptions::new(&endpoint);
+    options.token = Some("NEW-TOKEN".to_owned());
+    assert_eq!(connect(options).await.expect_err("tokens are exact").code(), ErrorCode::Unauthenticated);
+
+    let mut info = ServerInfoClient::connect(endpoint).await.expect("connect");
+    for (value, served) in
+        [("bearer new-token", true), ("BEARER old-token", true), ("Basic new-token", false), ("new-token", false)]
+    {
+        let mut request = tonic::Request::new(v1::GetServerInfoRequest {});
+        request.metadata_mut().insert("authorization", value.parse().expect("ASCII"));
+        let result = info.get_server_info(request).await;
+        assert_eq!(result.is_ok(), served, "{value}: {result:?}");
+        if let Err(status) = result {
+            assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        }
+    }
+}

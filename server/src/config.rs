@@ -54,6 +54,8 @@
 //!
 //! [auth]
 //! token = "…"                         # calls must send `authorization: Bearer …`
+//! tokens = ["…", "…"]                 # more accepted at once (rotation)
+//! token_file = "/run/secrets/flipbook-tokens"   # one a line; kept off the command line
 //!
 //! [tls]                               # both set: gRPC over TLS
 //! cert = "server.pem"
@@ -241,13 +243,46 @@ impl From<&SubscriptionsConfig> for BusOptions {
 #[derive(Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// When set, every call of the Flipbook services must carry `authorization: Bearer <token>`.
+    /// When any token is set, every call of the Flipbook services must carry
+    /// `authorization: Bearer <token>` with one of them.
     pub token: Option<String>,
+    /// More tokens accepted at once, for rotation: add the new one, move the clients to it,
+    /// then remove the old one.
+    pub tokens: Vec<String>,
+    /// A file of tokens, one a line (blank lines and `#` comments skipped), read at start: keeps
+    /// them off the command line, where `/proc/PID/cmdline` shows them to every local user.
+    pub token_file: Option<PathBuf>,
+}
+
+impl AuthConfig {
+    /// Every token a call may carry (`token`, `tokens` and the file's, read now); none: calls
+    /// need no token.
+    pub fn accepted(&self) -> anyhow::Result<Vec<String>> {
+        let mut accepted: Vec<String> = self.token.iter().chain(&self.tokens).cloned().collect();
+        if let Some(path) = &self.token_file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading auth.token_file {}", path.display()))?;
+            let lines = text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#'));
+            let before = accepted.len();
+            accepted.extend(lines.map(str::to_owned));
+            if accepted.len() == before {
+                bail!("auth.token_file {} holds no token", path.display());
+            }
+        }
+        if accepted.iter().any(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic())) {
+            bail!("auth tokens must be printable ASCII without spaces (auth.token, auth.tokens, auth.token_file)");
+        }
+        Ok(accepted)
+    }
 }
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig").field("token", &self.token.as_ref().map(|_| "<redacted>")).finish()
+        f.debug_struct("AuthConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tokens", &format_args!("<{} redacted>", self.tokens.len()))
+            .field("token_file", &self.token_file)
+            .finish()
     }
 }
 
@@ -327,9 +362,13 @@ pub struct ServeArgs {
     pub max_events_per_append: Option<u32>,
     #[arg(long, env = "FLIPBOOK_MAX_PAYLOAD_BYTES")]
     pub max_payload_bytes: Option<u64>,
-    /// Calls must send `authorization: Bearer <token>` [default: none, anyone may call].
+    /// Calls must send `authorization: Bearer <token>` [default: none, anyone may call]. Local
+    /// users can read a flag in /proc/PID/cmdline: prefer --auth-token-file.
     #[arg(long, env = "FLIPBOOK_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
+    /// A file of accepted tokens, one a line (several at once for rotation; `#` comments).
+    #[arg(long, env = "FLIPBOOK_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
     /// A PEM certificate chain: serve gRPC over TLS (with --tls-key).
     #[arg(long, env = "FLIPBOOK_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -401,6 +440,9 @@ impl Config {
         if args.auth_token.is_some() {
             self.auth.token.clone_from(&args.auth_token);
         }
+        if args.auth_token_file.is_some() {
+            self.auth.token_file.clone_from(&args.auth_token_file);
+        }
         if args.tls_cert.is_some() {
             self.tls.cert.clone_from(&args.tls_cert);
         }
@@ -430,9 +472,7 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             bail!("tls.cert and tls.key go together (--tls-cert, --tls-key)");
         }
-        if self.auth.token.as_deref().is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic())) {
-            bail!("auth.token must be printable ASCII without spaces");
-        }
+        self.auth.accepted()?;
         if self.snapshots.backend == SnapshotBackend::RedisCluster && self.snapshots.redis_cluster.is_empty() {
             bail!("snapshots.redis_cluster must name the cluster's nodes (--redis-cluster)");
         }
@@ -572,5 +612,11 @@ mod tests {
         let args = ServeArgs { auth_token: Some("s3cret".into()), ..ServeArgs::default() };
         let config = Config::load(&args).expect("a token");
         assert!(!format!("{config:?}").contains("s3cret"), "the token stays out of logs");
+        let missing = ServeArgs { auth_token_file: Some(dir.path().join("none")), ..ServeArgs::default() };
+        assert!(format!("{:#}", Config::load(&missing).expect_err("refused")).contains("auth.token_file"));
+        let empty = dir.path().join("empty-tokens");
+        std::fs::write(&empty, "# only a comment\n\n").expect("write");
+        let args = ServeArgs { auth_token_file: Some(empty), ..ServeArgs::default() };
+        assert!(Config::load(&args).expect_err("refused").to_string().contains("no token"));
     }
 }

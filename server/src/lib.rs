@@ -106,7 +106,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let reflection_v1alpha = reflection().build_v1alpha().context("building the reflection service")?;
 
     let max_request = usize::try_from(info.limits.max_request_bytes).unwrap_or(usize::MAX);
-    let auth = BearerAuth::new(config.auth.token.as_deref());
+    let auth = BearerAuth::new(config.auth.accepted()?);
+    let authenticated = !auth.accepted.is_empty();
     let mut builder =
         Server::builder().timeout(config.request_timeout).http2_keepalive_interval(Some(Duration::from_secs(30)));
     if let Some(tls) = tls_config(&config.tls)? {
@@ -130,7 +131,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(
         %addr,
         tls = config.tls.cert.is_some(),
-        auth = config.auth.token.is_some(),
+        auth = authenticated,
         metrics = ?metrics_addr,
         events = info.event_backend,
         snapshots = info.snapshot_backend,
@@ -188,24 +189,39 @@ fn tls_config(tls: &crate::config::TlsConfig) -> anyhow::Result<Option<ServerTls
     Ok(Some(ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?))))
 }
 
-/// Lets a call through when it carries the configured bearer token (or none is configured).
+/// Lets a call through when it carries one of the accepted bearer tokens (or none is
+/// configured). Several are accepted at once so tokens can be rotated without downtime.
 #[derive(Clone)]
 struct BearerAuth {
-    expected: Option<Arc<str>>,
+    accepted: Arc<[String]>,
 }
 
 impl BearerAuth {
-    fn new(token: Option<&str>) -> Self {
-        Self { expected: token.map(Arc::from) }
+    fn new(accepted: Vec<String>) -> Self {
+        Self { accepted: accepted.into() }
     }
+}
+
+/// The token of an `authorization` value: the scheme is matched without regard to case
+/// (RFC 9110), the token exactly.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
 }
 
 impl Interceptor for BearerAuth {
     fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let Some(expected) = &self.expected else { return Ok(request) };
+        if self.accepted.is_empty() {
+            return Ok(request);
+        }
         let sent = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        match sent.and_then(|v| v.strip_prefix("Bearer ")) {
-            Some(token) if same_secret(token.as_bytes(), expected.as_bytes()) => Ok(request),
+        match sent.and_then(bearer_token) {
+            // Every accepted token is compared, so the time taken does not tell which matched.
+            Some(token)
+                if self.accepted.iter().fold(false, |ok, t| same_secret(token.as_bytes(), t.as_bytes()) | ok) =>
+            {
+                Ok(request)
+            }
             Some(_) => Err(unauthenticated("the bearer token is not this server's")),
             None => Err(unauthenticated("this server needs `authorization: Bearer <token>`")),
         }
