@@ -331,7 +331,7 @@ async fn connect(target: &Target) -> Result<Client, Error> {
 async fn append(client: &Client, args: AppendArgs, out: &mut impl Write) -> Outcome {
     let event = ProposedEvent {
         event_id: args.event_id.unwrap_or_else(Uuid::new_v4),
-        payload: payload_argument(args.payload)?,
+        payload: labelled(payload_argument(args.payload)?, &args.content_type)?,
         content_type: args.content_type,
         timestamp: args.timestamp_nanos.map(Timestamp::from_unix_nanos),
         metadata: args.metadata.into_iter().collect(),
@@ -389,7 +389,7 @@ async fn snapshot(client: &Client, command: SnapshotCommand, json: bool, out: &m
             print(out, json, &SnapshotLine::from(snapshot))
         }
         SnapshotCommand::Put { state_id, revision, version, payload, content_type } => {
-            let payload = payload_argument(payload)?;
+            let payload = labelled(payload_argument(payload)?, &content_type)?;
             let snapshot = Snapshot {
                 state_id: state_id.clone(),
                 version,
@@ -682,6 +682,18 @@ fn payload_argument(payload: Option<String>) -> Result<Vec<u8>, Failure> {
             Ok(bytes)
         }
     }
+}
+
+/// A payload labelled JSON must be JSON: the store never parses payloads, so a typo would be
+/// stored for every reader to trip on.
+fn labelled(payload: Vec<u8>, content_type: &str) -> Result<Vec<u8>, Error> {
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if media_type.eq_ignore_ascii_case(DEFAULT_CONTENT_TYPE) {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&payload).map_err(|e| {
+            Error::invalid("payload", format!("is not JSON, yet its content type is {content_type:?}: {e}"))
+        })?;
+    }
+    Ok(payload)
 }
 
 fn json_line(out: &mut impl Write, value: &impl Serialize) -> Outcome {

@@ -133,3 +133,29 @@ async fn migrate_creates_the_schemas_and_exits() {
         .expect("run flipbook migrate");
     assert!(!output.status.success(), "an unreachable database fails the migration");
 }
+
+/// Human logs to a pipe (a log file, a collector) carry no colour codes.
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_codes() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flipbook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", "human"])
+        .arg("--sqlite-path")
+        .arg(common::fresh_db())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn flipbook");
+    let mut log = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = log.next_line().await.expect("a log line") {
+            if line.contains("flipbook serving") {
+                return line;
+            }
+        }
+        panic!("the server exited before serving");
+    })
+    .await
+    .expect("the server did not start");
+    assert!(line.contains("INFO"), "{line}");
+    assert!(!line.contains('\u{1b}'), "no escape codes: {line:?}");
+}
