@@ -149,6 +149,13 @@ async fn bad_reads_are_refused() {
             .await,
         "as_of",
     );
+    // The year 2300: past what nanoseconds in a signed 64-bit integer hold (docs/spec.md).
+    assert_invalid(
+        f.events
+            .read_state(read(|r| r.as_of = Some(prost_types::Timestamp { seconds: 10_413_792_000, nanos: 0 })))
+            .await,
+        "as_of",
+    );
     assert_invalid(f.events.get_head(v1::GetHeadRequest { state_id: String::new() }).await, "state_id");
     let all = |change: fn(&mut v1::ReadAllRequest)| {
         let mut request = v1::ReadAllRequest::default();
