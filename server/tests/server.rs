@@ -204,3 +204,30 @@ async fn graceful_shutdown_loses_no_acknowledged_append() {
     }
     assert_eq!(stored, acknowledged, "every acknowledged append is stored, and nothing else");
 }
+
+/// A conflict's `actual_version` is the state's version now; a state exists from its first event
+/// on, so "0" is what a state with no events (one that does not exist) answers, as the proto's
+/// error table says.
+#[tokio::test]
+async fn a_conflict_names_the_actual_version_0_when_the_state_does_not_exist() {
+    use tonic_types::StatusExt;
+    let server = common::start_server().await;
+    let mut client = EventStoreClient::new(common::channel(server.addr).await);
+    let append = |expected| v1::AppendRequest {
+        state_id: "nobody-yet".into(),
+        events: events_of(1, 10),
+        expected: Some(expected),
+        ..Default::default()
+    };
+    let actual = |status: tonic::Status| {
+        assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
+        let info = status.get_error_details().error_info().cloned().expect("an ErrorInfo");
+        assert_eq!((info.reason.as_str(), info.metadata["state_id"].as_str()), ("VERSION_CONFLICT", "nobody-yet"));
+        info.metadata["actual_version"].clone()
+    };
+    use v1::append_request::Expected;
+    assert_eq!(actual(client.append(append(Expected::ExactVersion(3))).await.expect_err("conflict")), "0");
+    client.append(append(Expected::NoState(()))).await.expect("the first event");
+    assert_eq!(actual(client.append(append(Expected::ExactVersion(3))).await.expect_err("conflict")), "1");
+    assert_eq!(actual(client.append(append(Expected::NoState(()))).await.expect_err("conflict")), "1");
+}
