@@ -125,8 +125,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             snapshot_store_server::SnapshotStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),
             auth.clone(),
         ))
-        .add_service(InterceptedService::new(event_bus_server::EventBusServer::new(flipbook.clone()), auth.clone()))
-        .add_service(InterceptedService::new(server_info_server::ServerInfoServer::new(flipbook.clone()), auth));
+        // Every service decodes up to the advertised max_request_bytes, not tonic's 4 MiB.
+        .add_service(InterceptedService::new(
+            event_bus_server::EventBusServer::new(flipbook.clone()).max_decoding_message_size(max_request),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            server_info_server::ServerInfoServer::new(flipbook.clone()).max_decoding_message_size(max_request),
+            auth,
+        ));
 
     tracing::info!(
         %addr,
