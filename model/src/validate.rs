@@ -16,6 +16,8 @@ use crate::{
 pub struct Limits {
     pub max_events_per_append: u32,
     pub max_payload_bytes: u64,
+    /// By default a snapshot's answer fits the 4 MiB a gRPC client accepts unless told more, so
+    /// any client generated from the proto reads back every snapshot the server took.
     pub max_snapshot_bytes: u64,
     /// The largest gRPC message the server decodes; a request above it is refused whole.
     pub max_request_bytes: u64,
@@ -26,7 +28,7 @@ impl Default for Limits {
         Self {
             max_events_per_append: 1000,
             max_payload_bytes: 1024 * 1024,
-            max_snapshot_bytes: 16 * 1024 * 1024,
+            max_snapshot_bytes: 4 * 1024 * 1024 - 64 * 1024,
             max_request_bytes: 32 * 1024 * 1024,
         }
     }

@@ -148,8 +148,9 @@ impl tonic::service::Interceptor for Auth {
 
 type Transport = InterceptedService<Channel, Auth>;
 
-/// Snapshots can be as large as the server allows (16 MiB by default): above tonic's 4 MiB.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// What a response may add to the largest request the server takes (its `max_request_bytes`):
+/// an answer carries at most what some request could (an event, a snapshot), and a few fields.
+const RESPONSE_OVERHEAD_BYTES: u64 = 64 * 1024;
 
 /// One HTTP/2 connection, shared by every call and every clone of the client.
 #[derive(Clone, Debug)]
@@ -161,7 +162,9 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    pub async fn connect(options: &ConnectOptions) -> Result<Self> {
+    /// Connects, asks the server what it accepts, and sizes every client to receive whatever
+    /// the server may send (a snapshot of its `max_snapshot_bytes`, above tonic's 4 MiB).
+    pub async fn connect(options: &ConnectOptions) -> Result<(Self, ServerInfo)> {
         let uri = if options.endpoint.contains("://") {
             options.endpoint.clone()
         } else {
@@ -198,12 +201,16 @@ impl Remote {
         }
         let channel = endpoint.connect().await.map_err(|e| Error::Unavailable(format!("connecting to {uri}: {e}")))?;
         let transport = InterceptedService::new(channel, Auth(token));
-        Ok(Self {
-            events: EventStoreClient::new(transport.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
-            snapshots: SnapshotStoreClient::new(transport.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
-            bus: EventBusClient::new(transport.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
-            info: ServerInfoClient::new(transport),
-        })
+        let info = server_info(ServerInfoClient::new(transport.clone())).await?;
+        let largest = info.limits.max_request_bytes.saturating_add(RESPONSE_OVERHEAD_BYTES);
+        let max = usize::try_from(largest).unwrap_or(usize::MAX);
+        let remote = Self {
+            events: EventStoreClient::new(transport.clone()).max_decoding_message_size(max),
+            snapshots: SnapshotStoreClient::new(transport.clone()).max_decoding_message_size(max),
+            bus: EventBusClient::new(transport.clone()).max_decoding_message_size(max),
+            info: ServerInfoClient::new(transport).max_decoding_message_size(max),
+        };
+        Ok((remote, info))
     }
 }
 
@@ -288,19 +295,24 @@ impl Backend for Remote {
     }
 
     async fn server_info(&self) -> Result<ServerInfo> {
-        let info = self.info.clone().get_server_info(v1::GetServerInfoRequest {}).await?.into_inner();
-        let limits = info.limits.ok_or_else(|| Error::Internal("the server sent no limits".to_owned()))?;
-        Ok(ServerInfo {
-            server_version: info.server_version,
-            event_backend: info.event_backend,
-            snapshot_backend: info.snapshot_backend,
-            durable: info.durable,
-            limits: Limits {
-                max_events_per_append: limits.max_events_per_append,
-                max_payload_bytes: limits.max_payload_bytes,
-                max_snapshot_bytes: limits.max_snapshot_bytes,
-                max_request_bytes: limits.max_request_bytes,
-            },
-        })
+        server_info(self.info.clone()).await
     }
+}
+
+/// What the server runs on and accepts.
+async fn server_info(mut client: ServerInfoClient<Transport>) -> Result<ServerInfo> {
+    let info = client.get_server_info(v1::GetServerInfoRequest {}).await?.into_inner();
+    let limits = info.limits.ok_or_else(|| Error::Internal("the server sent no limits".to_owned()))?;
+    Ok(ServerInfo {
+        server_version: info.server_version,
+        event_backend: info.event_backend,
+        snapshot_backend: info.snapshot_backend,
+        durable: info.durable,
+        limits: Limits {
+            max_events_per_append: limits.max_events_per_append,
+            max_payload_bytes: limits.max_payload_bytes,
+            max_snapshot_bytes: limits.max_snapshot_bytes,
+            max_request_bytes: limits.max_request_bytes,
+        },
+    })
 }

@@ -79,8 +79,8 @@ impl Client {
 
     /// Connects to a server and reads its limits, which requests are validated against here.
     pub async fn connect_with(connect: ConnectOptions, options: ClientOptions) -> Result<Self> {
-        let backend = Remote::connect(&connect).await?;
-        let limits = backend.server_info().await?.limits;
+        let (backend, info) = Remote::connect(&connect).await?;
+        let limits = info.limits;
         Ok(Self::from_backend(Box::new(backend), limits, options))
     }
 

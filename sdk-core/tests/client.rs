@@ -189,3 +189,28 @@ async fn an_in_process_client_refuses_what_the_server_refuses() {
     assert_eq!(local.head(&id).await.expect_err("nothing stored").code(), ErrorCode::NotFound);
     server.stop().await.expect("stop");
 }
+
+/// The SDK's client receives whatever the server advertises: on a server configured for 80 MiB
+/// requests and 70 MiB snapshots, a 70 MiB snapshot goes and comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_client_receives_snapshots_as_large_as_the_server_takes() {
+    use flipbook_sdk_core::Client;
+    let mut config = flipbook_server::config::Config::local(tempfile::tempdir().expect("dir").keep().join("f.db"));
+    config.limits.max_request_bytes = 80 * 1024 * 1024;
+    config.limits.max_snapshot_bytes = 70 * 1024 * 1024;
+    let server = flipbook_server::start(config).await.expect("start");
+    let client = Client::connect(format!("http://{}", server.addr)).await.expect("connect");
+    let snapshot = Snapshot {
+        state_id: state_id("large"),
+        version: 1,
+        reducer_revision: "r1".into(),
+        payload: vec![7; 70 * 1024 * 1024],
+        content_type: "application/octet-stream".into(),
+        created_at: Timestamp::now(),
+    };
+    client.put_snapshot(snapshot.clone()).await.expect("put");
+    let query = SnapshotQuery { state_id: snapshot.state_id.clone(), reducer_revision: "r1".into(), max_version: None };
+    let found = client.get_snapshot(query).await.expect("get").expect("found");
+    assert_eq!(found.payload.len(), snapshot.payload.len());
+    server.stop().await.expect("stop");
+}

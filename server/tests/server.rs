@@ -250,3 +250,28 @@ async fn every_service_accepts_requests_up_to_max_request_bytes() {
     let first = tokio::time::timeout(Duration::from_secs(30), stream.message()).await.expect("a message");
     assert!(first.expect("no error").is_some(), "a first message (a checkpoint)");
 }
+
+/// The largest snapshot a default server takes comes back to a gRPC client with default
+/// settings (4 MiB per message), as any language's generated client has.
+#[tokio::test]
+async fn a_default_grpc_client_reads_back_the_largest_snapshot() {
+    use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
+    let server = common::start_server().await;
+    let channel = common::channel(server.addr).await;
+    let info = ServerInfoClient::new(channel.clone()).get_server_info(v1::GetServerInfoRequest {}).await;
+    let max = info.expect("server info").into_inner().limits.expect("limits").max_snapshot_bytes;
+    let mut snapshots = SnapshotStoreClient::new(channel);
+    let snapshot = v1::Snapshot {
+        state_id: "s".repeat(256),
+        version: 7,
+        reducer_revision: "r".repeat(128),
+        payload: vec![b'x'; usize::try_from(max).expect("fits")],
+        content_type: "c".repeat(128),
+        ..Default::default()
+    };
+    snapshots.put_snapshot(v1::PutSnapshotRequest { snapshot: Some(snapshot) }).await.expect("the largest is taken");
+    let get =
+        v1::GetSnapshotRequest { state_id: "s".repeat(256), reducer_revision: "r".repeat(128), max_version: None };
+    let found = snapshots.get_snapshot(get).await.expect("and read back").into_inner().snapshot.expect("a snapshot");
+    assert_eq!(found.payload.len() as u64, max);
+}
