@@ -16,31 +16,36 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-#[tokio::test]
-async fn acknowledged_appends_survive_a_killed_server() {
-    let db = common::fresh_db();
-    // Port 0, and the bound address read from the server's JSON log: no port race with the
-    // other tests.
+/// `flipbook serve` on port 0 over `db`, logging in `format` to a pipe: the child, and the log
+/// line that says it serves (with the bound address: no port race with the other tests).
+async fn serve(format: &str, db: &std::path::Path) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flipbook"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", "json"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", format])
         .arg("--sqlite-path")
-        .arg(&db)
+        .arg(db)
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn flipbook");
     let mut log = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = log.next_line().await.expect("a log line") {
             if line.contains("flipbook serving") {
-                let addr = line.split("\"addr\":\"").nth(1).and_then(|rest| rest.split('"').next());
-                return addr.expect("the address in the log").to_owned();
+                return line;
             }
         }
         panic!("the server exited before serving");
     })
     .await
     .expect("the server did not start");
+    (child, line)
+}
+
+#[tokio::test]
+async fn acknowledged_appends_survive_a_killed_server() {
+    let db = common::fresh_db();
+    let (mut child, line) = serve("json", &db).await;
+    let addr = line.split("\"addr\":\"").nth(1).and_then(|rest| rest.split('"').next()).expect("the address");
     let channel = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
     let mut client = EventStoreClient::new(channel);
     for n in 0..20u64 {
@@ -137,25 +142,7 @@ async fn migrate_creates_the_schemas_and_exits() {
 /// Human logs to a pipe (a log file, a collector) carry no colour codes.
 #[tokio::test]
 async fn logs_to_a_pipe_have_no_colour_codes() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flipbook"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", "human"])
-        .arg("--sqlite-path")
-        .arg(common::fresh_db())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn flipbook");
-    let mut log = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = log.next_line().await.expect("a log line") {
-            if line.contains("flipbook serving") {
-                return line;
-            }
-        }
-        panic!("the server exited before serving");
-    })
-    .await
-    .expect("the server did not start");
+    let (_child, line) = serve("human", &common::fresh_db()).await;
     assert!(line.contains("INFO"), "{line}");
     assert!(!line.contains('\u{1b}'), "no escape codes: {line:?}");
 }
