@@ -6,8 +6,8 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use flipbook_model::{
-    AllQuery, AppendOutcome, AppendRequest, Delivery, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateQuery,
-    SubscriptionQuery, validate::Limits,
+    AllQuery, AppendOutcome, AppendRequest, Delivery, Limits, RecordedEvent, Snapshot, SnapshotQuery, StateHead,
+    StateQuery, SubscriptionQuery,
 };
 use flipbook_proto::v1::event_bus_client::EventBusClient;
 use flipbook_proto::v1::event_store_client::EventStoreClient;
