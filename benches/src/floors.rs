@@ -141,6 +141,13 @@ impl event_store_server::EventStore for Echo {
         }))
     }
 
+    async fn append_states(
+        &self,
+        _: Request<v1::AppendStatesRequest>,
+    ) -> Result<Response<v1::AppendStatesResponse>, Status> {
+        unimplemented()
+    }
+
     type ReadStateStream = Pages<v1::ReadStateResponse>;
 
     async fn read_state(&self, _: Request<v1::ReadStateRequest>) -> Result<Response<Self::ReadStateStream>, Status> {
@@ -191,6 +198,13 @@ impl event_store_server::EventStore for RedisRelay {
             global_positions: (last + 1 - count..=last).collect(),
             recorded_at: Some(prost_types::Timestamp::default()),
         }))
+    }
+
+    async fn append_states(
+        &self,
+        _: Request<v1::AppendStatesRequest>,
+    ) -> Result<Response<v1::AppendStatesResponse>, Status> {
+        unimplemented()
     }
 
     type ReadStateStream = Pages<v1::ReadStateResponse>;

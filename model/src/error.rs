@@ -59,6 +59,15 @@ impl Error {
         Self::InvalidArgument { field: field.to_string(), rule: rule.into() }
     }
 
+    /// The same error, with the field it names (if any) inside `outer`: part 1's
+    /// `events[0].name` is `parts[1].events[0].name`.
+    pub fn within(self, outer: impl std::fmt::Display) -> Self {
+        match self {
+            Self::InvalidArgument { field, rule } => Self::InvalidArgument { field: format!("{outer}.{field}"), rule },
+            other => other,
+        }
+    }
+
     /// Whether the same call may succeed if tried again unchanged. Retry loops read this, never
     /// messages. (A version conflict needs a reload first, so it is not retryable as is.)
     pub fn is_retryable(&self) -> bool {

@@ -14,7 +14,10 @@ use crate::{
 /// What the server accepts. Reported by server info; configurable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// Events in one request, counting every part of an append to several states.
     pub max_events_per_append: u32,
+    /// Parts (states) in one append to several states.
+    pub max_states_per_append: u32,
     pub max_payload_bytes: u64,
     /// By default a snapshot's answer fits the 4 MiB a gRPC client accepts unless told more, so
     /// any client generated from the proto reads back every snapshot the server took.
@@ -27,6 +30,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_events_per_append: 1000,
+            max_states_per_append: 64,
             max_payload_bytes: 1024 * 1024,
             max_snapshot_bytes: 4 * 1024 * 1024 - 64 * 1024,
             max_request_bytes: 32 * 1024 * 1024,
@@ -172,6 +176,44 @@ pub fn append(request: &AppendRequest, limits: &Limits) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// An append to several states: each part as [`append`] checks one (a failure names the part:
+/// `parts[1].events[0].name`), each state in one part only, each event id once in the request,
+/// and the request's size bounded as a whole.
+pub fn append_states(parts: &[AppendRequest], limits: &Limits) -> Result<()> {
+    if parts.is_empty() {
+        return Err(Error::invalid("parts", "must hold at least one part"));
+    }
+    if parts.len() > limits.max_states_per_append as usize {
+        return Err(Error::invalid(
+            "parts",
+            format!("must hold at most {} parts (holds {})", limits.max_states_per_append, parts.len()),
+        ));
+    }
+    let events: usize = parts.iter().map(|p| p.events.len()).sum();
+    if events > limits.max_events_per_append as usize {
+        return Err(Error::invalid(
+            "parts",
+            format!("must hold at most {} events in all (hold {events})", limits.max_events_per_append),
+        ));
+    }
+    let (mut states, mut ids) = (HashSet::with_capacity(parts.len()), HashSet::with_capacity(events));
+    for (p, part) in parts.iter().enumerate() {
+        append(part, limits).map_err(|error| error.within(format_args!("parts[{p}]")))?;
+        if !states.insert(part.state_id.as_str()) {
+            return Err(Error::invalid(format_args!("parts[{p}].state_id"), "must not repeat an earlier part's state"));
+        }
+        for (i, event) in part.events.iter().enumerate() {
+            if !ids.insert(event.event_id) {
+                return Err(Error::invalid(
+                    format_args!("parts[{p}].events[{i}].event_id"),
+                    "must be unique within the request",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn state_query(query: &StateQuery) -> Result<()> {

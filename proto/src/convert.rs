@@ -76,6 +76,16 @@ impl TryFrom<v1::AppendRequest> for AppendRequest {
     }
 }
 
+/// The parts of an append to several states; a part's failure names it (`parts[1].events[0]...`).
+pub fn parts_from_wire(request: v1::AppendStatesRequest) -> Result<Vec<AppendRequest>> {
+    request
+        .parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| AppendRequest::try_from(part).map_err(|error| error.within(format_args!("parts[{i}]"))))
+        .collect()
+}
+
 impl TryFrom<v1::ReadStateRequest> for StateQuery {
     type Error = Error;
 

@@ -44,6 +44,7 @@ pub struct ServerInfo {
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + Debug + 'static {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome>;
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>>;
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>>;
     fn read_state(&self, query: StateQuery) -> EventPages;
     fn read_all(&self, query: AllQuery) -> EventPages;
@@ -86,6 +87,10 @@ fn local_pages<T: Send + 'static>(pages: flipbook_model::Result<Pages<T>>) -> Bo
 impl Backend for Local {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         Ok(self.0.append(request).await?)
+    }
+
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        Ok(self.0.append_states(parts).await?)
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
@@ -242,6 +247,12 @@ impl Backend for Remote {
         Ok(AppendOutcome::try_from(response.into_inner())?)
     }
 
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        let request = v1::AppendStatesRequest { parts: parts.into_iter().map(Into::into).collect() };
+        let response = self.events.clone().append_states(request).await?.into_inner();
+        Ok(response.parts.into_iter().map(AppendOutcome::try_from).collect::<Result<_, _>>()?)
+    }
+
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
         let request = v1::GetHeadRequest { state_id: state_id.to_owned() };
         match self.events.clone().get_head(request).await.map_err(Error::from) {
@@ -313,6 +324,11 @@ async fn server_info(mut client: ServerInfoClient<Transport>) -> Result<ServerIn
             max_payload_bytes: limits.max_payload_bytes,
             max_snapshot_bytes: limits.max_snapshot_bytes,
             max_request_bytes: limits.max_request_bytes,
+            // A server from before appends to several states does not say (nor serve them).
+            max_states_per_append: match limits.max_states_per_append {
+                0 => Limits::default().max_states_per_append,
+                max => max,
+            },
         },
     })
 }

@@ -150,13 +150,35 @@ impl Client {
     /// it), up to the retry policy's `max_resends`.
     pub async fn append_resending(&self, request: AppendRequest) -> Result<AppendOutcome> {
         validate::append(&request, &self.inner.limits)?;
+        self.resending(&request.state_id, || self.inner.backend.append(request.clone())).await
+    }
+
+    /// Appends to several states atomically: every part is stored, or none (a part's conflict
+    /// names its state). Sent once: see [`Client::append_states_resending`].
+    pub async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        validate::append_states(&parts, &self.inner.limits)?;
+        self.inner.backend.append_states(parts).await
+    }
+
+    /// [`Client::append_states`], re-sent after a lost answer as [`Client::append_resending`] is.
+    pub async fn append_states_resending(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        validate::append_states(&parts, &self.inner.limits)?;
+        self.resending(&parts[0].state_id, || self.inner.backend.append_states(parts.clone())).await
+    }
+
+    /// Sends, and sends the same again after a retryable failure, up to `max_resends`.
+    async fn resending<T, F, Sent>(&self, state_id: &str, send: F) -> Result<T>
+    where
+        F: Fn() -> Sent,
+        Sent: std::future::Future<Output = Result<T>>,
+    {
         let retry = &self.inner.options.retry;
         let mut resends = 0;
         loop {
-            match self.inner.backend.append(request.clone()).await {
+            match send().await {
                 Err(error) if error.is_retryable() && resends < retry.max_resends => {
                     resends += 1;
-                    tracing::debug!(%error, resends, state_id = %request.state_id, "re-sending an append");
+                    tracing::debug!(%error, resends, state_id, "re-sending an append");
                     tokio::time::sleep(retry.delay(resends)).await;
                 }
                 result => return result,

@@ -15,6 +15,7 @@ in_every_mode!(
     append_head_and_read_a_state,
     a_resent_append_answers_the_original_outcome,
     conflicts_name_the_actual_version,
+    appends_to_several_states_are_all_or_nothing,
     read_all_follows_global_positions_with_filters,
     snapshots_put_get_and_delete,
     server_info_reports_limits,
@@ -76,6 +77,36 @@ async fn conflicts_name_the_actual_version(mode: Mode) {
     let error = client.append(neutral).await.expect_err("kinds do not mix");
     assert_eq!(error.code(), ErrorCode::StateKindMismatch);
     assert_eq!(client.head(&id).await.expect("head").event_count, 2, "refused appends store nothing");
+}
+
+async fn appends_to_several_states_are_all_or_nothing(mode: Mode) {
+    let client = Fixture::new(mode).await.client(plain()).await;
+    let (order, stock) = (state_id("order"), state_id("stock"));
+    client
+        .append(AppendRequest::new(stock.clone(), Expectation::Any, vec![event("Counted", 1, "")]))
+        .await
+        .expect("append");
+    let parts = |stock_expected| {
+        vec![
+            AppendRequest::new(order.clone(), Expectation::NoState, vec![event("Placed", 1, "")]),
+            AppendRequest::new(stock.clone(), stock_expected, vec![event("Reserved", 2, "")]),
+        ]
+    };
+    let error = client.append_states(parts(Expectation::Exactly(0))).await.expect_err("the second part conflicts");
+    assert_eq!((error.code(), error.actual_version()), (ErrorCode::VersionConflict, Some(1)));
+    assert!(error.to_string().contains(&stock), "the conflict names its state: {error}");
+    assert_eq!(client.head(&order).await.expect_err("nothing stored").code(), ErrorCode::NotFound);
+
+    let request = parts(Expectation::Exactly(1));
+    let outcomes = client.append_states_resending(request.clone()).await.expect("both parts");
+    assert_eq!(outcomes.iter().map(|o| o.last_version).collect::<Vec<_>>(), [Some(1), Some(2)]);
+    assert_eq!(outcomes[1].global_positions[0], outcomes[0].global_positions[0] + 1);
+    assert_eq!(client.append_states(request.clone()).await.expect("a re-send"), outcomes);
+
+    // Refused before it is sent: the same state twice.
+    let twice = vec![request[0].clone(), AppendRequest::new(order.clone(), Expectation::Any, vec![event("X", 3, "")])];
+    let error = client.append_states(twice).await.expect_err("a state in two parts");
+    assert_eq!((error.code(), error.field()), (ErrorCode::InvalidArgument, Some("parts[1].state_id")));
 }
 
 async fn read_all_follows_global_positions_with_filters(mode: Mode) {

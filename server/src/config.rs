@@ -42,6 +42,7 @@
 //!
 //! [limits]
 //! max_events_per_append = 1000
+//! max_states_per_append = 64
 //! max_payload_bytes = 1048576
 //!
 //! [subscriptions]
@@ -177,6 +178,7 @@ pub struct SnapshotsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_events_per_append: u32,
+    pub max_states_per_append: u32,
     pub max_payload_bytes: u64,
     pub max_snapshot_bytes: u64,
     pub max_request_bytes: u64,
@@ -187,6 +189,7 @@ impl Default for LimitsConfig {
         let limits = Limits::default();
         Self {
             max_events_per_append: limits.max_events_per_append,
+            max_states_per_append: limits.max_states_per_append,
             max_payload_bytes: limits.max_payload_bytes,
             max_snapshot_bytes: limits.max_snapshot_bytes,
             max_request_bytes: limits.max_request_bytes,
@@ -198,6 +201,7 @@ impl From<&LimitsConfig> for Limits {
     fn from(config: &LimitsConfig) -> Self {
         Self {
             max_events_per_append: config.max_events_per_append,
+            max_states_per_append: config.max_states_per_append,
             max_payload_bytes: config.max_payload_bytes,
             max_snapshot_bytes: config.max_snapshot_bytes,
             max_request_bytes: config.max_request_bytes,
@@ -456,8 +460,8 @@ impl Config {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         let limits = &self.limits;
-        if limits.max_events_per_append == 0 {
-            bail!("limits.max_events_per_append must be at least 1");
+        if limits.max_events_per_append == 0 || limits.max_states_per_append == 0 {
+            bail!("limits.max_events_per_append and limits.max_states_per_append must be at least 1");
         }
         let bus = &self.subscriptions;
         if [bus.poll_interval, bus.checkpoint_interval, bus.stall_timeout].contains(&Duration::ZERO) {

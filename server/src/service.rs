@@ -12,7 +12,7 @@ use flipbook_model::validate::{MAX_NAME_BYTES, MAX_STATE_ID_BYTES};
 use flipbook_model::{
     AllQuery, AppendRequest, Delivery, Error, RecordedEvent, SnapshotQuery, StateQuery, SubscriptionQuery, Timestamp,
 };
-use flipbook_proto::convert::snapshot_to_store;
+use flipbook_proto::convert::{parts_from_wire, snapshot_to_store};
 use flipbook_proto::encoded::Encoded;
 use flipbook_proto::server::event_store_server;
 use flipbook_proto::status::{not_found, to_status};
@@ -115,6 +115,20 @@ impl event_store_server::EventStore for Flipbook {
             let outcome = self.0.append(request).await?;
             m::record_appended(count);
             Ok(outcome.into())
+        })
+        .await
+    }
+
+    async fn append_states(
+        &self,
+        request: Request<v1::AppendStatesRequest>,
+    ) -> Result<Response<v1::AppendStatesResponse>, Status> {
+        observe("AppendStates", async {
+            let parts = parts_from_wire(request.into_inner())?;
+            let count = parts.iter().map(|p| p.events.len() as u64).sum();
+            let outcomes = self.0.append_states(parts).await?;
+            m::record_appended(count);
+            Ok(v1::AppendStatesResponse { parts: outcomes.into_iter().map(Into::into).collect() })
         })
         .await
     }
@@ -244,6 +258,7 @@ impl server_info_server::ServerInfo for Flipbook {
                 max_state_id_bytes: MAX_STATE_ID_BYTES as u32,
                 max_name_bytes: MAX_NAME_BYTES as u32,
                 max_request_bytes: limits.max_request_bytes,
+                max_states_per_append: limits.max_states_per_append,
             }),
         }))
     }

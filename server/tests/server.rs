@@ -75,6 +75,7 @@ async fn server_info_reports_the_backends_and_limits() {
     assert_eq!(limits.max_events_per_append, 1000);
     assert_eq!(limits.max_payload_bytes, 1024 * 1024);
     assert_eq!(limits.max_state_id_bytes, 256);
+    assert_eq!(limits.max_states_per_append, 64);
 }
 
 /// On DynamoDB the server lowers its batch limit to what one transaction holds, says so, and
@@ -86,7 +87,8 @@ async fn server_info_reports_dynamodb_s_batch_limit() {
     let info = info.get_server_info(v1::GetServerInfoRequest {}).await.expect("server info").into_inner();
     assert_eq!((info.event_backend.as_str(), info.snapshot_backend.as_str()), ("dynamodb", "dynamodb"));
     assert!(info.durable);
-    assert_eq!(info.limits.expect("limits").max_events_per_append, 64);
+    let limits = info.limits.expect("limits");
+    assert_eq!((limits.max_events_per_append, limits.max_states_per_append), (64, 24));
 
     let mut client = EventStoreClient::new(common::channel(server.addr).await);
     let append =
@@ -96,6 +98,26 @@ async fn server_info_reports_dynamodb_s_batch_limit() {
     assert!(status.message().contains("64"), "the error names the limit: {status:?}");
     let outcome = client.append(append(64)).await.expect("64 events fit one transaction").into_inner();
     assert_eq!(outcome.last_version, Some(64));
+
+    // Parts: 24 of one event fit one transaction; 25 are refused as the advertised limit says.
+    let parts = |count: usize| v1::AppendStatesRequest {
+        parts: (0..count)
+            .map(|i| v1::AppendRequest {
+                state_id: format!("part-{count}-{i}"),
+                events: events_of(1, 10),
+                ..Default::default()
+            })
+            .collect(),
+    };
+    let status = client.append_states(parts(25)).await.expect_err("25 parts are refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let outcome = client.append_states(parts(24)).await.expect("24 parts fit one transaction").into_inner();
+    assert_eq!(outcome.parts.len(), 24);
+    // Fewer parts and events, but more items than one transaction holds (1 + 56 + 11 x 4).
+    let mut big = parts(12);
+    big.parts[0].events = events_of(53, 10);
+    let status = client.append_states(big).await.expect_err("more than 100 items are refused");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     server.stop().await.expect("stop");
 }
 

@@ -122,6 +122,54 @@ bad_append! {
     } => "state_metadata[\"own\\0er\"]";
 }
 
+fn parts(parts: Vec<v1::AppendRequest>) -> v1::AppendStatesRequest {
+    v1::AppendStatesRequest { parts }
+}
+
+fn part(state_id: &str, events: Vec<v1::ProposedEvent>) -> v1::AppendRequest {
+    v1::AppendRequest { state_id: state_id.into(), events, ..Default::default() }
+}
+
+/// An append to several states is refused whole when any part breaks a rule (the field names
+/// the part), when parts repeat a state or an event id, or when it holds too much.
+#[tokio::test]
+async fn bad_appends_to_several_states_are_refused() {
+    let mut fixture = fixture().await;
+    let shared = event(7);
+    let cases = [
+        (parts(vec![]), "parts"),
+        (parts(vec![part(STATE, vec![event(1)]), part("other", vec![])]), "parts[1].events"),
+        (parts(vec![part(STATE, vec![event(1)]), part("", vec![event(2)])]), "parts[1].state_id"),
+        (
+            parts(vec![
+                part(STATE, vec![event(1)]),
+                part("other", vec![v1::ProposedEvent { name: String::new(), ..event(2) }]),
+            ]),
+            "parts[1].events[0].name",
+        ),
+        (
+            parts(vec![
+                part(STATE, vec![event(1)]),
+                part("other", vec![v1::ProposedEvent { event_id: "x".into(), ..event(2) }]),
+            ]),
+            "parts[1].events[0].event_id",
+        ),
+        (parts(vec![part(STATE, vec![event(1)]), part(STATE, vec![event(2)])]), "parts[1].state_id"),
+        (parts(vec![part(STATE, vec![shared.clone()]), part("other", vec![shared])]), "parts[1].events[0].event_id"),
+        (parts((0..65).map(|i| part(&format!("s{i}"), vec![event(i)])).collect()), "parts"),
+        (
+            parts(vec![part(STATE, (0..600).map(event).collect()), part("other", (0..401).map(event).collect())]),
+            "parts",
+        ),
+    ];
+    for (request, field) in cases {
+        assert_invalid(fixture.events.append_states(request).await, field);
+        fixture.assert_nothing_stored_and_still_serving().await;
+        // What the check left behind is removed so the next case starts from nothing.
+        fixture = self::fixture().await;
+    }
+}
+
 #[tokio::test]
 async fn bad_reads_are_refused() {
     let mut f = fixture().await;

@@ -47,8 +47,12 @@ impl Engine {
         mut limits: Limits,
         bus: BusOptions,
     ) -> Self {
-        if let Some(max) = events.limits().max_events_per_append {
+        let backend = events.limits();
+        if let Some(max) = backend.max_events_per_append {
             limits.max_events_per_append = limits.max_events_per_append.min(max);
+        }
+        if let Some(max) = backend.max_states_per_append {
+            limits.max_states_per_append = limits.max_states_per_append.min(max);
         }
         let bus = Arc::new(Bus::new(Arc::clone(&events), bus));
         Self { events, snapshots, bus, limits }
@@ -78,6 +82,14 @@ impl Engine {
         let outcome = self.events.append(request).await?;
         self.bus.appended();
         Ok(outcome)
+    }
+
+    /// Appends to several states atomically: every part stored, or none.
+    pub async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        validate::append_states(&parts, &self.limits)?;
+        let outcomes = self.events.append_states(parts).await?;
+        self.bus.appended();
+        Ok(outcomes)
     }
 
     /// `None` for a state with no events.

@@ -12,7 +12,9 @@ use flipbook_model::{
 };
 use uuid::Uuid;
 
-use crate::store::{EventStore, Page, SnapshotStore, Tip, merged_metadata, plan_append, replayed};
+use crate::store::{
+    Checked, Decision, EventStore, Page, SnapshotStore, Tip, decide, merged_metadata, plan_append, replayed,
+};
 
 /// Events in process memory, with the semantics of the SQLite backend. One lock guards
 /// everything; it is never held across an await.
@@ -47,51 +49,39 @@ impl MemoryEventStore {
     }
 }
 
-/// A page from `(cursor, event)` pairs: a page shorter than asked is the last one.
-fn page(rows: Vec<(u64, RecordedEvent)>, max: usize) -> Page {
-    let next = match rows.last() {
-        Some((cursor, _)) if rows.len() >= max => Some(*cursor),
-        _ => None,
-    };
-    Page { events: rows.into_iter().map(|(_, event)| event).collect(), next }
-}
-
-fn named(names: &[String], event: &RecordedEvent) -> bool {
-    names.is_empty() || names.contains(&event.name)
-}
-
-#[async_trait]
-impl EventStore for MemoryEventStore {
-    fn backend(&self) -> &'static str {
-        "memory"
-    }
-
-    fn durable(&self) -> bool {
-        false
-    }
-
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        let mut guard = self.events()?;
-        let Events { log, states } = &mut *guard;
-        let state = states.get(&request.state_id);
+impl Events {
+    /// Decides one part against what is stored; its plan is where its events go and the
+    /// state's metadata after it (`None`: unchanged).
+    fn check(&self, request: &AppendRequest) -> Result<Checked<(u64, Option<Metadata>)>> {
+        let state = self.states.get(&request.state_id);
         // A stored event id first: a re-send or a duplicate, whatever the tip.
         if let Some(state) = state
             && let Some(first) = request.events.iter().filter_map(|e| state.seq_of.get(&e.event_id)).min()
         {
             let from = usize::try_from(*first - 1).unwrap_or(usize::MAX);
             let stored: Vec<_> =
-                state.log_at.iter().skip(from).take(request.events.len()).map(|&at| log[at].clone()).collect();
-            return replayed(&request, &stored);
+                state.log_at.iter().skip(from).take(request.events.len()).map(|&at| self.log[at].clone()).collect();
+            return replayed(request, &stored).map(Checked::Replay);
         }
         let tip = state.map(|s| Tip { kind: s.head.kind, last_seq: s.head.event_count });
-        let first_seq = plan_append(tip, &request)?;
+        let first_seq = plan_append(tip, request)?;
         let metadata = if request.state_metadata.is_empty() {
             None
         } else {
-            Some(merged_metadata(state.map(|s| s.head.metadata.clone()).unwrap_or_default(), &request)?)
+            Some(merged_metadata(state.map(|s| s.head.metadata.clone()).unwrap_or_default(), request)?)
         };
+        Ok(Checked::Write((first_seq, metadata)))
+    }
 
-        let now = Timestamp::now();
+    /// Writes a checked part at the end of the log.
+    fn write(
+        &mut self,
+        request: AppendRequest,
+        first_seq: u64,
+        metadata: Option<Metadata>,
+        now: Timestamp,
+    ) -> AppendOutcome {
+        let Events { log, states } = self;
         let versioned = request.kind == StateKind::Versioned;
         let state = states.entry(request.state_id.clone()).or_insert_with(|| State {
             head: StateHead {
@@ -132,11 +122,51 @@ impl EventStore for MemoryEventStore {
         if let Some(metadata) = metadata {
             head.metadata = metadata;
         }
-        Ok(AppendOutcome {
+        AppendOutcome {
             last_version: versioned.then_some(head.event_count),
             global_positions: positions,
             recorded_at: now,
-        })
+        }
+    }
+}
+
+/// A page from `(cursor, event)` pairs: a page shorter than asked is the last one.
+fn page(rows: Vec<(u64, RecordedEvent)>, max: usize) -> Page {
+    let next = match rows.last() {
+        Some((cursor, _)) if rows.len() >= max => Some(*cursor),
+        _ => None,
+    };
+    Page { events: rows.into_iter().map(|(_, event)| event).collect(), next }
+}
+
+fn named(names: &[String], event: &RecordedEvent) -> bool {
+    names.is_empty() || names.contains(&event.name)
+}
+
+#[async_trait]
+impl EventStore for MemoryEventStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        let mut guard = self.events()?;
+        let events = &mut *guard;
+        let checks = parts.iter().map(|part| events.check(part)).collect::<Result<Vec<_>>>()?;
+        let plans = match decide(&parts, checks)? {
+            Decision::Replay(outcomes) => return Ok(outcomes),
+            Decision::Write(plans) => plans,
+        };
+        let now = Timestamp::now();
+        Ok(parts
+            .into_iter()
+            .zip(plans)
+            .map(|(part, (first_seq, metadata))| events.write(part, first_seq, metadata, now))
+            .collect())
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {

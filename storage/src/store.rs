@@ -29,6 +29,7 @@ pub struct Page {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BackendLimits {
     pub max_events_per_append: Option<u32>,
+    pub max_states_per_append: Option<u32>,
 }
 
 #[async_trait]
@@ -43,9 +44,18 @@ pub trait EventStore: Send + Sync + Debug + 'static {
         BackendLimits::default()
     }
 
-    /// Stores all of the request's events or none (see [`plan_append`] and [`replayed`]).
-    /// The request has passed [`flipbook_model::validate::append`].
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome>;
+    /// Stores every part's events or none: one atomic write across the parts' states, whose
+    /// global positions are contiguous and in part order. Each part is decided with the shared
+    /// rules ([`plan_append`]; a re-send with [`replayed`], the request as a whole with
+    /// [`decide`]). The parts have passed [`flipbook_model::validate::append_states`]; the
+    /// answer holds one outcome per part, in their order.
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>>;
+
+    /// An append to one state: a request of one part.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        let mut outcomes = self.append_states(vec![request]).await?;
+        outcomes.pop().ok_or_else(|| Error::Internal("an append answered no outcome".to_owned()))
+    }
 
     /// `None` for a state that has no events.
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>>;
@@ -167,4 +177,42 @@ pub fn replayed(request: &AppendRequest, stored: &[RecordedEvent]) -> Result<App
         global_positions: stored.iter().map(|e| e.global_position).collect(),
         recorded_at: last.recorded_at,
     })
+}
+
+/// What checking one part of a request found, before anything is written.
+#[derive(Debug)]
+pub enum Checked<P> {
+    /// Its events are stored as it has them: the original outcome (see [`replayed`]).
+    Replay(AppendOutcome),
+    /// Nothing of it is stored; the backend's plan for writing it.
+    Write(P),
+}
+
+/// What a whole request does, from its parts' checks ([`decide`]).
+#[derive(Debug)]
+pub enum Decision<P> {
+    /// A re-send: answer the original outcomes, write nothing.
+    Replay(Vec<AppendOutcome>),
+    /// Write every part, by these plans.
+    Write(Vec<P>),
+}
+
+/// Decides a request from its parts' checks, in request order. Every part stored: a re-send.
+/// No part stored: write them all. Some stored and others not: not a re-send (the original
+/// request stored all of its parts or none), so a duplicate naming the first stored event id.
+pub fn decide<P>(parts: &[AppendRequest], checks: Vec<Checked<P>>) -> Result<Decision<P>> {
+    let replays = checks.iter().filter(|c| matches!(c, Checked::Replay(_))).count();
+    if replays == 0 {
+        return Ok(Decision::Write(
+            checks.into_iter().filter_map(|c| if let Checked::Write(p) = c { Some(p) } else { None }).collect(),
+        ));
+    }
+    if replays < checks.len() {
+        let stored = checks.iter().position(|c| matches!(c, Checked::Replay(_))).unwrap_or_default();
+        let part = &parts[stored];
+        return Err(Error::Duplicate { state_id: part.state_id.clone(), event_id: part.events[0].event_id });
+    }
+    Ok(Decision::Replay(
+        checks.into_iter().filter_map(|c| if let Checked::Replay(o) = c { Some(o) } else { None }).collect(),
+    ))
 }

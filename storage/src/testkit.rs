@@ -51,7 +51,10 @@ macro_rules! event_store_contract {
             head_tracks_counts_times_and_metadata,
             state_metadata_is_bounded,
             read_all_in_global_order_with_filters,
-            concurrent_writers_with_exact_expectations);
+            concurrent_writers_with_exact_expectations,
+            append_states_stores_every_part_or_none,
+            append_states_replays_a_resend,
+            append_states_of_overlapping_writers_never_commit_in_part);
     };
     (@cases $factory:expr; $($case:ident),+) => {
         $(
@@ -72,7 +75,8 @@ macro_rules! event_bus_contract {
             bus_catches_up_then_goes_live_without_a_seam,
             bus_starts_after_a_position_or_now,
             bus_filters_and_checkpoints_what_it_filtered_out,
-            bus_ends_a_subscriber_that_falls_behind);
+            bus_ends_a_subscriber_that_falls_behind,
+            bus_delivers_appends_to_several_states_whole);
     };
     (@cases $factory:expr; $($case:ident),+) => {
         $(
@@ -230,6 +234,8 @@ pub mod old_layout {
 
 pub mod events {
     use super::*;
+
+    pub use super::multi::*;
 
     pub async fn append_any_assigns_versions_and_positions(store: Arc<dyn EventStore>) {
         let state = unique_state("any");
@@ -678,6 +684,187 @@ pub mod events {
     }
 }
 
+/// Cases of appends to several states at once.
+pub mod multi {
+    use super::*;
+
+    async fn append_states(store: &Arc<dyn EventStore>, parts: Vec<AppendRequest>) -> Vec<AppendOutcome> {
+        store.append_states(parts).await.unwrap_or_else(|e| panic!("append to several states: {e}"))
+    }
+
+    /// A conflict, a kind mismatch or a duplicate on any part stores nothing of any part and
+    /// names that part's state; a request that passes stores every part, with one outcome per
+    /// part and contiguous positions in part order.
+    pub async fn append_states_stores_every_part_or_none(store: Arc<dyn EventStore>) {
+        let (a, b, c) = (unique_state("multi-a"), unique_state("multi-b"), unique_state("multi-c"));
+        append(&store, AppendRequest::new(&a, Expectation::Any, events("A", 2))).await;
+        append(&store, AppendRequest::neutral(&c, Expectation::Any, events("C", 1))).await;
+        let heads = |store: Arc<dyn EventStore>, a: String, b: String| async move {
+            (store.head(&a).await.expect("head"), store.head(&b).await.expect("head"))
+        };
+        let before = heads(Arc::clone(&store), a.clone(), c.clone()).await;
+
+        // The last part conflicts: the first is not stored either.
+        let result = store
+            .append_states(vec![
+                AppendRequest::new(&a, Expectation::Exactly(2), events("A", 1)),
+                AppendRequest::new(&b, Expectation::Exactly(4), events("B", 1)),
+            ])
+            .await;
+        match result {
+            Err(Error::VersionConflict { state_id, actual_version: 0 }) => assert_eq!(state_id, b),
+            other => panic!("expected a conflict on {b} at 0, got {other:?}"),
+        }
+        // A kind mismatch on the first part, a stored id on the second.
+        let result = store
+            .append_states(vec![
+                AppendRequest::new(&c, Expectation::Any, events("C", 1)),
+                AppendRequest::new(&b, Expectation::Any, events("B", 1)),
+            ])
+            .await;
+        assert!(matches!(result, Err(Error::StateKindMismatch { ref state_id, .. }) if *state_id == c), "{result:?}");
+        let stored_id = read(&store, StateQuery::all(&a)).await[0].event_id;
+        let result = store
+            .append_states(vec![
+                AppendRequest::new(&b, Expectation::NoState, events("B", 1)),
+                AppendRequest::new(&a, Expectation::Any, vec![ProposedEvent { event_id: stored_id, ..event("X", 9) }]),
+            ])
+            .await;
+        assert!(matches!(result, Err(Error::Duplicate { ref state_id, .. }) if *state_id == a), "{result:?}");
+        assert!(store.head(&b).await.expect("head").is_none(), "no part of a refused request is stored");
+        assert_eq!(heads(Arc::clone(&store), a.clone(), c.clone()).await, before);
+
+        // Three parts of 2, 1 and 3 events, with state metadata on one.
+        let mut second = AppendRequest::new(&b, Expectation::NoState, events("B", 1));
+        second.state_metadata.insert("owner".into(), "ana".into());
+        let outcomes = append_states(
+            &store,
+            vec![
+                AppendRequest::new(&a, Expectation::Exactly(2), events("A", 2)),
+                second,
+                AppendRequest::neutral(&c, Expectation::Any, events("C", 3)),
+            ],
+        )
+        .await;
+        let last_versions: Vec<_> = outcomes.iter().map(|o| o.last_version).collect();
+        assert_eq!(last_versions, [Some(4), Some(1), None]);
+        let positions: Vec<u64> = outcomes.iter().flat_map(|o| o.global_positions.clone()).collect();
+        let first = positions[0];
+        assert_eq!(positions, (first..first + 6).collect::<Vec<_>>(), "contiguous, in part order");
+        assert!(outcomes.iter().all(|o| o.recorded_at == outcomes[0].recorded_at), "one commit");
+        for (state, outcome) in [(&a, &outcomes[0]), (&b, &outcomes[1]), (&c, &outcomes[2])] {
+            let stored = read(&store, StateQuery::all(state)).await;
+            let tail: Vec<u64> =
+                stored.iter().rev().take(outcome.global_positions.len()).rev().map(|e| e.global_position).collect();
+            assert_eq!(tail, outcome.global_positions, "{state}'s events where its outcome says");
+        }
+        let head = store.head(&b).await.expect("head").expect("a head");
+        assert_eq!((head.event_count, head.metadata.get("owner").map(String::as_str)), (1, Some("ana")));
+        assert_eq!(store.head(&a).await.expect("head").expect("a head").last_global_position, positions[1]);
+        let all = read_all(&store, AllQuery { after_position: first - 1, limit: Some(6), ..AllQuery::default() }).await;
+        let states: Vec<&str> = all.iter().map(|e| e.state_id.as_str()).collect();
+        assert_eq!(states, [&a, &a, &b, &c, &c, &c].map(String::as_str), "read-all shows the parts in order");
+    }
+
+    /// The same request again is answered with the original outcomes, though its expectations
+    /// no longer hold; a request with some parts stored and others not is a duplicate.
+    pub async fn append_states_replays_a_resend(store: Arc<dyn EventStore>) {
+        let (a, b, c) = (unique_state("resend-a"), unique_state("resend-b"), unique_state("resend-c"));
+        let request = vec![
+            AppendRequest::new(&a, Expectation::NoState, events("A", 2)),
+            AppendRequest::neutral(&b, Expectation::Any, events("B", 1)),
+        ];
+        let original = append_states(&store, request.clone()).await;
+        append(&store, AppendRequest::new(&a, Expectation::Any, events("Later", 1))).await;
+        assert_eq!(append_states(&store, request.clone()).await, original);
+        assert_eq!(store.append(request[0].clone()).await.expect("one part alone replays"), original[0]);
+
+        let mixed = vec![request[1].clone(), AppendRequest::new(&c, Expectation::Any, events("C", 1))];
+        let result = store.append_states(mixed).await;
+        match result {
+            Err(Error::Duplicate { state_id, event_id }) => {
+                assert_eq!((state_id, event_id), (b.clone(), request[1].events[0].event_id));
+            }
+            other => panic!("expected a duplicate on {b}, got {other:?}"),
+        }
+        assert!(store.head(&c).await.expect("head").is_none());
+        assert_eq!(read(&store, StateQuery::all(&a)).await.len(), 3, "nothing stored twice");
+    }
+
+    /// Writers append to two of three states at once with exact expectations, in both orders,
+    /// while readers read everything: every request is whole or absent in every read, and each
+    /// state ends at exactly the number of requests that won it.
+    pub async fn append_states_of_overlapping_writers_never_commit_in_part(store: Arc<dyn EventStore>) {
+        const WRITERS: u64 = 8;
+        const EACH: u64 = 6;
+        let prefix = format!("{}/", Uuid::new_v4().simple());
+        let states: Vec<String> = (0..3).map(|i| format!("{prefix}{i}")).collect();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (store, prefix, done) = (Arc::clone(&store), prefix.clone(), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                    let all =
+                        read_all(&store, AllQuery { state_id_prefix: prefix.clone(), ..AllQuery::default() }).await;
+                    // Each request's two events carry its number; both or neither are visible.
+                    let mut seen = std::collections::HashMap::<u64, u32>::new();
+                    payload_numbers(&all).into_iter().for_each(|n| *seen.entry(n).or_default() += 1);
+                    assert!(seen.values().all(|&count| count == 2), "a request seen in part: {seen:?}");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        let mut writers = Vec::new();
+        for writer in 0..WRITERS {
+            let (store, states) = (Arc::clone(&store), states.clone());
+            writers.push(tokio::spawn(async move {
+                let mut won = Vec::new();
+                let mut attempt = 0;
+                while (won.len() as u64) < EACH {
+                    attempt += 1;
+                    let pair = match (writer + attempt) % 3 {
+                        0 => [0, 1],
+                        1 => [2, 1],
+                        _ => [2, 0],
+                    };
+                    let mut parts = Vec::new();
+                    for &i in &pair {
+                        let version = store.head(&states[i]).await.expect("head").map_or(0, |h| h.event_count);
+                        let tag = writer * 1000 + attempt;
+                        parts.push(AppendRequest::new(
+                            &states[i],
+                            Expectation::Exactly(version),
+                            vec![event("W", tag)],
+                        ));
+                    }
+                    match store.append_states(parts).await {
+                        Ok(outcomes) => won.push((pair, outcomes)),
+                        Err(Error::VersionConflict { .. }) => {}
+                        Err(other) => panic!("writer {writer}: {other}"),
+                    }
+                }
+                won
+            }));
+        }
+        let mut wins = [0u64; 3];
+        for writer in writers {
+            for (pair, outcomes) in writer.await.expect("a writer") {
+                pair.iter().for_each(|&i| wins[i] += 1);
+                assert_eq!(outcomes[1].global_positions[0], outcomes[0].global_positions[0] + 1);
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.await.expect("the reader") > 0);
+        for (i, state) in states.iter().enumerate() {
+            let stored = read(&store, StateQuery::all(state)).await;
+            assert_eq!(versions(&stored), (1..=wins[i]).map(Some).collect::<Vec<_>>(), "{state}: one event per win");
+        }
+        assert_eq!(wins.iter().sum::<u64>(), 2 * WRITERS * EACH);
+    }
+}
+
 pub mod snapshots {
     use super::*;
 
@@ -890,6 +1077,41 @@ pub mod bus {
 
         let (events, _) = receive_until(&mut odd, written[5]).await;
         assert_eq!(payload_numbers(&events), vec![1, 3, 5]);
+    }
+
+    /// Appends to several states, made by 4 writers while a subscriber follows: it receives
+    /// each request's events together, contiguous, once and in order.
+    pub async fn bus_delivers_appends_to_several_states_whole(store: Arc<dyn EventStore>) {
+        let prefix = format!("{}/", Uuid::new_v4().simple());
+        let bus = bus(&store);
+        let mut subscription = subscribe(&bus, SubscriptionStart::Beginning, &prefix);
+        let writers: Vec<_> = (0..4u64)
+            .map(|writer| {
+                let (store, prefix) = (Arc::clone(&store), prefix.clone());
+                tokio::spawn(async move {
+                    let mut written = Vec::new();
+                    for i in 0..10u64 {
+                        let tag = writer * 100 + i;
+                        let parts = vec![
+                            AppendRequest::new(format!("{prefix}{writer}/a"), Expectation::Any, vec![event("A", tag)]),
+                            AppendRequest::new(format!("{prefix}{writer}/b"), Expectation::Any, vec![event("B", tag)]),
+                        ];
+                        let outcomes = store.append_states(parts).await.expect("an append to two states");
+                        written.extend(outcomes.into_iter().flat_map(|o| o.global_positions));
+                    }
+                    written
+                })
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for writer in writers {
+            expected.extend(writer.await.expect("a writer"));
+        }
+        expected.sort_unstable();
+        let (events, _) = receive_until(&mut subscription, *expected.last().expect("events")).await;
+        assert_eq!(positions(&events), expected, "every event once, in order");
+        let numbers = payload_numbers(&events);
+        assert!(numbers.chunks(2).all(|pair| pair[0] == pair[1]), "each request's events side by side: {numbers:?}");
     }
 
     /// A subscriber that takes nothing is dropped after the stall timeout with the position to

@@ -157,7 +157,10 @@ impl GrpcStore {
             .await
             .expect("server info")
             .into_inner();
-        let limits = BackendLimits { max_events_per_append: info.limits.map(|l| l.max_events_per_append) };
+        let limits = BackendLimits {
+            max_events_per_append: info.limits.map(|l| l.max_events_per_append),
+            max_states_per_append: info.limits.map(|l| l.max_states_per_append),
+        };
         Self {
             events: EventStoreClient::new(channel.clone()).max_decoding_message_size(max),
             snapshots: SnapshotStoreClient::new(channel.clone()).max_decoding_message_size(max),
@@ -208,6 +211,12 @@ impl EventStore for GrpcStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         let response = self.events.clone().append(v1::AppendRequest::from(request)).await.map_err(error)?;
         AppendOutcome::try_from(response.into_inner())
+    }
+
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        let request = v1::AppendStatesRequest { parts: parts.into_iter().map(Into::into).collect() };
+        let response = self.events.clone().append_states(request).await.map_err(error)?;
+        response.into_inner().parts.into_iter().map(AppendOutcome::try_from).collect()
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
@@ -362,6 +371,10 @@ impl EventStore for TwoServers {
 
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         self.pick().append(request).await
+    }
+
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        self.pick().append_states(parts).await
     }
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {

@@ -21,6 +21,9 @@ use crate::store::{BackendLimits, EventStore, Page, Tip, replayed};
 /// The most events one append may carry: with one guard per event, the counter, the head and
 /// the chunks (two items each), a batch this size fits DynamoDB's 100 items per transaction.
 pub const MAX_EVENTS_PER_APPEND: u32 = 64;
+/// The most states one append may write: a part of one event takes four items (its head, two
+/// chunk items, a guard), and the counter one.
+pub const MAX_STATES_PER_APPEND: u32 = 24;
 /// Items one `TransactWriteItems` may hold.
 pub(super) const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The most encoded event bytes in one chunk item (an item holds at most 400 KB).
@@ -237,45 +240,49 @@ impl Table {
     }
 }
 
-/// Splits a batch's encoded events into chunks that each fit an item; refuses a batch that
-/// cannot fit one transaction.
-fn chunks(encoded: &[Vec<u8>]) -> Result<Vec<Range<usize>>> {
-    if encoded.len() > MAX_EVENTS_PER_APPEND as usize {
-        return Err(Error::TooLarge {
-            field: "events".to_owned(),
-            limit: format!("at most {MAX_EVENTS_PER_APPEND} events per append on DynamoDB (one transaction)"),
-        });
+/// Splits each part's encoded events into chunks that each fit an item; refuses a request that
+/// cannot fit one transaction. (A field in a request of several parts is named with its part.)
+fn chunks(parts: &[Vec<Vec<u8>>]) -> Result<Vec<Vec<Range<usize>>>> {
+    let whole = if parts.len() == 1 { "events" } else { "parts" };
+    let too_large = |field: String, limit: String| Error::TooLarge { field, limit };
+    let events: usize = parts.iter().map(Vec::len).sum();
+    if events > MAX_EVENTS_PER_APPEND as usize {
+        let limit = format!("at most {MAX_EVENTS_PER_APPEND} events per append on DynamoDB (one transaction)");
+        return Err(too_large(whole.to_owned(), limit));
     }
-    let total: usize = encoded.iter().map(Vec::len).sum();
+    let total: usize = parts.iter().flatten().map(Vec::len).sum();
     if total > APPEND_BYTES {
-        return Err(Error::TooLarge {
-            field: "events".to_owned(),
-            limit: format!("at most {APPEND_BYTES} bytes of events per append on DynamoDB (one 4 MB transaction)"),
-        });
+        let limit = format!("at most {APPEND_BYTES} bytes of events per append on DynamoDB (one 4 MB transaction)");
+        return Err(too_large(whole.to_owned(), limit));
     }
-    let mut chunks = Vec::new();
-    let (mut start, mut size) = (0, 0);
-    for (i, event) in encoded.iter().enumerate() {
-        if event.len() > CHUNK_BYTES {
-            return Err(Error::TooLarge {
-                field: format!("events[{i}]"),
-                limit: format!("at most {CHUNK_BYTES} bytes per event on DynamoDB (400 KB per item)"),
-            });
+    let mut all = Vec::with_capacity(parts.len());
+    let mut items = 1; // the counter
+    for (p, encoded) in parts.iter().enumerate() {
+        let mut chunks = Vec::new();
+        let (mut start, mut size) = (0, 0);
+        for (i, event) in encoded.iter().enumerate() {
+            if event.len() > CHUNK_BYTES {
+                let field = if parts.len() == 1 { format!("events[{i}]") } else { format!("parts[{p}].events[{i}]") };
+                let limit = format!("at most {CHUNK_BYTES} bytes per event on DynamoDB (400 KB per item)");
+                return Err(too_large(field, limit));
+            }
+            if size + event.len() > CHUNK_BYTES {
+                chunks.push(start..i);
+                (start, size) = (i, 0);
+            }
+            size += event.len();
         }
-        if size + event.len() > CHUNK_BYTES {
-            chunks.push(start..i);
-            (start, size) = (i, 0);
-        }
-        size += event.len();
+        chunks.push(start..encoded.len());
+        items += 1 + 2 * chunks.len() + encoded.len();
+        all.push(chunks);
     }
-    chunks.push(start..encoded.len());
-    if 2 + 2 * chunks.len() + encoded.len() > MAX_TRANSACTION_ITEMS {
-        return Err(Error::TooLarge {
-            field: "events".to_owned(),
-            limit: format!("a batch this large and this many events needs more than {MAX_TRANSACTION_ITEMS} items"),
-        });
+    if items > MAX_TRANSACTION_ITEMS {
+        let limit = format!(
+            "an append this large, of this many events and states, needs more than {MAX_TRANSACTION_ITEMS} items"
+        );
+        return Err(too_large(whole.to_owned(), limit));
     }
-    Ok(chunks)
+    Ok(all)
 }
 
 #[async_trait]
@@ -290,13 +297,16 @@ impl EventStore for DynamoEventStore {
     }
 
     fn limits(&self) -> BackendLimits {
-        BackendLimits { max_events_per_append: Some(MAX_EVENTS_PER_APPEND) }
+        BackendLimits {
+            max_events_per_append: Some(MAX_EVENTS_PER_APPEND),
+            max_states_per_append: Some(MAX_STATES_PER_APPEND),
+        }
     }
 
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        let encoded: Vec<Vec<u8>> = request.events.iter().map(encode_event).collect();
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        let encoded: Vec<Vec<Vec<u8>>> = parts.iter().map(|p| p.events.iter().map(encode_event).collect()).collect();
         let chunks = chunks(&encoded)?;
-        let (job, outcome) = Job::new(request, encoded, chunks);
+        let (job, outcome) = Job::new(parts, encoded, chunks);
         let stopped = || Error::Unavailable("the DynamoDB writer has stopped".to_owned());
         self.appends.send(job).map_err(|_| stopped())?;
         outcome.await.unwrap_or_else(|_| Err(stopped()))

@@ -14,8 +14,9 @@
 //!
 //! Appends are written by one task per store (`writer.rs`), which takes the appends waiting and
 //! writes them in one `TransactWriteItems`: the counter once (conditioned on the value it last
-//! saw, advanced by the group's events), then per append the head (conditioned on the last
-//! sequence number seen), the chunks, and one guard per event (conditioned on not existing).
+//! saw, advanced by the group's events), then per append (per part of an append to several
+//! states) the head (conditioned on the last sequence number seen), the chunks, and one guard
+//! per event (conditioned on not existing). All parts of an append go in one transaction.
 //! Positions are therefore assigned atomically with the appends, and transactions serialize on
 //! the counter, so every position up to the counter is written. The counter and heads it saw
 //! last spare it reads; a stale one only fails its condition, which returns the item as it is.

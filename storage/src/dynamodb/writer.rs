@@ -23,7 +23,7 @@ use super::codec::{ChunkHead, encode_chunk};
 use super::events::{COUNTER, Head, MAX_TRANSACTION_ITEMS, guard_pk, head_pk, position_pk};
 use super::{Item, Table, build_error, get_n, get_s, key, n, s, sdk_error};
 use crate::encoding::{metadata_from_json, metadata_json};
-use crate::store::{Tip, merged_metadata, plan_append};
+use crate::store::{Checked, Decision, Tip, decide, merged_metadata, plan_append};
 
 /// What a group may write, below DynamoDB's 4 MB per transaction. An append alone always fits
 /// (`chunks` refuses one whose events, written twice, would not), so a group never refuses one.
@@ -36,36 +36,46 @@ const MAX_ATTEMPTS: u32 = 200;
 /// fills), so memory stays bounded whatever the number of states.
 const HEADS: usize = 4_096;
 
-/// One append waiting for the writer.
+/// One append waiting for the writer: its parts (one per state), each part's events encoded
+/// and split into chunks.
 pub(super) struct Job {
-    request: AppendRequest,
-    encoded: Vec<Vec<u8>>,
-    chunks: Vec<Range<usize>>,
+    parts: Vec<AppendRequest>,
+    encoded: Vec<Vec<Vec<u8>>>,
+    chunks: Vec<Vec<Range<usize>>>,
     arrived: Instant,
     attempts: u32,
     /// Written in a transaction of its own: a group with it failed for a reason other than a
     /// race, which may be this append's alone.
     alone: bool,
-    answer: oneshot::Sender<Result<AppendOutcome>>,
+    answer: oneshot::Sender<Result<Vec<AppendOutcome>>>,
 }
 
 impl Job {
-    /// The job, and where its outcome arrives.
+    /// The job, and where its outcomes arrive.
     pub(super) fn new(
-        request: AppendRequest,
-        encoded: Vec<Vec<u8>>,
-        chunks: Vec<Range<usize>>,
-    ) -> (Self, oneshot::Receiver<Result<AppendOutcome>>) {
+        parts: Vec<AppendRequest>,
+        encoded: Vec<Vec<Vec<u8>>>,
+        chunks: Vec<Vec<Range<usize>>>,
+    ) -> (Self, oneshot::Receiver<Result<Vec<AppendOutcome>>>) {
         let (answer, answered) = oneshot::channel();
-        (Self { request, encoded, chunks, arrived: Instant::now(), attempts: 0, alone: false, answer }, answered)
+        (Self { parts, encoded, chunks, arrived: Instant::now(), attempts: 0, alone: false, answer }, answered)
     }
 
-    /// Its items in a transaction: the head, two per chunk, a guard per event.
+    /// Its items in a transaction: per part the head, two per chunk, a guard per event.
     fn items(&self) -> usize {
-        1 + 2 * self.chunks.len() + self.encoded.len()
+        self.chunks.iter().zip(&self.encoded).map(|(chunks, events)| 1 + 2 * chunks.len() + events.len()).sum()
     }
 
-    fn finish(self, outcome: Result<AppendOutcome>) {
+    fn states(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().map(|p| p.state_id.as_str())
+    }
+
+    /// Its events' encoded bytes, all parts together.
+    fn bytes(&self) -> usize {
+        self.encoded.iter().flatten().map(Vec::len).sum()
+    }
+
+    fn finish(self, outcome: Result<Vec<AppendOutcome>>) {
         // Its caller may have gone (a dropped future); the outcome stands all the same.
         let _ = self.answer.send(outcome);
     }
@@ -104,9 +114,14 @@ impl Heads {
     }
 }
 
-/// One append's part of a transaction, and its outcome should the transaction commit.
+/// One append's share of a transaction, and its outcomes should the transaction commit.
 struct Planned {
     job: Job,
+    parts: Vec<PlannedPart>,
+}
+
+/// One part of an append in a transaction.
+struct PlannedPart {
     /// Where its head and guards are among the transaction's items.
     head_index: usize,
     guards: Range<usize>,
@@ -168,7 +183,8 @@ impl Writer {
 
     /// The next group, in arrival order: what fits one transaction, one append per state (the
     /// next append to a state is planned from the head the one before wrote). Drops appends
-    /// whose caller is gone and answers those that waited too long.
+    /// whose caller is gone and answers those that waited too long. An append to several
+    /// states joins when none of its states is in the group yet.
     fn group(&mut self) -> Vec<Job> {
         let mut group: Vec<Job> = Vec::new();
         let mut items = 1; // the counter
@@ -178,8 +194,8 @@ impl Writer {
                 continue;
             }
             if job.arrived.elapsed() > self.patience {
-                let waited =
-                    format!("appending to {:?}: waited {:?} to be written", job.request.state_id, self.patience);
+                let states: Vec<&str> = job.states().collect();
+                let waited = format!("appending to {states:?}: waited {:?} to be written", self.patience);
                 job.finish(Err(Error::Unavailable(waited)));
                 continue;
             }
@@ -187,9 +203,9 @@ impl Writer {
                 None => true,
                 Some(first) => !first.alone && !job.alone && items + job.items() <= MAX_TRANSACTION_ITEMS,
             };
-            if fits && !states.contains(&job.request.state_id) {
+            if fits && !job.states().any(|s| states.contains(s)) {
                 items += job.items();
-                states.insert(job.request.state_id.clone());
+                states.extend(job.states().map(str::to_owned));
                 group.push(job);
             } else {
                 self.waiting.push_back(job);
@@ -200,8 +216,7 @@ impl Writer {
 
     /// Reads the counter and the group's heads where none is known, in one request.
     async fn learn(&mut self, group: &[Job]) -> Result<()> {
-        let unknown: Vec<&str> =
-            group.iter().map(|j| j.request.state_id.as_str()).filter(|s| self.heads.get(s).is_none()).collect();
+        let unknown: Vec<&str> = group.iter().flat_map(Job::states).filter(|s| self.heads.get(s).is_none()).collect();
         let mut keys: Vec<Item> = unknown.iter().map(|state_id| key(head_pk(state_id), 0)).collect();
         if self.counter.is_none() {
             keys.push(key(COUNTER, 0));
@@ -240,44 +255,58 @@ impl Writer {
         let (mut planned, mut retry) = (Vec::new(), Vec::new());
         let mut items = vec![];
         let mut bytes = 0;
-        for job in group {
-            let Some(seen) = self.heads.get(&job.request.state_id).cloned() else {
-                retry.push(job);
-                continue;
-            };
-            let (first_seq, metadata) = match plan(seen.head.as_ref(), &job.request) {
-                Ok(planned) => planned,
-                // Seen before this append arrived, the head may be stale: read it, then decide.
-                Err(_) if seen.at < job.arrived => {
-                    self.heads.forget(&job.request.state_id);
+        'jobs: for job in group {
+            let mut seen = Vec::with_capacity(job.parts.len());
+            let mut plans = Vec::with_capacity(job.parts.len());
+            for part in &job.parts {
+                let Some(head) = self.heads.get(&part.state_id).cloned() else {
                     retry.push(job);
-                    continue;
+                    continue 'jobs;
+                };
+                match plan(head.head.as_ref(), part) {
+                    Ok(plan) => plans.push(plan),
+                    // Seen before this append arrived, the head may be stale: read it, then decide.
+                    Err(_) if head.at < job.arrived => {
+                        self.heads.forget(&part.state_id);
+                        retry.push(job);
+                        continue 'jobs;
+                    }
+                    // A re-sent batch is answered as it was the first time, whatever its expectation.
+                    Err(error) => {
+                        self.replay(job, error);
+                        continue 'jobs;
+                    }
                 }
-                // A re-sent batch is answered as it was the first time, whatever its expectation.
-                Err(error) => {
-                    self.replay(job, error);
-                    continue;
-                }
-            };
-            let (append, head, outcome) =
-                match append_items(&self.table.name, &job, (first_seq, metadata), counter, seen.head.as_ref(), now) {
-                    Ok(built) => built,
+                seen.push(head);
+            }
+            let mut built = Vec::with_capacity(job.parts.len());
+            let mut at = counter;
+            for (i, (plan, seen)) in plans.into_iter().zip(&seen).enumerate() {
+                match append_items(&self.table.name, &job, i, plan, at, seen.head.as_ref(), now) {
+                    Ok(part) => built.push(part),
                     Err(error) => {
                         job.finish(Err(error));
-                        continue;
+                        continue 'jobs;
                     }
-                };
-            let cost = 2 * job.encoded.iter().map(Vec::len).sum::<usize>() + head.metadata.len() + APPEND_OVERHEAD;
+                }
+                at += job.parts[i].events.len() as u64;
+            }
+            let metadata: usize = built.iter().map(|(_, head, _)| head.metadata.len()).sum();
+            let cost = 2 * job.bytes() + metadata + APPEND_OVERHEAD * job.parts.len();
             if !planned.is_empty() && bytes + cost > GROUP_BYTES {
                 retry.push(job);
                 continue;
             }
             bytes += cost;
-            counter += job.request.events.len() as u64;
-            let head_index = 1 + items.len();
-            let guards = head_index + 1 + 2 * job.chunks.len()..head_index + append.len();
-            items.extend(append);
-            planned.push(Planned { job, head_index, guards, head, outcome });
+            counter = at;
+            let mut parts = Vec::with_capacity(built.len());
+            for (i, (append, head, outcome)) in built.into_iter().enumerate() {
+                let head_index = 1 + items.len();
+                let guards = head_index + 1 + 2 * job.chunks[i].len()..head_index + append.len();
+                items.extend(append);
+                parts.push(PlannedPart { head_index, guards, head, outcome });
+            }
+            planned.push(Planned { job, parts });
         }
         let raced = if planned.is_empty() {
             false
@@ -314,9 +343,13 @@ impl Writer {
         let error = match result {
             Ok(_) => {
                 self.counter = Some(counter);
-                for Planned { job, head, outcome, .. } in planned {
-                    self.heads.put(job.request.state_id.clone(), Seen { head: Some(head), at: sent });
-                    job.finish(Ok(outcome));
+                for Planned { job, parts } in planned {
+                    let mut outcomes = Vec::with_capacity(parts.len());
+                    for (request, part) in job.parts.iter().zip(parts) {
+                        self.heads.put(request.state_id.clone(), Seen { head: Some(part.head), at: sent });
+                        outcomes.push(part.outcome);
+                    }
+                    job.finish(Ok(outcomes));
                 }
                 return false;
             }
@@ -332,7 +365,7 @@ impl Writer {
         self.counter = None;
         let alone = planned.len() == 1;
         for Planned { mut job, .. } in planned {
-            self.heads.forget(&job.request.state_id);
+            job.parts.iter().for_each(|part| self.heads.forget(&part.state_id));
             if error.is_retryable() || alone {
                 // Unavailable: a retry with the same event ids is answered as the first time.
                 job.finish(Err(error.clone()));
@@ -364,20 +397,23 @@ impl Writer {
             Some("None") => Some(seen),
             _ => returned(0).and_then(|item| get_n(item, "last").ok()),
         };
-        for Planned { mut job, head_index, guards, .. } in planned {
-            if guards.clone().any(failed) {
+        for Planned { mut job, parts } in planned {
+            if parts.iter().any(|part| part.guards.clone().any(failed)) {
                 self.replay(job, Error::Internal("an event id's guard was found, then not".to_owned()));
                 continue;
             }
-            let state_id = &job.request.state_id;
-            match (code(head_index), returned(head_index).and_then(|item| Head::from_item(item).ok())) {
-                (Some("None"), _) => {}
-                (_, Some(head)) => self.heads.put(state_id.clone(), Seen { head: Some(head), at: sent }),
-                _ => self.heads.forget(state_id),
+            for (request, part) in job.parts.iter().zip(&parts) {
+                let state_id = &request.state_id;
+                match (code(part.head_index), returned(part.head_index).and_then(|item| Head::from_item(item).ok())) {
+                    (Some("None"), _) => {}
+                    (_, Some(head)) => self.heads.put(state_id.clone(), Seen { head: Some(head), at: sent }),
+                    _ => self.heads.forget(state_id),
+                }
             }
             job.attempts += 1;
             if job.attempts >= MAX_ATTEMPTS {
-                let failed = format!("appending to {state_id:?}: {MAX_ATTEMPTS} transactions failed to commit");
+                let states: Vec<&str> = job.states().collect();
+                let failed = format!("appending to {states:?}: {MAX_ATTEMPTS} transactions failed to commit");
                 job.finish(Err(Error::Unavailable(failed)));
             } else {
                 retry.push(job);
@@ -386,12 +422,25 @@ impl Writer {
         code(0) != Some("None")
     }
 
-    /// Answers an append whose event ids may be stored already: the original outcome, or
-    /// `Duplicate`, or `otherwise` when none is. It only reads, so it runs beside the writer.
+    /// Answers an append whose event ids may be stored already: the original outcomes, or
+    /// `Duplicate` (see [`decide`]), or `otherwise` when none is. It only reads, so it runs
+    /// beside the writer.
     fn replay(&self, job: Job, otherwise: Error) {
         let table = self.table.clone();
         tokio::spawn(async move {
-            let outcome = table.replay(&job.request).await.and_then(|found| found.ok_or(otherwise));
+            let mut checks = Vec::with_capacity(job.parts.len());
+            for part in &job.parts {
+                match table.replay(part).await {
+                    Ok(Some(outcome)) => checks.push(Checked::Replay(outcome)),
+                    Ok(None) => checks.push(Checked::Write(())),
+                    Err(error) => return job.finish(Err(error)),
+                }
+            }
+            let outcome = match decide(&job.parts, checks) {
+                Ok(Decision::Replay(outcomes)) => Ok(outcomes),
+                Ok(Decision::Write(_)) => Err(otherwise),
+                Err(error) => Err(error),
+            };
             job.finish(outcome);
         });
     }
@@ -436,23 +485,24 @@ fn plan(head: Option<&Head>, request: &AppendRequest) -> Result<(u64, Metadata)>
     Ok((first_seq, merged_metadata(stored, request)?))
 }
 
-/// One append's items (its head on the condition that it is still `head`, its chunks, a guard
+/// One part's items (its head on the condition that it is still `head`, its chunks, a guard
 /// per event on the condition that the id is not stored), the head it writes, and its outcome.
 /// Its events take the positions after `counter`.
 fn append_items(
     table: &str,
     job: &Job,
+    part: usize,
     (first_seq, metadata): (u64, Metadata),
     counter: u64,
     head: Option<&Head>,
     now: Timestamp,
 ) -> Result<(Vec<TransactWriteItem>, Head, AppendOutcome)> {
-    let request = &job.request;
+    let (request, encoded, chunks) = (&job.parts[part], &job.encoded[part], &job.chunks[part]);
     let count = request.events.len() as u64;
     let versioned = request.kind == StateKind::Versioned;
     let last_seq = first_seq + count - 1;
     let last_position = counter + count;
-    let mut items = Vec::with_capacity(job.items());
+    let mut items = Vec::with_capacity(1 + 2 * chunks.len() + encoded.len());
 
     let new_head = Head {
         tip: Tip { kind: request.kind, last_seq },
@@ -474,14 +524,14 @@ fn append_items(
     };
     items.push(put(table, head_item, Some(condition))?);
 
-    for range in &job.chunks {
+    for range in chunks {
         let chunk_head = ChunkHead {
             versioned,
             first_seq: first_seq + range.start as u64,
             first_position: counter + 1 + range.start as u64,
             recorded_at: now,
         };
-        let data = AttributeValue::B(encode_chunk(chunk_head, &request.state_id, &job.encoded[range.clone()]).into());
+        let data = AttributeValue::B(encode_chunk(chunk_head, &request.state_id, &encoded[range.clone()]).into());
         let chunk_last_seq = first_seq + range.end as u64 - 1;
         let chunk_last_position = counter + range.end as u64;
         let mut state_chunk = key(head_pk(&request.state_id), chunk_last_seq);

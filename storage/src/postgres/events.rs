@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::rows::{Columns, decode_rows, each_row, next_cursor};
 use super::{POSITION_SHIFT, PostgresConfig, is_unique_violation, position_of, sql_error};
 use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
-use crate::store::{BackendLimits, EventStore, Page, Tip, merged_metadata, plan_append, replayed};
+use crate::store::{
+    BackendLimits, Checked, Decision, EventStore, Page, Tip, decide, merged_metadata, plan_append, replayed,
+};
 use crate::wire::{WirePage, decode_body, proposed_body};
 
 /// How often an append is tried again after losing a race for a sequence number before the
@@ -61,8 +63,11 @@ impl From<Error> for Lost {
     }
 }
 
+/// A unique violation is a lost race; so is a deadlock, which PostgreSQL breaks by aborting
+/// one side (appends to several states take their locks in one order, so none is expected).
 fn lost(error: sqlx::Error) -> Lost {
-    if is_unique_violation(&error) { Lost::Race } else { Lost::Failed(sql_error(error)) }
+    let deadlock = matches!(&error, sqlx::Error::Database(db) if db.code().as_deref() == Some("40P01"));
+    if is_unique_violation(&error) || deadlock { Lost::Race } else { Lost::Failed(sql_error(error)) }
 }
 
 #[async_trait]
@@ -77,16 +82,16 @@ impl EventStore for PostgresEventStore {
 
     /// An event's place in its append has 16 bits of its global position.
     fn limits(&self) -> BackendLimits {
-        BackendLimits { max_events_per_append: Some((1 << POSITION_SHIFT) - 1) }
+        BackendLimits { max_events_per_append: Some((1 << POSITION_SHIFT) - 1), ..BackendLimits::default() }
     }
 
     /// Runs in a task of its own, so a caller that goes away (a cut connection, a timeout)
     /// never stops an append halfway: a transaction whose BEGIN was sent but whose caller was
     /// dropped would go back to the pool still open, and the next statement on that connection
     /// would run inside it.
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         let pool = self.pool.clone();
-        tokio::spawn(async move { append_with_retries(&pool, &request).await })
+        tokio::spawn(async move { append_with_retries(&pool, &parts).await })
             .await
             .map_err(|e| Error::Internal(format!("the append task failed: {e}")))?
     }
@@ -317,28 +322,30 @@ pub(super) async fn encode_old_bodies(tx: &mut Transaction<'_, Postgres>) -> Res
     Ok(())
 }
 
-/// The append: in one statement when nothing stands in the way, else checked in two steps and
-/// tried again after a lost race.
-async fn append_with_retries(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutcome> {
+/// The append: in one statement when it has one part and nothing stands in the way, else
+/// checked in two steps and tried again after a lost race.
+async fn append_with_retries(pool: &PgPool, parts: &[AppendRequest]) -> Result<Vec<AppendOutcome>> {
     // An append that sets state metadata takes two steps: the merged map's bound is checked in
     // Rust ([`merged_metadata`]). Such appends are rare (a state's metadata is mostly set once).
-    if request.state_metadata.is_empty() {
+    if let [request] = parts
+        && request.state_metadata.is_empty()
+    {
         match append_in_one_statement(pool, request).await {
-            Ok(Some(outcome)) => return Ok(outcome),
+            Ok(Some(outcome)) => return Ok(vec![outcome]),
             Ok(None) | Err(Lost::Race) => {}
             Err(Lost::Failed(error)) => return Err(error),
         }
     }
     for _ in 0..MAX_ATTEMPTS {
-        match try_append(pool, request).await {
-            Ok(outcome) => return Ok(outcome),
+        match try_append(pool, parts).await {
+            Ok(outcomes) => return Ok(outcomes),
             Err(Lost::Race) => tokio::task::yield_now().await,
             Err(Lost::Failed(error)) => return Err(error),
         }
     }
+    let states: Vec<&str> = parts.iter().map(|p| p.state_id.as_str()).collect();
     Err(Error::Unavailable(format!(
-        "state {:?} is contended: {MAX_ATTEMPTS} attempts lost the race for the next version",
-        request.state_id
+        "contended: {MAX_ATTEMPTS} attempts lost the race for the next version of {states:?}"
     )))
 }
 
@@ -411,79 +418,164 @@ async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Resu
     }))
 }
 
-/// One attempt: read the tip (and any stored event id of the batch), decide with the shared
-/// rules, then insert the events and move the head in one statement.
-async fn try_append(pool: &PgPool, request: &AppendRequest) -> Result<AppendOutcome, Lost> {
+/// Where a checked part's events go, and the head it leaves.
+struct Plan {
+    first_seq: u64,
+    first_recorded_at: Timestamp,
+    metadata: Metadata,
+}
+
+/// One attempt: read every part's tip (and where any of its event ids is stored) in one query,
+/// decide with the shared rules, then insert every part's events and move their heads in one
+/// statement, in one transaction. Rows go in in state-id order, so two appends to overlapping
+/// states take their row locks in the same order and never deadlock; positions follow the
+/// request's order all the same (`place`).
+async fn try_append(pool: &PgPool, parts: &[AppendRequest]) -> Result<Vec<AppendOutcome>, Lost> {
     let mut tx = pool.begin().await.map_err(sql_error)?;
-    let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
-    let row = sqlx::query(
+    let state_ids: Vec<&str> = parts.iter().map(|p| p.state_id.as_str()).collect();
+    let (mut ids, mut id_parts) = (Vec::new(), Vec::new());
+    for (i, part) in parts.iter().enumerate() {
+        ids.extend(part.events.iter().map(|e| e.event_id));
+        id_parts.extend(part.events.iter().map(|_| i as i64 + 1));
+    }
+    let rows = sqlx::query(
         "SELECT s.version_neutral, s.last_seq, s.first_recorded_at, s.metadata, \
-         (SELECT min(state_seq) FROM flipbook_events WHERE state_id = $1 AND event_id = ANY($2)) \
-         FROM (SELECT 1) AS one LEFT JOIN flipbook_states s ON s.state_id = $1",
+         (SELECT min(e.state_seq) FROM flipbook_events e JOIN UNNEST($2::uuid[], $3::bigint[]) AS x(id, part) \
+             ON e.event_id = x.id WHERE x.part = p.i AND e.state_id = p.state_id) \
+         FROM UNNEST($1::text[]) WITH ORDINALITY AS p(state_id, i) \
+         LEFT JOIN flipbook_states s ON s.state_id = p.state_id ORDER BY p.i",
     )
-    .bind(&request.state_id)
+    .bind(&state_ids)
     .bind(&ids)
-    .fetch_one(&mut *tx)
+    .bind(&id_parts)
+    .fetch_all(&mut *tx)
     .await
     .map_err(sql_error)?;
 
-    if let Some(seq) = row.try_get::<Option<i64>, _>(4).map_err(sql_error)? {
-        return Ok(replay(&mut tx, request, seq).await?);
-    }
     let now = Timestamp::now();
-    let (tip, first_recorded_at, metadata) = match row.try_get::<Option<i64>, _>(1).map_err(sql_error)? {
-        Some(last_seq) => (
-            Some(Tip { kind: kind(row.try_get(0).map_err(sql_error)?), last_seq: to_u64(last_seq) }),
-            Timestamp::from_unix_nanos(row.try_get(2).map_err(sql_error)?),
-            metadata_from_json(row.try_get(3).map_err(sql_error)?)?,
-        ),
-        None => (None, now, Metadata::new()),
+    let mut checks = Vec::with_capacity(parts.len());
+    for (part, row) in parts.iter().zip(&rows) {
+        if let Some(seq) = row.try_get::<Option<i64>, _>(4).map_err(sql_error)? {
+            checks.push(Checked::Replay(replay(&mut tx, part, seq).await?));
+            continue;
+        }
+        let (tip, first_recorded_at, metadata) = match row.try_get::<Option<i64>, _>(1).map_err(sql_error)? {
+            Some(last_seq) => (
+                Some(Tip { kind: kind(row.try_get(0).map_err(sql_error)?), last_seq: to_u64(last_seq) }),
+                Timestamp::from_unix_nanos(row.try_get(2).map_err(sql_error)?),
+                metadata_from_json(row.try_get(3).map_err(sql_error)?)?,
+            ),
+            None => (None, now, Metadata::new()),
+        };
+        let first_seq = plan_append(tip, part)?;
+        let metadata = merged_metadata(metadata, part)?;
+        checks.push(Checked::Write(Plan { first_seq, first_recorded_at, metadata }));
+    }
+    let plans = match decide(parts, checks)? {
+        Decision::Replay(outcomes) => return Ok(outcomes),
+        Decision::Write(plans) => plans,
     };
-    let first_seq = plan_append(tip, request)?;
-    let metadata = merged_metadata(metadata, request)?;
-    let versioned = request.kind == StateKind::Versioned;
 
-    let events = &request.events;
-    let seqs: Vec<i64> = (first_seq..).take(events.len()).map(to_i64).collect();
-    let EventColumns { names, timestamps, bodies, .. } = EventColumns::of(events, now);
+    // Each event's row, and each part's head, in state-id order; `place` is an event's place
+    // in the request (from 1), which its position ends with.
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by_key(|&i| parts[i].state_id.as_str());
+    let mut first_place = Vec::with_capacity(parts.len());
+    let mut placed = 0i64;
+    for part in parts {
+        first_place.push(placed + 1);
+        placed += part.events.len() as i64;
+    }
+    let mut rows = InsertColumns::default();
+    for &i in &order {
+        let (part, plan) = (&parts[i], &plans[i]);
+        let versioned = part.kind == StateKind::Versioned;
+        for (j, event) in part.events.iter().enumerate() {
+            let seq = to_i64(plan.first_seq + j as u64);
+            rows.state_ids.push(part.state_id.as_str());
+            rows.seqs.push(seq);
+            rows.versions.push(versioned.then_some(seq));
+            rows.ids.push(event.event_id);
+            rows.names.push(event.name.as_str());
+            rows.timestamps.push(event.timestamp.map(Timestamp::unix_nanos));
+            rows.bodies.push(proposed_body(event, now));
+            rows.places.push(first_place[i] + j as i64);
+        }
+        rows.head_states.push(part.state_id.as_str());
+        rows.head_neutral.push(!versioned);
+        rows.head_first_at.push(plan.first_recorded_at.unix_nanos());
+        rows.head_metadata.push(metadata_json(&plan.metadata));
+    }
     let positions: Vec<i64> = sqlx::query_scalar(concat!(
         "WITH new AS ( \
              INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, timestamp, body) \
              SELECT ",
-        position_of!("e.i"),
-        ", $1, e.seq, CASE WHEN $2 THEN e.seq END, e.id, e.name, e.ts, e.body \
-             FROM UNNEST($4::bigint[], $5::uuid[], $6::text[], $7::bigint[], $8::bytea[]) \
-                 WITH ORDINALITY AS e(seq, id, name, ts, body, i) \
-             RETURNING position, state_seq \
+        position_of!("e.place"),
+        ", e.state_id, e.seq, e.version, e.id, e.name, e.ts, e.body \
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], \
+                 $7::bytea[], $8::bigint[]) AS e(state_id, seq, version, id, name, ts, body, place) \
+             RETURNING position, state_id, state_seq \
          ), head AS ( \
              INSERT INTO flipbook_states (state_id, version_neutral, last_seq, last_position, first_recorded_at, \
                  last_recorded_at, metadata) \
-             SELECT $1, NOT $2, max(state_seq), max(position), $9, $3, $10 FROM new \
+             SELECT h.state_id, h.neutral, max(n.state_seq), max(n.position), h.first_at, $13, h.metadata \
+             FROM UNNEST($9::text[], $10::boolean[], $11::bigint[], $12::text[]) AS h(state_id, neutral, first_at, metadata) \
+             JOIN new n ON n.state_id = h.state_id GROUP BY h.state_id, h.neutral, h.first_at, h.metadata \
+             ORDER BY h.state_id \
              ON CONFLICT (state_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, \
                  last_position = EXCLUDED.last_position, last_recorded_at = EXCLUDED.last_recorded_at, \
                  metadata = EXCLUDED.metadata \
          ) \
-         SELECT position FROM new ORDER BY state_seq"
+         SELECT position FROM new ORDER BY position"
     ))
-    .bind(&request.state_id)
-    .bind(versioned)
+    .bind(&rows.state_ids)
+    .bind(&rows.seqs)
+    .bind(&rows.versions)
+    .bind(&rows.ids)
+    .bind(&rows.names)
+    .bind(&rows.timestamps)
+    .bind(&rows.bodies)
+    .bind(&rows.places)
+    .bind(&rows.head_states)
+    .bind(&rows.head_neutral)
+    .bind(&rows.head_first_at)
+    .bind(&rows.head_metadata)
     .bind(now.unix_nanos())
-    .bind(&seqs)
-    .bind(&ids)
-    .bind(&names)
-    .bind(&timestamps)
-    .bind(&bodies)
-    .bind(first_recorded_at.unix_nanos())
-    .bind(metadata_json(&metadata))
     .fetch_all(&mut *tx)
     .await
     .map_err(lost)?;
     tx.commit().await.map_err(lost)?;
-    Ok(AppendOutcome {
-        last_version: versioned.then_some(first_seq + events.len() as u64 - 1),
-        global_positions: positions.into_iter().map(to_u64).collect(),
-        recorded_at: now,
-    })
+
+    // Positions in request order: each part takes the next as many as it has events.
+    let mut positions = positions.into_iter().map(to_u64);
+    Ok(parts
+        .iter()
+        .zip(&plans)
+        .map(|(part, plan)| AppendOutcome {
+            last_version: (part.kind == StateKind::Versioned).then_some(plan.first_seq + part.events.len() as u64 - 1),
+            global_positions: positions.by_ref().take(part.events.len()).collect(),
+            recorded_at: now,
+        })
+        .collect())
+}
+
+/// The rows [`try_append`] inserts, as the arrays it binds: one entry per event, then one per
+/// part's head.
+#[derive(Default)]
+struct InsertColumns<'a> {
+    state_ids: Vec<&'a str>,
+    seqs: Vec<i64>,
+    versions: Vec<Option<i64>>,
+    ids: Vec<Uuid>,
+    names: Vec<&'a str>,
+    timestamps: Vec<Option<i64>>,
+    /// Encoded as the API sends them ([`crate::wire`]).
+    bodies: Vec<Vec<u8>>,
+    places: Vec<i64>,
+    head_states: Vec<&'a str>,
+    head_neutral: Vec<bool>,
+    head_first_at: Vec<i64>,
+    head_metadata: Vec<String>,
 }
 
 /// One of the batch's event ids is stored at `seq` (the earliest): a re-send, answered with the

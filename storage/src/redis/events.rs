@@ -10,7 +10,7 @@ use redis::{AsyncCommands, Script};
 use super::codec::{decode_event, encode_event, split_event};
 use super::{RedisConfig, redis_error};
 use crate::encoding::{metadata_from_json, metadata_json};
-use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
+use crate::store::{Checked, Decision, EventStore, Page, Tip, decide, merged_metadata, plan_append, replayed};
 use crate::wire::WirePage;
 
 const POSITION: &str = "flipbook:position";
@@ -24,68 +24,86 @@ const HMGETS_IN_FLIGHT: usize = 4;
 /// Tries before an `any` append to a very hot state gives up with `Unavailable`.
 const MAX_ATTEMPTS: usize = 16;
 
-/// Writes an append atomically, in one of two modes, and returns its first global position, or
-/// nil when the append must be decided in Rust (the caller then reads the tip and tries again):
+/// Writes an append of one or more parts atomically, and returns its first global position,
+/// or nil when the append must be decided in Rust (the caller then reads the tips and tries
+/// again). Every part is checked before any is written; the parts' events then take
+/// contiguous positions, in part order. Each part is checked in one of two modes:
 ///
 /// - `seen`: the compare-and-set of the two-step path. `expected` is the state's last sequence
 ///   number as the caller read it ('' for no state); the write happens only if it is unchanged.
-/// - `check`: the one-round-trip path. `expected` is the request's expectation ('any', 'none' or
+/// - `check`: the one-round-trip path. `expected` is the part's expectation ('any', 'none' or
 ///   a version); the write happens only if the state's kind and tip meet it, exactly as
 ///   `plan_append` would accept it. Anything else (a conflict to report, a kind mismatch) is
 ///   left to the two-step path, so the rules keep one home.
 ///
-/// In both, no event id of the batch may be stored yet (a re-send or a duplicate is decided in
-/// Rust), and `metadata` (JSON) is merged into the state's metadata.
+/// In both, no event id of the part may be stored yet (a re-send or a duplicate is decided in
+/// Rust), and its `metadata` (JSON) is merged into the state's metadata.
+///
+/// KEYS: the events hash, the position counter, then each part's head, seq list and ids hash.
+/// ARGV: now, then each part's mode, expected, neutral ('0'/'1'), metadata, event count n,
+/// and n pairs of event id and stored value.
 const APPEND: &str = r"
-local head, seqs, ids, events, position = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local mode, expected, neutral, now, metadata = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local tip = redis.call('HMGET', head, 'last_seq', 'neutral', 'first_recorded_at')
-local last = tip[1]
-if mode == 'seen' then
-  if (expected == '' and last) or (expected ~= '' and last ~= expected) then return false end
-else
-  if last and tip[2] ~= neutral then return false end
-  if expected == 'none' then
-    if last then return false end
-  elseif expected ~= 'any' and tonumber(last or '0') ~= tonumber(expected) then
-    return false
-  end
-end
+local events, position, now = KEYS[1], KEYS[2], ARGV[1]
 -- A command over many arguments goes in slices: Lua's unpack is bounded by its C stack.
 local function slices(args, each)
   for i = 1, #args, 4000 do each(unpack(args, i, math.min(i + 3999, #args))) end
 end
-local n = (#ARGV - 5) / 2
-local event_ids = {}
-for i = 1, n do event_ids[i] = ARGV[4 + 2 * i] end
-local stored_id = false
-slices(event_ids, function(...)
-  for _, seq in ipairs(redis.call('HMGET', ids, ...)) do stored_id = stored_id or seq end
-end)
-if stored_id then return false end
--- The state's metadata (up to 64 KiB) is read and written only by an append that adds to it.
-local metadata_after = false
-if metadata ~= '{}' then
-  local merged = cjson.decode(redis.call('HGET', head, 'metadata') or '{}')
-  for k, v in pairs(cjson.decode(metadata)) do merged[k] = v end
-  metadata_after = cjson.encode(merged)
+local parts, at, total = {}, 2, 0
+while at <= #ARGV do
+  local k = 3 * #parts + 3
+  local part = { head = KEYS[k], seqs = KEYS[k + 1], ids = KEYS[k + 2], mode = ARGV[at],
+    expected = ARGV[at + 1], neutral = ARGV[at + 2], metadata = ARGV[at + 3], n = tonumber(ARGV[at + 4]),
+    from = at + 5 }
+  at = part.from + 2 * part.n
+  total = total + part.n
+  parts[#parts + 1] = part
 end
-local last_position = redis.call('INCRBY', position, n)
-local first_position = last_position - n + 1
-local seq = tonumber(last or '0')
-local values, positions, numbers = {}, {}, {}
-for i = 1, n do
-  local at = first_position + i - 1
-  positions[i] = at
-  values[2 * i - 1], values[2 * i] = at, ARGV[5 + 2 * i]
-  numbers[2 * i - 1], numbers[2 * i] = event_ids[i], seq + i
+for _, part in ipairs(parts) do
+  local tip = redis.call('HMGET', part.head, 'last_seq', 'neutral', 'first_recorded_at')
+  local last, expected = tip[1], part.expected
+  if part.mode == 'seen' then
+    if (expected == '' and last) or (expected ~= '' and last ~= expected) then return false end
+  else
+    if last and tip[2] ~= part.neutral then return false end
+    if expected == 'none' then
+      if last then return false end
+    elseif expected ~= 'any' and tonumber(last or '0') ~= tonumber(expected) then
+      return false
+    end
+  end
+  local event_ids = {}
+  for i = 1, part.n do event_ids[i] = ARGV[part.from + 2 * (i - 1)] end
+  local stored_id = false
+  slices(event_ids, function(...)
+    for _, seq in ipairs(redis.call('HMGET', part.ids, ...)) do stored_id = stored_id or seq end
+  end)
+  if stored_id then return false end
+  part.event_ids, part.seq, part.first_recorded_at = event_ids, tonumber(last or '0'), tip[3] or now
+  -- The state's metadata (up to 64 KiB) is read and written only by an append that adds to it.
+  if part.metadata ~= '{}' then
+    local merged = cjson.decode(redis.call('HGET', part.head, 'metadata') or '{}')
+    for k, v in pairs(cjson.decode(part.metadata)) do merged[k] = v end
+    part.metadata_after = cjson.encode(merged)
+  end
 end
-slices(values, function(...) redis.call('HSET', events, ...) end)
-slices(positions, function(...) redis.call('RPUSH', seqs, ...) end)
-slices(numbers, function(...) redis.call('HSET', ids, ...) end)
-redis.call('HSET', head, 'neutral', neutral, 'last_seq', seq + n, 'last_position', last_position,
-  'first_recorded_at', tip[3] or now, 'last_recorded_at', now)
-if metadata_after then redis.call('HSET', head, 'metadata', metadata_after) end
+local next_position = redis.call('INCRBY', position, total) - total + 1
+local first_position = next_position
+for _, part in ipairs(parts) do
+  local values, positions, numbers = {}, {}, {}
+  for i = 1, part.n do
+    local here = next_position + i - 1
+    positions[i] = here
+    values[2 * i - 1], values[2 * i] = here, ARGV[part.from + 2 * i - 1]
+    numbers[2 * i - 1], numbers[2 * i] = part.event_ids[i], part.seq + i
+  end
+  next_position = next_position + part.n
+  slices(values, function(...) redis.call('HSET', events, ...) end)
+  slices(positions, function(...) redis.call('RPUSH', part.seqs, ...) end)
+  slices(numbers, function(...) redis.call('HSET', part.ids, ...) end)
+  redis.call('HSET', part.head, 'neutral', part.neutral, 'last_seq', part.seq + part.n,
+    'last_position', next_position - 1, 'first_recorded_at', part.first_recorded_at, 'last_recorded_at', now)
+  if part.metadata_after then redis.call('HSET', part.head, 'metadata', part.metadata_after) end
+end
 return first_position
 ";
 
@@ -190,116 +208,129 @@ impl RedisEventStore {
         Ok(Some((page, positions)))
     }
 
-    /// The common case in one round trip: when the request says where its events go (an
+    /// The common case in one round trip: when every part says where its events go (an
     /// `exactly N` or `no state` append, or any append to a version-neutral state), the script
     /// checks and writes at once. `None`: decide in two steps.
-    async fn append_in_one_step(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
-        // State metadata: the merged map's bound is checked in Rust (`merged_metadata`), in two
-        // steps. Such appends are rare (a state's metadata is mostly set once).
-        if !request.state_metadata.is_empty() {
-            return Ok(None);
-        }
-        let versioned = request.kind == StateKind::Versioned;
-        let (expected, first_seq) = match (request.expected, versioned) {
-            (Expectation::Exactly(n), true) => (n.to_string(), Some(n + 1)),
-            (Expectation::NoState, _) => ("none".to_owned(), Some(1)),
-            (Expectation::Any, false) => ("any".to_owned(), None),
-            // A versioned `any` append must read the tip to number its events.
-            _ => return Ok(None),
-        };
-        let now = Timestamp::now();
-        let first_position = self.write(request, "check", expected, first_seq, now).await?;
-        Ok(first_position.map(|first| self.outcome(request, first, first_seq, now)))
-    }
-
-    /// The two-step path: read the tip and the stored event ids, decide with the shared rules,
-    /// then write if the tip is unchanged. `None`: another append got there first.
-    async fn try_append(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>> {
-        let mut conn = self.conn.clone();
-        let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
-        // The state's metadata (up to 64 KiB) only when the append adds to it.
-        let fields: &[&str] = if request.state_metadata.is_empty() {
-            &["neutral", "last_seq"]
-        } else {
-            &["neutral", "last_seq", "metadata"]
-        };
-        let (head, stored): (Vec<Option<String>>, Vec<Option<u64>>) = redis::pipe()
-            .hmget(key(&request.state_id, "head"), fields)
-            .hmget(key(&request.state_id, "ids"), &ids)
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-
-        if let Some(first) = stored.iter().flatten().min().copied() {
-            let last = first + request.events.len() as u64 - 1;
-            let positions = self.positions(&request.state_id, first, last).await?;
-            return replayed(request, &self.events_at(&positions).await?).map(Some);
-        }
-        let (tip, seen) = match head[1].as_deref().and_then(|v| v.parse::<u64>().ok()) {
-            Some(last_seq) => {
-                let neutral = head[0].as_deref() == Some("1");
-                let kind = if neutral { StateKind::VersionNeutral } else { StateKind::Versioned };
-                (Some(Tip { kind, last_seq }), last_seq.to_string())
+    async fn append_in_one_step(&self, parts: &[AppendRequest]) -> Result<Option<Vec<AppendOutcome>>> {
+        let mut written = Vec::with_capacity(parts.len());
+        for part in parts {
+            // State metadata: the merged map's bound is checked in Rust (`merged_metadata`), in
+            // two steps. Such appends are rare (a state's metadata is mostly set once).
+            if !part.state_metadata.is_empty() {
+                return Ok(None);
             }
-            None => (None, String::new()),
-        };
-        let first_seq = plan_append(tip, request)?;
-        // Checked only: the script merges the same entries into the map it holds.
-        if let Some(stored) = head.get(2) {
-            merged_metadata(metadata_from_json(stored.as_deref().unwrap_or("{}"))?, request)?;
+            let versioned = part.kind == StateKind::Versioned;
+            written.push(match (part.expected, versioned) {
+                (Expectation::Exactly(n), true) => {
+                    Written { mode: "check", expected: n.to_string(), first_seq: Some(n + 1) }
+                }
+                (Expectation::NoState, _) => Written { mode: "check", expected: "none".to_owned(), first_seq: Some(1) },
+                (Expectation::Any, false) => Written { mode: "check", expected: "any".to_owned(), first_seq: None },
+                // A versioned `any` append must read the tip to number its events.
+                _ => return Ok(None),
+            });
         }
-        let now = Timestamp::now();
-        let first_position = self.write(request, "seen", seen, Some(first_seq), now).await?;
-        Ok(first_position.map(|first| self.outcome(request, first, Some(first_seq), now)))
+        self.write(parts, &written, Timestamp::now()).await
     }
 
-    /// Runs [`APPEND`] in `mode`. `first_seq`: where the events go, when known (a versioned
-    /// event carries its version in its encoding).
+    /// The two-step path: read every part's tip and stored event ids, decide with the shared
+    /// rules, then write if no tip changed. `None`: another append got there first.
+    async fn try_append(&self, parts: &[AppendRequest]) -> Result<Option<Vec<AppendOutcome>>> {
+        let mut pipe = redis::pipe();
+        for part in parts {
+            let ids: Vec<String> = part.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
+            // The state's metadata (up to 64 KiB) only when the append adds to it.
+            let fields: &[&str] = if part.state_metadata.is_empty() {
+                &["neutral", "last_seq"]
+            } else {
+                &["neutral", "last_seq", "metadata"]
+            };
+            pipe.hmget(key(&part.state_id, "head"), fields).hmget(key(&part.state_id, "ids"), ids);
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await.map_err(redis_error)?;
+
+        let mut checks = Vec::with_capacity(parts.len());
+        for (part, reply) in parts.iter().zip(replies.chunks(2)) {
+            let (head, stored) = (&reply[0], &reply[1]);
+            if let Some(first) = stored.iter().flatten().filter_map(|seq| seq.parse::<u64>().ok()).min() {
+                let last = first + part.events.len() as u64 - 1;
+                let positions = self.positions(&part.state_id, first, last).await?;
+                checks.push(Checked::Replay(replayed(part, &self.events_at(&positions).await?)?));
+                continue;
+            }
+            let (tip, seen) = match head[1].as_deref().and_then(|v| v.parse::<u64>().ok()) {
+                Some(last_seq) => {
+                    let neutral = head[0].as_deref() == Some("1");
+                    let kind = if neutral { StateKind::VersionNeutral } else { StateKind::Versioned };
+                    (Some(Tip { kind, last_seq }), last_seq.to_string())
+                }
+                None => (None, String::new()),
+            };
+            let first_seq = plan_append(tip, part)?;
+            // Checked only: the script merges the same entries into the map it holds.
+            if let Some(stored) = head.get(2) {
+                merged_metadata(metadata_from_json(stored.as_deref().unwrap_or("{}"))?, part)?;
+            }
+            checks.push(Checked::Write(Written { mode: "seen", expected: seen, first_seq: Some(first_seq) }));
+        }
+        match decide(parts, checks)? {
+            Decision::Replay(outcomes) => Ok(Some(outcomes)),
+            Decision::Write(written) => self.write(parts, &written, Timestamp::now()).await,
+        }
+    }
+
+    /// Runs [`APPEND`] over the parts, each checked as `written` says; their outcomes, or
+    /// `None` when a check failed.
     async fn write(
         &self,
-        request: &AppendRequest,
-        mode: &str,
-        expected: String,
-        first_seq: Option<u64>,
+        parts: &[AppendRequest],
+        written: &[Written],
         now: Timestamp,
-    ) -> Result<Option<u64>> {
-        let versioned = request.kind == StateKind::Versioned;
+    ) -> Result<Option<Vec<AppendOutcome>>> {
         let mut invocation = self.append.prepare_invoke();
-        for what in ["head", "seq", "ids"] {
-            invocation.key(key(&request.state_id, what));
-        }
-        invocation
-            .key(EVENTS)
-            .key(POSITION)
-            .arg(mode)
-            .arg(expected)
-            .arg(if versioned { "0" } else { "1" })
-            .arg(now.unix_nanos())
-            .arg(metadata_json(&request.state_metadata));
-        for (i, event) in request.events.iter().enumerate() {
-            let version = first_seq.filter(|_| versioned).map(|first| first + i as u64);
-            let value = encode_event(&request.state_id, version, event, now);
-            invocation.arg(event.event_id.hyphenated().to_string()).arg(value);
+        invocation.key(EVENTS).key(POSITION).arg(now.unix_nanos());
+        for (part, how) in parts.iter().zip(written) {
+            let versioned = part.kind == StateKind::Versioned;
+            for what in ["head", "seq", "ids"] {
+                invocation.key(key(&part.state_id, what));
+            }
+            invocation
+                .arg(how.mode)
+                .arg(&how.expected)
+                .arg(if versioned { "0" } else { "1" })
+                .arg(metadata_json(&part.state_metadata))
+                .arg(part.events.len());
+            for (i, event) in part.events.iter().enumerate() {
+                let version = how.first_seq.filter(|_| versioned).map(|first| first + i as u64);
+                let value = encode_event(&part.state_id, version, event, now);
+                invocation.arg(event.event_id.hyphenated().to_string()).arg(value);
+            }
         }
         let mut conn = self.conn.clone();
-        invocation.invoke_async(&mut conn).await.map_err(redis_error)
-    }
-
-    fn outcome(
-        &self,
-        request: &AppendRequest,
-        first_position: u64,
-        first_seq: Option<u64>,
-        now: Timestamp,
-    ) -> AppendOutcome {
-        let count = request.events.len() as u64;
-        let versioned = request.kind == StateKind::Versioned;
-        AppendOutcome {
-            last_version: first_seq.filter(|_| versioned).map(|first| first + count - 1),
-            global_positions: (first_position..first_position + count).collect(),
-            recorded_at: now,
+        let first: Option<u64> = invocation.invoke_async(&mut conn).await.map_err(redis_error)?;
+        let Some(mut position) = first else { return Ok(None) };
+        let mut outcomes = Vec::with_capacity(parts.len());
+        for (part, how) in parts.iter().zip(written) {
+            let count = part.events.len() as u64;
+            let versioned = part.kind == StateKind::Versioned;
+            outcomes.push(AppendOutcome {
+                last_version: how.first_seq.filter(|_| versioned).map(|first| first + count - 1),
+                global_positions: (position..position + count).collect(),
+                recorded_at: now,
+            });
+            position += count;
         }
+        Ok(Some(outcomes))
     }
+}
+
+/// How the script checks one part before writing it (see [`APPEND`]), and where its events go
+/// when that is known (a versioned event carries its version in its stored value).
+struct Written {
+    mode: &'static str,
+    expected: String,
+    first_seq: Option<u64>,
 }
 
 #[async_trait]
@@ -312,19 +343,19 @@ impl EventStore for RedisEventStore {
         self.durable
     }
 
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        if let Some(outcome) = self.append_in_one_step(&request).await? {
-            return Ok(outcome);
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        if let Some(outcomes) = self.append_in_one_step(&parts).await? {
+            return Ok(outcomes);
         }
         for _ in 0..MAX_ATTEMPTS {
-            if let Some(outcome) = self.try_append(&request).await? {
-                return Ok(outcome);
+            if let Some(outcomes) = self.try_append(&parts).await? {
+                return Ok(outcomes);
             }
             tokio::task::yield_now().await;
         }
+        let states: Vec<&str> = parts.iter().map(|p| p.state_id.as_str()).collect();
         Err(Error::Unavailable(format!(
-            "state {:?} is contended: {MAX_ATTEMPTS} attempts lost the race for the next version",
-            request.state_id
+            "contended: {MAX_ATTEMPTS} attempts lost the race for the next version of {states:?}"
         )))
     }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::pool::Connections;
 use super::{Db, Durability, MAX_GROUP, SqliteConfig, create_schema, names_json};
 use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
-use crate::store::{EventStore, Page, Tip, merged_metadata, plan_append, replayed};
+use crate::store::{Checked, Decision, EventStore, Page, Tip, decide, merged_metadata, plan_append, replayed};
 use crate::wire::{WirePage, decode_body, proposed_body};
 
 /// The SQLite event store. Cheap to clone; the writer thread stops when the last clone is
@@ -26,8 +26,8 @@ pub struct SqliteEventStore {
 
 #[derive(Debug)]
 struct Job {
-    request: AppendRequest,
-    reply: oneshot::Sender<Result<AppendOutcome>>,
+    parts: Vec<AppendRequest>,
+    reply: oneshot::Sender<Result<Vec<AppendOutcome>>>,
 }
 
 impl SqliteEventStore {
@@ -60,10 +60,10 @@ impl EventStore for SqliteEventStore {
         self.durability == Durability::Full
     }
 
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+    async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::Unavailable("the SQLite writer has stopped".to_owned());
-        self.appends.send(Job { request, reply }).await.map_err(|_| stopped())?;
+        self.appends.send(Job { parts, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -266,10 +266,11 @@ fn write_loop(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
 
 /// Runs every job in one transaction and commits once (one fsync for the group).
 ///
-/// A job is checked before it writes anything (tip, expectation, stored event ids), so a refused
-/// append leaves nothing to undo and needs no savepoint. Should a job fail after it began
-/// writing (an I/O error), the transaction is rolled back and the group runs again without it.
-fn commit_group(connection: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<AppendOutcome>>> {
+/// A job's parts are all checked before it writes anything (tip, expectation, stored event
+/// ids), so a refused append leaves nothing to undo and needs no savepoint. Should a job fail
+/// after it began writing (an I/O error), the transaction is rolled back and the group runs
+/// again without it.
+fn commit_group(connection: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<Vec<AppendOutcome>>>> {
     let mut failed: Vec<Option<Error>> = vec![None; jobs.len()];
     loop {
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
@@ -281,15 +282,18 @@ fn commit_group(connection: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<
                 results.push(Err(error.clone()));
                 continue;
             }
-            let result = match check(&tx, &job.request, now) {
-                Ok(Checked::Replay(outcome)) => Ok(outcome),
-                Ok(Checked::Write(plan)) => match write(&tx, &job.request, plan, now) {
-                    Ok(outcome) => Ok(outcome),
-                    Err(error) => {
-                        dirty = Some((i, error));
-                        break;
+            let checks = job.parts.iter().map(|part| check(&tx, part, now)).collect::<Result<Vec<_>>>();
+            let result = match checks.and_then(|checks| decide(&job.parts, checks)) {
+                Ok(Decision::Replay(outcomes)) => Ok(outcomes),
+                Ok(Decision::Write(plans)) => {
+                    match job.parts.iter().zip(plans).map(|(part, plan)| write(&tx, part, plan, now)).collect() {
+                        Ok(outcomes) => Ok(outcomes),
+                        Err(error) => {
+                            dirty = Some((i, error));
+                            break;
+                        }
                     }
-                },
+                }
                 Err(refused) => Err(refused),
             };
             results.push(result);
@@ -308,13 +312,6 @@ fn commit_group(connection: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<
     }
 }
 
-/// What a checked append does next.
-enum Checked {
-    /// A re-send: answer the original outcome, write nothing.
-    Replay(AppendOutcome),
-    Write(Plan),
-}
-
 /// Where an append's events go, and the head it leaves.
 struct Plan {
     first_seq: u64,
@@ -324,7 +321,7 @@ struct Plan {
 
 /// Everything that can refuse an append, before it writes: reads the tip and where any of the
 /// batch's event ids is already stored, in one query.
-fn check(connection: &Connection, request: &AppendRequest, now: Timestamp) -> Result<Checked> {
+fn check(connection: &Connection, request: &AppendRequest, now: Timestamp) -> Result<Checked<Plan>> {
     let ids: Vec<String> = request.events.iter().map(|e| e.event_id.hyphenated().to_string()).collect();
     let ids = serde_json::to_string(&ids).map_err(|e| Error::Internal(e.to_string()))?;
     let mut statement = connection
