@@ -139,6 +139,17 @@ impl Error {
         }
     }
 
+    /// The state a conflict, a duplicate or a kind mismatch is about: in an append to several
+    /// states, the part that failed.
+    pub fn state_id(&self) -> Option<&str> {
+        match self {
+            Self::VersionConflict { state_id, .. }
+            | Self::Duplicate { state_id, .. }
+            | Self::StateKindMismatch { state_id, .. } => Some(state_id),
+            _ => None,
+        }
+    }
+
     /// The state's current version, for a conflict.
     pub fn actual_version(&self) -> Option<u64> {
         match self {

@@ -45,7 +45,7 @@ pub use client::Client;
 pub use error::{BoxError, Error, ErrorCode, Result};
 pub use options::{CacheOptions, ClientOptions, ConnectOptions, RetryPolicy, SnapshotPolicy};
 pub use repository::{Executed, Loaded, Reducer, Repository};
-pub use session::{Base, Finished, Session};
+pub use session::{Base, Finished, MultiStateSession, Session};
 pub use subscription::Subscription;
 
 pub use flipbook_model::validate::Limits;

@@ -132,6 +132,40 @@ impl<R: Reducer> Repository<R> {
         Ok(Executed { state, version: finished.version, appended: finished.appended, tries: finished.tries })
     }
 
+    /// Runs a command over several states of this reducer (a transfer between two accounts):
+    /// `decide` sees every state, in the order of `state_ids`, and answers the events for each
+    /// (an empty list leaves that state unwritten). They are appended at once, all or none; on
+    /// a conflict every state is brought up to date and `decide` runs again, as
+    /// [`Repository::execute`] does for one.
+    pub async fn execute_states<F>(&self, state_ids: &[&str], mut decide: F) -> Result<Vec<Executed<R::State>>>
+    where
+        F: FnMut(&[R::State]) -> Result<Vec<Vec<ProposedEvent>>, BoxError>,
+    {
+        let targets: Vec<(&str, &str)> = state_ids.iter().map(|&id| (id, R::REVISION)).collect();
+        let mut command = self.client.execute_states_session(&targets).await?;
+        let mut states: Vec<R::State> = (0..command.len()).map(|i| self.start(command.session(i))).collect();
+        loop {
+            for (i, state) in states.iter_mut().enumerate() {
+                self.fold(command.session(i), state).await?;
+            }
+            if command.is_decided() {
+                break;
+            }
+            let decisions = decide(&states).map_err(Error::Rejected)?;
+            command.submit(decisions).await?;
+        }
+        let mut encoded = Vec::with_capacity(states.len());
+        for (i, state) in states.iter().enumerate() {
+            encoded.push(self.encoded(command.session(i), state)?);
+        }
+        let finished = command.finish(encoded).await?;
+        Ok(states
+            .into_iter()
+            .zip(finished)
+            .map(|(state, f)| Executed { state, version: f.version, appended: f.appended, tries: f.tries })
+            .collect())
+    }
+
     fn start(&self, session: &mut Session) -> R::State {
         if let Some(base) = session.base() {
             match serde_json::from_slice(&base.state) {
@@ -153,11 +187,15 @@ impl<R: Reducer> Repository<R> {
     }
 
     async fn finish(&self, session: Session, state: &R::State) -> Result<crate::session::Finished> {
-        let encoded = if session.wants_state() {
-            Some(serde_json::to_vec(state).map_err(|e| Error::Rejected(Box::new(e)))?)
-        } else {
-            None
-        };
+        let encoded = self.encoded(&session, state)?;
         session.finish(encoded).await
+    }
+
+    /// The state encoded for the cache and snapshots, when the session wants it.
+    fn encoded(&self, session: &Session, state: &R::State) -> Result<Option<Vec<u8>>> {
+        if !session.wants_state() {
+            return Ok(None);
+        }
+        serde_json::to_vec(state).map(Some).map_err(|e| Error::Rejected(Box::new(e)))
     }
 }

@@ -248,34 +248,58 @@ impl Session {
     /// delay and queues the events that moved the state: fold them and decide again. After
     /// the policy's last try the conflict is the error.
     pub async fn submit(&mut self, events: Vec<ProposedEvent>) -> Result<()> {
+        self.ready_to_submit()?;
+        self.tries += 1;
+        if events.is_empty() {
+            self.decided = true;
+            return Ok(());
+        }
+        let request = self.append_request(events);
+        match self.client.append_resending(request.clone()).await {
+            Ok(outcome) => {
+                self.committed(request, outcome);
+                Ok(())
+            }
+            Err(error) => self.conflicted(error).await,
+        }
+    }
+
+    fn ready_to_submit(&self) -> Result<()> {
         if !self.command || self.decided {
             return Err(Error::Internal("submit belongs to a command that has not decided yet".to_owned()));
         }
         if self.pages.is_some() || self.committed.is_some() {
             return Err(Error::Internal("fold every page before deciding".to_owned()));
         }
-        self.tries += 1;
-        if events.is_empty() {
-            self.decided = true;
-            return Ok(());
-        }
-        let request = AppendRequest::new(self.state_id.clone(), Expectation::Exactly(self.version), events);
+        Ok(())
+    }
+
+    /// The decision as an append that expects the state still at the version folded.
+    fn append_request(&self, events: Vec<ProposedEvent>) -> AppendRequest {
+        AppendRequest::new(self.state_id.clone(), Expectation::Exactly(self.version), events)
+    }
+
+    /// The decision is stored: its events are the last page to fold.
+    fn committed(&mut self, request: AppendRequest, outcome: AppendOutcome) {
+        self.committed = Some(as_recorded(request, &outcome));
+        self.appended = Some(outcome);
+        self.decided = true;
+    }
+
+    /// After a failed append: a conflict that a reload can resolve, within the policy's tries,
+    /// waits its delay and queues the events that moved the state (`Ok`: fold and decide
+    /// again); anything else is the error.
+    async fn conflicted(&mut self, error: Error) -> Result<()> {
         let policy = &self.client.inner.options.retry;
-        match self.client.append_resending(request.clone()).await {
-            Ok(outcome) => {
-                self.committed = Some(as_recorded(request, &outcome));
-                self.appended = Some(outcome);
-                self.decided = true;
-                Ok(())
-            }
-            Err(Error::VersionConflict { actual_version, .. })
+        match error {
+            Error::VersionConflict { actual_version, .. }
                 if actual_version > self.version && self.tries < policy.max_tries =>
             {
                 tokio::time::sleep(policy.delay(self.tries)).await;
                 self.read_after_version();
                 Ok(())
             }
-            Err(error) => {
+            error => {
                 if error.actual_version().is_some_and(|actual| actual < self.version) {
                     // The store is behind what this client cached (restored from a backup?).
                     self.client.inner.cache.remove(&self.state_id, &self.revision);
@@ -340,6 +364,149 @@ impl Session {
             }
             client.inner.snapshot_writes.done();
         });
+    }
+}
+
+/// One command over several states, whose decision is stored in one atomic append to all the
+/// states it writes (see [`Client::append_states`]). Each state is a [`Session`] of its own
+/// (its base, its pages, its snapshot policy); the decision and the retry are shared:
+///
+/// ```text
+/// let mut command = client.execute_states_session(&[(id_a, revision), (id_b, revision)]).await?;
+/// let mut states = each command.session(i).base() decoded, or the reducer's initial state;
+/// loop {
+///     for each i: while let Some(page) = command.session(i).next_page().await? { fold into states[i] }
+///     if command.is_decided() { break }
+///     command.submit(decide(&states)?).await?;   // one list of events per state
+/// }
+/// command.finish(states encoded where command.session(i).wants_state()).await?
+/// ```
+///
+/// A conflict on any state re-reads every state from the version it was folded to (a state
+/// that did not move answers an empty read), so the next decision sees all of them up to date.
+/// A state the decision gives no events is not written, and so not checked either.
+#[derive(Debug)]
+pub struct MultiStateSession {
+    sessions: Vec<Session>,
+    tries: u32,
+    decided: bool,
+}
+
+impl Client {
+    /// Starts a command over several states, each with its reducer's revision: each loads as
+    /// [`Client::execute_session`] does.
+    pub async fn execute_states_session(&self, states: &[(&str, &str)]) -> Result<MultiStateSession> {
+        let mut sessions = Vec::with_capacity(states.len());
+        for &(state_id, revision) in states {
+            if sessions.iter().any(|s: &Session| s.state_id == state_id) {
+                return Err(Error::InvalidArgument {
+                    field: "state_ids".to_owned(),
+                    rule: format!("must not repeat a state ({state_id:?} twice)"),
+                });
+            }
+            sessions.push(Session::begin(self, state_id, revision, None, true).await?);
+        }
+        if sessions.is_empty() {
+            return Err(Error::InvalidArgument { field: "state_ids".to_owned(), rule: "must name a state".to_owned() });
+        }
+        Ok(MultiStateSession { sessions, tries: 0, decided: false })
+    }
+}
+
+impl MultiStateSession {
+    /// How many states the command is over.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// The `i`-th state's session: its base, its pages to fold, its version. (Its `submit`
+    /// and `finish` belong to this command: use the command's.)
+    pub fn session(&mut self, i: usize) -> &mut Session {
+        &mut self.sessions[i]
+    }
+
+    pub fn is_decided(&self) -> bool {
+        self.decided
+    }
+
+    /// The decision: `decisions[i]` are the events for the `i`-th state (empty: that state is
+    /// not written). All of them are appended at once, each state expected at the version
+    /// folded; on a conflict this waits the retry policy's delay and queues every state's new
+    /// events: fold them and decide again.
+    pub async fn submit(&mut self, decisions: Vec<Vec<ProposedEvent>>) -> Result<()> {
+        if decisions.len() != self.sessions.len() {
+            return Err(Error::InvalidArgument {
+                field: "decisions".to_owned(),
+                rule: format!(
+                    "must hold one list of events per state ({}), holds {}",
+                    self.sessions.len(),
+                    decisions.len()
+                ),
+            });
+        }
+        for session in &self.sessions {
+            session.ready_to_submit()?;
+        }
+        self.tries += 1;
+        let mut written = Vec::new();
+        let mut parts = Vec::new();
+        for (i, (session, events)) in self.sessions.iter_mut().zip(decisions).enumerate() {
+            session.tries = self.tries;
+            if events.is_empty() {
+                continue;
+            }
+            written.push(i);
+            parts.push(session.append_request(events));
+        }
+        if parts.is_empty() {
+            self.decide();
+            return Ok(());
+        }
+        match self.sessions[0].client.append_states_resending(parts.clone()).await {
+            Ok(outcomes) => {
+                for ((i, part), outcome) in written.into_iter().zip(parts).zip(outcomes) {
+                    self.sessions[i].committed(part, outcome);
+                }
+                self.decide();
+                Ok(())
+            }
+            Err(error) => {
+                let state_id = error.state_id().map(str::to_owned);
+                let conflicted = self.sessions.iter().position(|s| Some(&s.state_id) == state_id.as_ref());
+                let Some(conflicted) = conflicted else { return Err(error) };
+                self.sessions[conflicted].conflicted(error).await?;
+                // The others may have moved too: read each from where it was folded.
+                for (i, session) in self.sessions.iter_mut().enumerate() {
+                    if i != conflicted {
+                        session.read_after_version();
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn decide(&mut self) {
+        self.decided = true;
+        self.sessions.iter_mut().for_each(|s| s.decided = true);
+    }
+
+    /// Ends the command: `states[i]` is the `i`-th state encoded, where its session
+    /// [`Session::wants_state`]. One outcome per state, in order.
+    pub async fn finish(self, states: Vec<Option<Vec<u8>>>) -> Result<Vec<Finished>> {
+        if !self.decided {
+            return Err(Error::Internal("a command finishes after it decided".to_owned()));
+        }
+        let mut finished = Vec::with_capacity(self.sessions.len());
+        let states = states.into_iter().chain(std::iter::repeat(None));
+        for (session, state) in self.sessions.into_iter().zip(states) {
+            finished.push(session.finish(state).await?);
+        }
+        Ok(finished)
     }
 }
 

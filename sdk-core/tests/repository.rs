@@ -21,6 +21,7 @@ in_every_mode!(
     losing_every_snapshot_loses_nothing,
     as_of_loads_see_the_state_at_that_time,
     contended_deposits_land_exactly_once,
+    contended_transfers_keep_every_balance,
     a_rejected_decision_appends_nothing,
     an_empty_decision_appends_nothing,
     the_cache_is_bounded,
@@ -246,6 +247,79 @@ async fn contended_deposits_land_exactly_once(mode: Mode) {
     let ids: HashSet<_> = events.iter().map(|e| e.event_id).collect();
     assert_eq!(ids.len(), events.len());
     assert!(retried > 0, "32 writers on one state conflict");
+}
+
+/// Transfers between three wallets, from 12 tasks at once over connections that break: each
+/// transfer withdraws from one wallet and deposits into another in one command over both. Every
+/// transfer lands once and whole: the balances still sum to what was paid in, and each wallet
+/// holds exactly one event per transfer it took part in.
+async fn contended_transfers_keep_every_balance(mode: Mode) {
+    const TASKS: usize = 12;
+    const TRANSFERS: usize = 10;
+    let fixture = Fixture::new(mode).await;
+    let proxy = match fixture.server_addr() {
+        Some(addr) => Some(ChaosProxy::start(addr, 15, Duration::from_millis(20)).await),
+        None => None,
+    };
+    let mut options = ClientOptions::default();
+    options.retry.max_tries = 100_000;
+    options.retry.max_resends = 1_000;
+    options.retry.first_delay = Duration::from_millis(1);
+    options.retry.max_delay = Duration::from_millis(20);
+    let client = match &proxy {
+        Some(proxy) => Fixture::connect(proxy.addr, options.clone()).await,
+        None => fixture.client(options.clone()).await,
+    };
+    let wallets = Repository::new(client, WalletReducer);
+    let ids: Vec<String> = (0..3).map(|_| state_id("wallet")).collect();
+    for id in &ids {
+        wallets.execute(id, |_| Ok(vec![event("Deposited", 1000, "opening")])).await.expect("open a wallet");
+    }
+    if let Some(proxy) = &proxy {
+        proxy.set_chaos(true);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let (wallets, ids) = (wallets.clone(), ids.clone());
+        tasks.spawn(async move {
+            let mut retried = 0;
+            for transfer in 0..TRANSFERS {
+                let (from, to) = ((task + transfer) % 3, (task + transfer + 1) % 3);
+                let command = format!("t{task}-x{transfer}");
+                let done = wallets
+                    .execute_states(&[&ids[from], &ids[to]], |_| {
+                        Ok(vec![vec![event("Withdrawn", 7, &command)], vec![event("Deposited", 7, &command)]])
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("{command}: {e}"));
+                assert_eq!(done.len(), 2);
+                assert!(done.iter().all(|d| d.appended.is_some()));
+                retried += done[0].tries - 1;
+            }
+            (retried, (0..TRANSFERS).map(move |t| ((task + t) % 3, (task + t + 1) % 3)).collect::<Vec<_>>())
+        });
+    }
+    let (mut retried, mut touched) = (0, [1u64; 3]);
+    while let Some(result) = tasks.join_next().await {
+        let (tries, pairs) = result.expect("task");
+        retried += tries;
+        for (from, to) in pairs {
+            touched[from] += 1;
+            touched[to] += 1;
+        }
+    }
+    if let Some(proxy) = &proxy {
+        proxy.set_chaos(false);
+    }
+    let reader = Repository::new(fixture.client(plain()).await, WalletReducer);
+    let mut total = 0;
+    for (id, touched) in ids.iter().zip(touched) {
+        let loaded = reader.load(id).await.expect("load");
+        assert_eq!(loaded.version, touched, "{id}: one event per transfer it took part in");
+        total += loaded.state.balance;
+    }
+    assert_eq!(total, 3000, "transfers move money, never make or lose it");
+    assert!(retried > 0, "12 tasks over three wallets conflict");
 }
 
 #[derive(Debug)]
