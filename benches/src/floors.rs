@@ -148,6 +148,13 @@ impl event_store_server::EventStore for Echo {
         unimplemented()
     }
 
+    async fn get_log_head(
+        &self,
+        _: Request<v1::GetLogHeadRequest>,
+    ) -> Result<Response<v1::GetLogHeadResponse>, Status> {
+        unimplemented()
+    }
+
     type ReadStateStream = Pages<v1::ReadStateResponse>;
 
     async fn read_state(&self, _: Request<v1::ReadStateRequest>) -> Result<Response<Self::ReadStateStream>, Status> {
@@ -204,6 +211,13 @@ impl event_store_server::EventStore for RedisRelay {
         &self,
         _: Request<v1::AppendStatesRequest>,
     ) -> Result<Response<v1::AppendStatesResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_log_head(
+        &self,
+        _: Request<v1::GetLogHeadRequest>,
+    ) -> Result<Response<v1::GetLogHeadResponse>, Status> {
         unimplemented()
     }
 

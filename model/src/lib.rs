@@ -224,9 +224,28 @@ impl StateQuery {
 pub struct AllQuery {
     /// Exclusive; 0 reads from the beginning.
     pub after_position: u64,
+    /// Inclusive. The engine lowers it to the settled position read when the read starts, so a
+    /// read never shows an event that a position below it could still join.
+    pub until_position: Option<u64>,
     pub state_id_prefix: String,
     pub names: Vec<String>,
     pub limit: Option<u64>,
+}
+
+impl AllQuery {
+    /// The highest position the read may show.
+    pub fn last_position(&self) -> u64 {
+        self.until_position.unwrap_or(u64::MAX)
+    }
+}
+
+/// The head of the whole log: how far it is settled, and how many events that covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LogHead {
+    /// Every event at or below it is visible, and none can still appear there (0: none).
+    pub settled_position: u64,
+    /// Events at or below the settled position.
+    pub event_count: u64,
 }
 
 /// Where a subscription starts.

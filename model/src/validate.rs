@@ -234,6 +234,7 @@ pub fn head(id: &str) -> Result<()> {
 
 pub fn all_query(query: &AllQuery) -> Result<()> {
     version("after_position", query.after_position)?;
+    query.until_position.map_or(Ok(()), |v| version("until_position", v))?;
     filters(&query.state_id_prefix, &query.names)
 }
 

@@ -111,6 +111,7 @@ impl From<v1::ReadAllRequest> for AllQuery {
     fn from(request: v1::ReadAllRequest) -> Self {
         Self {
             after_position: request.after_position,
+            until_position: request.until_position,
             state_id_prefix: request.state_id_prefix,
             names: request.names,
             limit: request.limit.filter(|&n| n > 0),
@@ -274,6 +275,7 @@ impl From<AllQuery> for v1::ReadAllRequest {
     fn from(query: AllQuery) -> Self {
         Self {
             after_position: query.after_position,
+            until_position: query.until_position,
             state_id_prefix: query.state_id_prefix,
             names: query.names,
             limit: query.limit,

@@ -9,9 +9,13 @@ use tonic::Status;
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic_prost::ProstDecoder;
 
-/// One response message, encoded.
+/// One response message, encoded: its events (field 1, shared with the page they were cut from)
+/// and what follows them (later fields, such as ReadAll's settled position; often empty).
 #[derive(Clone, Debug)]
-pub struct Encoded(pub Bytes);
+pub struct Encoded {
+    pub events: Bytes,
+    pub trailer: Bytes,
+}
 
 /// Sends [`Encoded`] messages and decodes requests of type `U` with prost.
 #[derive(Debug)]
@@ -46,7 +50,8 @@ impl Encoder for EncodedEncoder {
     type Error = Status;
 
     fn encode(&mut self, item: Encoded, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.put(item.0);
+        buf.put(item.events);
+        buf.put(item.trailer);
         Ok(())
     }
 }

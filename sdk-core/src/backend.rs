@@ -6,8 +6,8 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use flipbook_model::{
-    AllQuery, AppendOutcome, AppendRequest, Delivery, Limits, RecordedEvent, Snapshot, SnapshotQuery, StateHead,
-    StateQuery, SubscriptionQuery,
+    AllQuery, AppendOutcome, AppendRequest, Delivery, Limits, LogHead, RecordedEvent, Snapshot, SnapshotQuery,
+    StateHead, StateQuery, SubscriptionQuery,
 };
 use flipbook_proto::v1::event_bus_client::EventBusClient;
 use flipbook_proto::v1::event_store_client::EventStoreClient;
@@ -46,6 +46,7 @@ pub(crate) trait Backend: Send + Sync + Debug + 'static {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome>;
     async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>>;
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>>;
+    async fn log_head(&self) -> Result<LogHead>;
     fn read_state(&self, query: StateQuery) -> EventPages;
     fn read_all(&self, query: AllQuery) -> EventPages;
     /// Started when first polled.
@@ -95,6 +96,10 @@ impl Backend for Local {
 
     async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
         Ok(self.0.head(state_id).await?)
+    }
+
+    async fn log_head(&self) -> Result<LogHead> {
+        Ok(self.0.log_head().await?)
     }
 
     fn read_state(&self, query: StateQuery) -> EventPages {
@@ -270,12 +275,19 @@ impl Backend for Remote {
         ))
     }
 
+    async fn log_head(&self) -> Result<LogHead> {
+        let head = self.events.clone().get_log_head(v1::GetLogHeadRequest {}).await?.into_inner();
+        Ok(LogHead { settled_position: head.settled_position, event_count: head.event_count })
+    }
+
+    /// A read that finds nothing answers one message without events: no page for it.
     fn read_all(&self, query: AllQuery) -> EventPages {
         let mut client = self.events.clone();
-        ahead_of_the_caller(streamed(
+        let pages = streamed(
             move || async move { client.read_all(v1::ReadAllRequest::from(query)).await },
             |m: v1::ReadAllResponse| recorded(m.events),
-        ))
+        );
+        ahead_of_the_caller(pages.try_filter(|page| std::future::ready(!page.is_empty())).boxed())
     }
 
     fn subscribe(&self, query: SubscriptionQuery) -> Deliveries {

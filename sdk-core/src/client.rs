@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flipbook_model::{
-    AllQuery, AppendOutcome, AppendRequest, Snapshot, SnapshotQuery, StateHead, StateQuery, SubscriptionQuery,
+    AllQuery, AppendOutcome, AppendRequest, LogHead, Snapshot, SnapshotQuery, StateHead, StateQuery, SubscriptionQuery,
     validate::{self, Limits},
 };
 use flipbook_storage::bus::BusOptions;
@@ -238,6 +238,12 @@ impl Client {
 
     pub async fn server_info(&self) -> Result<ServerInfo> {
         self.inner.backend.server_info().await
+    }
+
+    /// The log's head: how far it is settled (a reader polling [`Client::read_all`] goes on
+    /// after it, or after its last event, and misses nothing) and how many events that covers.
+    pub async fn log_head(&self) -> Result<LogHead> {
+        self.inner.backend.log_head().await
     }
 }
 

@@ -51,6 +51,7 @@ pub use subscription::Subscription;
 pub use flipbook_model::validate::Limits;
 /// The domain types requests and answers are made of.
 pub use flipbook_model::{
-    AllQuery, AppendOutcome, AppendRequest, Delivery, Direction, Expectation, Metadata, ProposedEvent, RecordedEvent,
-    Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, SubscriptionQuery, SubscriptionStart, Timestamp,
+    AllQuery, AppendOutcome, AppendRequest, Delivery, Direction, Expectation, LogHead, Metadata, ProposedEvent,
+    RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, SubscriptionQuery, SubscriptionStart,
+    Timestamp,
 };

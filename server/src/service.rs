@@ -5,6 +5,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -80,7 +82,7 @@ where
 fn encoded_messages(page: WirePage) -> Vec<Encoded> {
     let ranges = page.messages(STREAM_MESSAGE_BYTES);
     let bytes = Bytes::from(page.into_bytes());
-    ranges.into_iter().map(|range| Encoded(bytes.slice(range))).collect()
+    ranges.into_iter().map(|range| Encoded { events: bytes.slice(range), trailer: Bytes::new() }).collect()
 }
 
 /// An error in the middle of a stream: counted, and the stream's last message.
@@ -159,10 +161,36 @@ impl event_store_server::EventStore for Flipbook {
 
     type ReadAllStream = PageStream<Encoded>;
 
+    async fn get_log_head(
+        &self,
+        _: Request<v1::GetLogHeadRequest>,
+    ) -> Result<Response<v1::GetLogHeadResponse>, Status> {
+        observe("GetLogHead", async {
+            let head = self.0.log_head().await?;
+            Ok(v1::GetLogHeadResponse { settled_position: head.settled_position, event_count: head.event_count })
+        })
+        .await
+    }
+
+    /// Every message ends with the settled position the read covers; a read that finds no
+    /// event sends one message with only that.
     async fn read_all(&self, request: Request<v1::ReadAllRequest>) -> Result<Response<Self::ReadAllStream>, Status> {
         observe("ReadAll", async {
-            let pages = self.0.read_all_encoded(AllQuery::from(request.into_inner()))?;
-            Ok(page_messages("ReadAll", pages, encoded_messages))
+            let (settled, pages) = self.0.read_all_encoded(AllQuery::from(request.into_inner())).await?;
+            let trailer =
+                Bytes::from(v1::ReadAllResponse { events: Vec::new(), settled_position: settled }.encode_to_vec());
+            let with_trailer = trailer.clone();
+            let messages = page_messages("ReadAll", pages, move |page| {
+                let mut messages = encoded_messages(page);
+                messages.iter_mut().for_each(|m| m.trailer = with_trailer.clone());
+                messages
+            });
+            let sent = Arc::new(AtomicBool::new(false));
+            let marked = Arc::clone(&sent);
+            let bare = stream::once(async move { Ok(Encoded { events: Bytes::new(), trailer }) })
+                .filter(move |_| std::future::ready(!sent.load(Ordering::Relaxed)));
+            let messages = messages.inspect(move |_| marked.store(true, Ordering::Relaxed)).chain(bare);
+            Ok(messages.boxed() as Self::ReadAllStream)
         })
         .await
     }

@@ -78,6 +78,42 @@ async fn server_info_reports_the_backends_and_limits() {
     assert_eq!(limits.max_states_per_append, 64);
 }
 
+/// The log's head names the settled position and the events up to it, and every ReadAll
+/// message carries the position the read covers; a read that finds nothing still says it.
+#[tokio::test]
+async fn the_log_head_and_read_all_say_how_far_the_log_is_settled() {
+    let server = common::start_server().await;
+    let mut client = EventStoreClient::new(common::channel(server.addr).await);
+    let head = client.get_log_head(v1::GetLogHeadRequest {}).await.expect("log head").into_inner();
+    assert_eq!((head.settled_position, head.event_count), (0, 0));
+    let mut last = 0;
+    for state in ["a", "b"] {
+        let request = v1::AppendRequest { state_id: state.into(), events: events_of(3, 10), ..Default::default() };
+        last = *client.append(request).await.expect("append").into_inner().global_positions.last().expect("positions");
+    }
+    let head = client.get_log_head(v1::GetLogHeadRequest {}).await.expect("log head").into_inner();
+    assert_eq!((head.settled_position, head.event_count), (last, 6));
+
+    let read = |request: v1::ReadAllRequest| {
+        let mut client = client.clone();
+        async move {
+            let stream = client.read_all(request).await.expect("read all").into_inner();
+            stream.collect::<Result<Vec<_>, _>>().await.expect("messages")
+        }
+    };
+    let messages = read(v1::ReadAllRequest::default()).await;
+    assert!(messages.iter().all(|m| m.settled_position == last), "{messages:?}");
+    assert_eq!(messages.iter().map(|m| m.events.len()).sum::<usize>(), 6);
+    let bounded = read(v1::ReadAllRequest { until_position: Some(last - 1), ..Default::default() }).await;
+    assert_eq!(bounded.iter().map(|m| m.events.len()).sum::<usize>(), 5, "until_position is inclusive");
+    assert!(bounded.iter().all(|m| m.settled_position == last - 1));
+    let nothing = read(v1::ReadAllRequest { state_id_prefix: "nobody".into(), ..Default::default() }).await;
+    assert_eq!(nothing.len(), 1, "one message, though no event matched");
+    assert!(nothing[0].events.is_empty());
+    assert_eq!(nothing[0].settled_position, last);
+    server.stop().await.expect("stop");
+}
+
 /// On DynamoDB the server lowers its batch limit to what one transaction holds, says so, and
 /// refuses a larger batch whole; a batch of exactly the limit is stored.
 #[tokio::test]

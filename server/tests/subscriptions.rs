@@ -1,6 +1,7 @@
 //! SPEC §4 end to end, on every backend: 8 writers append 10,000 events to 100 random states
 //! through two servers over one backend while 3 subscribers (from the beginning, from a position
-//! in the middle, from now) read through either server. Each must receive exactly the events
+//! in the middle, from now) and a reader polling ReadAll from the last position it saw read
+//! through either server. Each must receive exactly the events
 //! after its start, each once, in strictly increasing global position. The subscriber from the
 //! beginning drops its stream every 1,500 events and resumes from its last position on the
 //! other server. On PostgreSQL the scenario runs again with every append's transaction held open
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use common::{GrpcStore, dynamodb_config, fresh_db, postgres_url, redis_config};
 use flipbook_model::{
-    AppendRequest, Delivery, Error, Expectation, ProposedEvent, SubscriptionQuery, SubscriptionStart,
+    AllQuery, AppendRequest, Delivery, Error, Expectation, ProposedEvent, SubscriptionQuery, SubscriptionStart,
 };
 use flipbook_server::config::{Config, EventBackend, SnapshotBackend};
 use flipbook_storage::EventStore;
@@ -120,6 +121,34 @@ async fn subscribe(
     }
 }
 
+/// A reader that polls ReadAll instead of subscribing, as notification logs and outbox relays
+/// do: from the last position it saw, through either server in turn, until it reaches `until`.
+/// ReadAll never shows a position above the settled one, so it misses nothing even while
+/// transactions commit out of position order. Answers what it read.
+async fn poll(
+    servers: Arc<[GrpcStore; 2]>,
+    prefix: String,
+    until: tokio::sync::watch::Receiver<Option<u64>>,
+) -> (u64, Vec<(u64, Uuid)>) {
+    let mut received: Vec<(u64, Uuid)> = Vec::new();
+    let mut after = 0;
+    for turn in 0.. {
+        if until.borrow().is_some_and(|last| after >= last) {
+            return (0, received);
+        }
+        let query = AllQuery { state_id_prefix: prefix.clone(), ..AllQuery::default() };
+        let page = servers[turn % 2].read_all_page(&query, after, 500).await.expect("read all");
+        if let Some(last) = page.events.last() {
+            after = last.global_position;
+        }
+        received.extend(page.events.iter().map(|e| (e.global_position, e.event_id)));
+        if page.events.is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    unreachable!("the loop ends when the reader is done")
+}
+
 /// Runs the scenario over two servers started from `config`.
 async fn scenario(config: Config) {
     let first = flipbook_server::start(config.clone()).await.expect("start the first server");
@@ -153,6 +182,7 @@ async fn scenario(config: Config) {
     .map(|(start, server, resume)| {
         tokio::spawn(subscribe(Arc::clone(&servers), prefix.clone(), start, server, resume, until.clone()))
     });
+    let poller = tokio::spawn(poll(Arc::clone(&servers), prefix.clone(), until.clone()));
 
     let mut stored = Stored::new();
     for writer in writers {
@@ -161,13 +191,14 @@ async fn scenario(config: Config) {
     assert_eq!(stored.len() as u64, EVENTS, "every append got its own positions");
     done.send_replace(stored.keys().last().copied());
 
-    for (subscriber, (task, start)) in subscribers.into_iter().zip(["beginning", "middle", "now"]).enumerate() {
+    let readers = subscribers.into_iter().chain([poller]).zip(["beginning", "middle", "now", "a ReadAll poller"]);
+    for (subscriber, (task, start)) in readers.enumerate() {
         let (now_start, received) =
             tokio::time::timeout(Duration::from_secs(120), task).await.expect("in time").expect("a subscriber");
         let after = match subscriber {
-            0 => 0,
             1 => middle,
-            _ => now_start,
+            2 => now_start,
+            _ => 0,
         };
         let expected: Vec<(u64, Uuid)> = stored.range(after + 1..).map(|(&p, &id)| (p, id)).collect();
         assert!(

@@ -236,8 +236,7 @@ async fn deliver(shared: &Shared, query: SubscriptionQuery, sender: &mpsc::Sende
         SubscriptionStart::After(position) => position,
         SubscriptionStart::Now => limit,
     };
-    let filter =
-        AllQuery { after_position: 0, state_id_prefix: query.state_id_prefix, names: query.names, limit: None };
+    let filter = AllQuery { state_id_prefix: query.state_id_prefix, names: query.names, ..AllQuery::default() };
     let options = &shared.options;
     let mut outbox =
         Outbox { sender, options, told: None, start: position, checkpointed: None, last_checkpoint: Instant::now() };

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use flipbook_model::validate::{self, Limits};
 use flipbook_model::{
-    AllQuery, AppendOutcome, AppendRequest, Delivery, RecordedEvent, Result, Snapshot, SnapshotQuery, StateHead,
-    StateQuery, SubscriptionQuery,
+    AllQuery, AppendOutcome, AppendRequest, Delivery, LogHead, RecordedEvent, Result, Snapshot, SnapshotQuery,
+    StateHead, StateQuery, SubscriptionQuery,
 };
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
@@ -110,16 +110,40 @@ impl Engine {
         Ok(state_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
     }
 
-    /// The store's events in global-position order, page by page.
+    /// The store's events in global-position order, page by page, up to the settled position
+    /// when the read starts (its first poll; see [`Engine::settled_query`]).
     pub fn read_all(&self, query: AllQuery) -> Result<Pages<Vec<RecordedEvent>>> {
         validate::all_query(&query)?;
-        Ok(all_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
+        let engine = self.clone();
+        let read = async move {
+            match engine.settled_query(query).await {
+                Ok(query) => all_pages(Arc::clone(&engine.events), query, DEFAULT_PAGE_SIZE),
+                Err(error) => stream::once(async { Err(error) }).boxed(),
+            }
+        };
+        Ok(stream::once(read).flatten().boxed())
     }
 
-    /// The same pages, encoded as the API sends them.
-    pub fn read_all_encoded(&self, query: AllQuery) -> Result<Pages<WirePage>> {
+    /// The same pages, encoded as the API sends them, and the highest position they cover.
+    pub async fn read_all_encoded(&self, query: AllQuery) -> Result<(u64, Pages<WirePage>)> {
         validate::all_query(&query)?;
-        Ok(all_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
+        let query = self.settled_query(query).await?;
+        Ok((query.last_position(), all_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE)))
+    }
+
+    /// How far the log is settled, and how many events that covers.
+    pub async fn log_head(&self) -> Result<LogHead> {
+        let settled_position = self.events.settled_position().await?;
+        Ok(LogHead { settled_position, event_count: self.events.event_count(settled_position).await? })
+    }
+
+    /// The query bounded by the settled position: read-all never shows an event above it, so a
+    /// reader that polls from the last position it saw cannot skip one that commits late below
+    /// it (PostgreSQL), as the event bus cannot.
+    async fn settled_query(&self, mut query: AllQuery) -> Result<AllQuery> {
+        let settled = self.events.settled_position().await?;
+        query.until_position = Some(query.last_position().min(settled));
+        Ok(query)
     }
 
     /// Stored events, then live ones, each once, with checkpoints. The bus starts delivering

@@ -210,6 +210,7 @@ impl EventStore for MemoryEventStore {
         let from = usize::try_from(after).unwrap_or(usize::MAX).min(events.log.len());
         let rows = events.log[from..]
             .iter()
+            .take_while(|e| e.global_position <= query.last_position())
             .filter(|e| e.state_id.starts_with(&query.state_id_prefix) && named(&query.names, e))
             .take(max)
             .map(|e| (e.global_position, e.clone()))
@@ -220,6 +221,11 @@ impl EventStore for MemoryEventStore {
     /// Appends take the lock that reads take: an event is visible once it has a position.
     async fn settled_position(&self) -> Result<u64> {
         Ok(self.events()?.log.len() as u64)
+    }
+
+    /// Positions are dense: the log's indexes plus one.
+    async fn event_count(&self, until: u64) -> Result<u64> {
+        Ok(until.min(self.events()?.log.len() as u64))
     }
 }
 

@@ -84,6 +84,9 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// event bus never hands out a position above it, which is what makes subscriptions unable
     /// to skip an event that commits late (see [`crate::bus`]).
     async fn settled_position(&self) -> Result<u64>;
+
+    /// How many events have a global position at or below `until`.
+    async fn event_count(&self, until: u64) -> Result<u64>;
 }
 
 #[async_trait]

@@ -233,7 +233,13 @@ impl NativeClient {
         names: Vec<String>,
         limit: Option<u64>,
     ) -> PyResult<Pages> {
-        let query = AllQuery { after_position, state_id_prefix: prefix, names, limit: limit.filter(|&n| n > 0) };
+        let query = AllQuery {
+            after_position,
+            state_id_prefix: prefix,
+            names,
+            limit: limit.filter(|&n| n > 0),
+            ..AllQuery::default()
+        };
         Ok(Pages::new(self.client(py)?.read_all(query)))
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use flipbook_model::{
     AllQuery, AppendOutcome, AppendRequest, Delivery, Error, Result, Snapshot, SnapshotQuery, StateHead, StateQuery,
-    SubscriptionQuery, SubscriptionStart,
+    SubscriptionQuery,
 };
 use flipbook_proto::status::{from_status, reason, reason_of};
 use flipbook_proto::v1::event_bus_client::EventBusClient;
@@ -179,6 +179,11 @@ impl GrpcStore {
         Ok(stream.map(|message| Delivery::try_from(message.map_err(error)?)))
     }
 
+    pub async fn log_head(&self) -> Result<flipbook_model::LogHead> {
+        let head = self.events.clone().get_log_head(v1::GetLogHeadRequest {}).await.map_err(error)?.into_inner();
+        Ok(flipbook_model::LogHead { settled_position: head.settled_position, event_count: head.event_count })
+    }
+
     /// A new server with a fresh database, and a store over it.
     pub async fn start() -> Self {
         let server = start_server().await;
@@ -265,6 +270,7 @@ impl EventStore for GrpcStore {
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
         let request = v1::ReadAllRequest {
             after_position: after,
+            until_position: query.until_position,
             state_id_prefix: query.state_id_prefix.clone(),
             names: query.names.clone(),
             limit: Some(max as u64),
@@ -283,14 +289,15 @@ impl EventStore for GrpcStore {
         Ok(Page { events, next })
     }
 
-    /// The wire has no call for it: a subscription from now starts there and says so first.
     async fn settled_position(&self) -> Result<u64> {
-        use futures::StreamExt;
-        let now = SubscriptionQuery { start: SubscriptionStart::Now, ..SubscriptionQuery::default() };
-        let mut subscription = std::pin::pin!(self.subscribe(now).await?);
-        match subscription.next().await {
-            Some(Ok(Delivery::Checkpoint(position))) => Ok(position),
-            other => Err(Error::Internal(format!("a subscription from now began with {other:?}"))),
+        Ok(self.log_head().await?.settled_position)
+    }
+
+    async fn event_count(&self, until: u64) -> Result<u64> {
+        let head = self.log_head().await?;
+        match until >= head.settled_position {
+            true => Ok(head.event_count),
+            false => Err(Error::Internal("the wire counts events up to the settled position only".to_owned())),
         }
     }
 }
@@ -391,6 +398,10 @@ impl EventStore for TwoServers {
 
     async fn settled_position(&self) -> Result<u64> {
         self.pick().settled_position().await
+    }
+
+    async fn event_count(&self, until: u64) -> Result<u64> {
+        self.pick().event_count(until).await
     }
 }
 

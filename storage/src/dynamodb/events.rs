@@ -355,7 +355,7 @@ impl EventStore for DynamoEventStore {
     /// page never reaches past what is settled); the state prefix is filtered by DynamoDB,
     /// names here.
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let newest = self.table.counter().await?;
+        let newest = self.table.counter().await?.min(query.last_position());
         let mut events = Vec::new();
         if after >= newest || max == 0 {
             return Ok(Page { events, next: None });
@@ -401,5 +401,10 @@ impl EventStore for DynamoEventStore {
     /// transactions on the counter are serialized: every position up to it is written.
     async fn settled_position(&self) -> Result<u64> {
         self.table.counter().await
+    }
+
+    /// Positions are dense: each transaction writes every position it moves the counter by.
+    async fn event_count(&self, until: u64) -> Result<u64> {
+        Ok(until.min(self.table.counter().await?))
     }
 }

@@ -36,12 +36,13 @@ impl PostgresEventStore {
         sqlx::query(
             "SELECT position, version, body, state_id FROM flipbook_events WHERE position > $1 \
              AND ($2 = '' OR starts_with(state_id, $2)) AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
-             ORDER BY position LIMIT $4",
+             AND position <= $5 ORDER BY position LIMIT $4",
         )
         .bind(to_i64(after))
         .bind(&query.state_id_prefix)
         .bind(&query.names)
         .bind(to_i64(max as u64))
+        .bind(to_i64(query.last_position()))
         .fetch(&self.pool)
     }
 
@@ -176,6 +177,16 @@ impl EventStore for PostgresEventStore {
         .await
         .map_err(sql_error)?;
         Ok(to_u64(settled))
+    }
+
+    /// Positions are sparse (transaction ids): the rows are counted.
+    async fn event_count(&self, until: u64) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM flipbook_events WHERE position <= $1")
+            .bind(to_i64(until))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(sql_error)?;
+        Ok(to_u64(count))
     }
 }
 

@@ -170,10 +170,10 @@ impl RedisEventStore {
     }
 
     /// The positions a page of read-all covers, and the cursor after it; `None` past the newest.
-    async fn all_window(&self, after: u64, max: usize) -> Result<Option<(Vec<u64>, Option<u64>)>> {
+    async fn all_window(&self, query: &AllQuery, after: u64, max: usize) -> Result<Option<(Vec<u64>, Option<u64>)>> {
         let mut conn = self.conn.clone();
         let newest: Option<u64> = conn.get(POSITION).await.map_err(redis_error)?;
-        let newest = newest.unwrap_or_default();
+        let newest = newest.unwrap_or_default().min(query.last_position());
         let last = newest.min(after.saturating_add(max as u64));
         Ok((after < last).then(|| ((after + 1..=last).collect(), (last < newest).then_some(last))))
     }
@@ -432,7 +432,7 @@ impl EventStore for RedisEventStore {
     }
 
     async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let Some((positions, next)) = self.all_window(after, max).await? else { return Ok(Page::default()) };
+        let Some((positions, next)) = self.all_window(query, after, max).await? else { return Ok(Page::default()) };
         let mut events = self.events_at(&positions).await?;
         events.retain(|e| {
             e.state_id.starts_with(&query.state_id_prefix) && (query.names.is_empty() || query.names.contains(&e.name))
@@ -446,7 +446,7 @@ impl EventStore for RedisEventStore {
         if !query.names.is_empty() {
             return Ok(self.read_all_page(query, after, max).await?.into());
         }
-        let Some((positions, next)) = self.all_window(after, max).await? else { return Ok(WirePage::default()) };
+        let Some((positions, next)) = self.all_window(query, after, max).await? else { return Ok(WirePage::default()) };
         let values = self.values_at(&positions).await?;
         let mut page = WirePage::with_capacity(values.len(), values.iter().map(|v| v.len() + 16).sum());
         for (value, position) in values.iter().zip(positions) {
@@ -473,6 +473,11 @@ impl EventStore for RedisEventStore {
         let mut conn = self.conn.clone();
         let newest: Option<u64> = conn.get(POSITION).await.map_err(redis_error)?;
         Ok(newest.unwrap_or_default())
+    }
+
+    /// Positions are dense: the script that takes them writes every one.
+    async fn event_count(&self, until: u64) -> Result<u64> {
+        Ok(until.min(self.settled_position().await?))
     }
 }
 

@@ -123,6 +123,17 @@ impl EventStore for SqliteEventStore {
             .await?;
         Ok(to_u64(last))
     }
+
+    async fn event_count(&self, until: u64) -> Result<u64> {
+        let until = to_i64(until);
+        let count: i64 = self
+            .reads
+            .run(move |connection| {
+                connection.query_row("SELECT COUNT(*) FROM events WHERE position <= ?1", [until], |row| row.get(0)).db()
+            })
+            .await?;
+        Ok(to_u64(count))
+    }
 }
 
 /// The columns [`recorded_event`] reads, in its order.
@@ -138,12 +149,13 @@ const ALL_QUERY: &str = concat!(
     event_columns!(),
     " FROM events WHERE position > ?1 ",
     "AND (?2 = '' OR substr(state_id, 1, length(?2)) = ?2) ",
-    "AND (?3 IS NULL OR name IN (SELECT value FROM json_each(?3))) ",
+    "AND (?3 IS NULL OR name IN (SELECT value FROM json_each(?3))) AND position <= ?5 ",
     "ORDER BY position LIMIT ?4"
 );
 
-fn all_params(query: &AllQuery, after: u64, max: usize) -> (i64, String, Option<String>, i64) {
-    (to_i64(after), query.state_id_prefix.clone(), names_json(&query.names), to_i64(max as u64))
+fn all_params(query: &AllQuery, after: u64, max: usize) -> (i64, String, Option<String>, i64, i64) {
+    let until = to_i64(query.last_position());
+    (to_i64(after), query.state_id_prefix.clone(), names_json(&query.names), to_i64(max as u64), until)
 }
 
 type StateParams = (String, i64, i64, Option<i64>, Option<String>, i64);
