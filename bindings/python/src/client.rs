@@ -1,5 +1,5 @@
-//! The client: every call of the low-level API, the session starts, and reconnecting after
-//! `fork()`.
+//! The client: every call of the low-level API, the session starts, reconnecting after
+//! `fork()`, and closing.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -12,12 +12,12 @@ use flipbook_sdk_core::{
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::errors::{OrRaise, locked, to_py};
+use crate::errors::{OrRaise, closed, locked, to_py};
 use crate::reads::Pages;
 use crate::runtime::{runtime, wait};
-use crate::session::PySession;
+use crate::session::{PyMultiSession, PySession};
 use crate::subscriptions::NativeSubscription;
-use crate::values::{EventTuple, OutcomeTuple, outcome_tuple, proposed_all};
+use crate::values::{EventTuple, OutcomeTuple, outcome_tuple, proposed_all, within};
 
 /// How a client was made, so a forked child can make it again.
 #[derive(Debug)]
@@ -33,7 +33,8 @@ enum Origin {
 pub struct NativeClient {
     origin: Origin,
     options: ClientOptions,
-    current: Mutex<(u32, Client)>,
+    /// The process the client is that of, and the client: `None` once closed.
+    current: Mutex<(u32, Option<Client>)>,
 }
 
 async fn open(origin: &Origin, options: ClientOptions) -> Result<Client, Error> {
@@ -66,6 +67,27 @@ fn client_options(
     Ok(options)
 }
 
+/// `(state_id, events, expected, version, neutral, state_metadata)`: one append, as
+/// `flipbook.AppendPart` gives it. `expected`: "any", "no_state", or "exactly" with `version`.
+type PartTuple = (String, Vec<EventTuple>, String, u64, bool, Option<Metadata>);
+
+fn append_request(
+    (state_id, events, expected, version, neutral, state_metadata): PartTuple,
+) -> Result<AppendRequest, Error> {
+    let expected = match expected.as_str() {
+        "any" => Expectation::Any,
+        "no_state" => Expectation::NoState,
+        "exactly" => Expectation::Exactly(version),
+        other => return Err(Error::invalid("expected", format!("unknown expectation {other:?}"))),
+    };
+    let mut request = AppendRequest::new(state_id, expected, proposed_all(events)?);
+    if neutral {
+        request.kind = StateKind::VersionNeutral;
+    }
+    request.state_metadata = state_metadata.unwrap_or_default();
+    Ok(request)
+}
+
 /// Why a client could not be made again after a fork.
 enum Reopen {
     Lock(PyErr),
@@ -90,23 +112,25 @@ impl NativeClient {
         let pid = std::process::id();
         {
             let current = locked(&self.current)?;
+            let Some(client) = &current.1 else { return Err(closed(py)) };
             if current.0 == pid || matches!(self.origin, Origin::Memory) {
-                return Ok(current.1.clone());
+                return Ok(client.clone());
             }
         }
         let runtime = runtime()?;
         let reopened = py.detach(|| {
             let mut current = locked(&self.current)?;
-            if current.0 != pid {
+            if current.0 != pid && current.1.is_some() {
                 let client = runtime.block_on(open(&self.origin, self.options.clone()))?;
                 // The parent's client holds tasks of the parent's runtime: never dropped here.
-                std::mem::forget(std::mem::replace(&mut current.1, client));
+                std::mem::forget(current.1.replace(client));
                 current.0 = pid;
             }
             Ok::<_, Reopen>(current.1.clone())
         });
         match reopened {
-            Ok(client) => Ok(client),
+            Ok(Some(client)) => Ok(client),
+            Ok(None) => Err(closed(py)), // closed by another thread meanwhile
             Err(Reopen::Lock(error)) => Err(error),
             Err(Reopen::Core(error)) => Err(to_py(py, error)),
         }
@@ -114,7 +138,7 @@ impl NativeClient {
 
     fn make(py: Python<'_>, origin: Origin, options: ClientOptions) -> PyResult<Self> {
         let client = wait(py, open(&origin, options.clone()))?.or_raise(py)?;
-        Ok(Self { origin, options, current: Mutex::new((std::process::id(), client)) })
+        Ok(Self { origin, options, current: Mutex::new((std::process::id(), Some(client))) })
     }
 }
 
@@ -155,6 +179,27 @@ impl NativeClient {
         Self::make(py, Origin::Memory, options)
     }
 
+    /// Releases this client's connection or embedded file, once the snapshots it is writing are
+    /// written. Calls after it raise; closing again does nothing. A call already running, and
+    /// a read, session or subscription begun before, keep their own handle until they end.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let (owner, closing) = {
+            let mut current = locked(&self.current)?;
+            (current.0, current.1.take())
+        };
+        let Some(client) = closing else { return Ok(()) };
+        if owner != std::process::id() {
+            // The parent's client, inherited by fork(): its tasks are the parent runtime's.
+            std::mem::forget(client);
+            return Ok(());
+        }
+        // Dropped on the runtime, with the GIL released: the connection's tasks end there.
+        wait(py, async move {
+            client.flush_snapshots().await;
+            drop(client);
+        })
+    }
+
     /// `expected`: "any", "no_state", or "exactly" with `version`.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (state_id, events, expected, version, neutral, state_metadata))]
@@ -163,24 +208,27 @@ impl NativeClient {
         py: Python<'_>,
         state_id: String,
         events: Vec<EventTuple>,
-        expected: &str,
+        expected: String,
         version: u64,
         neutral: bool,
         state_metadata: Option<Metadata>,
     ) -> PyResult<OutcomeTuple> {
-        let expected = match expected {
-            "any" => Expectation::Any,
-            "no_state" => Expectation::NoState,
-            "exactly" => Expectation::Exactly(version),
-            other => return Err(to_py(py, Error::invalid("expected", format!("unknown expectation {other:?}")))),
-        };
-        let mut request = AppendRequest::new(state_id, expected, proposed_all(events).or_raise(py)?);
-        if neutral {
-            request.kind = StateKind::VersionNeutral;
-        }
-        request.state_metadata = state_metadata.unwrap_or_default();
+        let request = append_request((state_id, events, expected, version, neutral, state_metadata)).or_raise(py)?;
         let client = self.client(py)?;
         wait(py, client.append_resending(request))?.or_raise(py).map(outcome_tuple)
+    }
+
+    /// Appends to several states atomically (every part or none): one outcome per part.
+    fn append_states(&self, py: Python<'_>, parts: Vec<PartTuple>) -> PyResult<Vec<OutcomeTuple>> {
+        let parts = parts
+            .into_iter()
+            .enumerate()
+            .map(|(p, part)| append_request(part).map_err(|e| within(&format!("parts[{p}]"), e)))
+            .collect::<Result<Vec<_>, _>>()
+            .or_raise(py)?;
+        let client = self.client(py)?;
+        let outcomes = wait(py, client.append_states_resending(parts))?.or_raise(py)?;
+        Ok(outcomes.into_iter().map(outcome_tuple).collect())
     }
 
     /// `(kind "versioned"|"neutral", event_count, last_global_position, first_recorded_at_nanos,
@@ -320,6 +368,18 @@ impl NativeClient {
         let session =
             wait(py, async move { client.execute_session(&state_id, &reducer_revision).await })?.or_raise(py)?;
         Ok(PySession::new(session))
+    }
+
+    /// A command over several states: `targets` are `(state_id, reducer_revision)` pairs.
+    fn execute_states_session(&self, py: Python<'_>, targets: Vec<(String, String)>) -> PyResult<PyMultiSession> {
+        let client = self.client(py)?;
+        let command = wait(py, async move {
+            let targets: Vec<(&str, &str)> =
+                targets.iter().map(|(id, revision)| (id.as_str(), revision.as_str())).collect();
+            client.execute_states_session(&targets).await
+        })?
+        .or_raise(py)?;
+        Ok(PyMultiSession::new(command))
     }
 
     /// `start_kind`: "beginning", "now", or "after" with `after`.

@@ -8,17 +8,36 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 /// The Python exception for a core error: the class of `flipbook.errors` named by its code,
-/// with `code`, `field`, `actual_version` set. A caller's own error never passes through here:
-/// user code runs in Python.
+/// with `code`, `field`, `state_id`, `actual_version` set. A caller's own error never passes
+/// through here: user code runs in Python.
 pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
+    let code = error.code().as_str();
+    exception(py, code, &error.to_string(), error.field(), error.state_id(), error.actual_version())
+}
+
+/// A call on a closed client. `CLOSED` is the binding's own code (the core has no closed
+/// client): an `Unavailable` that trying again cannot mend, so not `retryable`.
+pub(crate) fn closed(py: Python<'_>) -> PyErr {
+    exception(py, "CLOSED", "the client is closed", None, None, None)
+}
+
+fn exception(
+    py: Python<'_>,
+    code: &str,
+    message: &str,
+    field: Option<&str>,
+    state_id: Option<&str>,
+    actual_version: Option<u64>,
+) -> PyErr {
     let raise = || -> PyResult<PyErr> {
         let errors = py.import("flipbook.errors")?;
-        let class = errors.getattr("class_for_code")?.call1((error.code().as_str(),))?;
+        let class = errors.getattr("class_for_code")?.call1((code,))?;
         let kwargs = PyDict::new(py);
-        kwargs.set_item("code", error.code().as_str())?;
-        kwargs.set_item("field", error.field())?;
-        kwargs.set_item("actual_version", error.actual_version())?;
-        Ok(PyErr::from_value(class.call((error.to_string(),), Some(&kwargs))?))
+        kwargs.set_item("code", code)?;
+        kwargs.set_item("field", field)?;
+        kwargs.set_item("state_id", state_id)?;
+        kwargs.set_item("actual_version", actual_version)?;
+        Ok(PyErr::from_value(class.call((message,), Some(&kwargs))?))
     };
     raise().unwrap_or_else(|e| e)
 }

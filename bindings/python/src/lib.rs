@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 
 use crate::client::NativeClient;
 use crate::reads::Pages;
-use crate::session::PySession;
+use crate::session::{PyMultiSession, PySession, PyStateSession};
 use crate::subscriptions::NativeSubscription;
 use crate::values::PyRecordedEvent;
 
@@ -33,6 +33,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeClient>()?;
     m.add_class::<PySession>()?;
+    m.add_class::<PyMultiSession>()?;
+    m.add_class::<PyStateSession>()?;
     m.add_class::<Pages>()?;
     m.add_class::<NativeSubscription>()?;
     m.add_class::<PyRecordedEvent>()?;

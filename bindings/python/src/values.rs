@@ -63,12 +63,13 @@ impl PyRecordedEvent {
     }
 }
 
-/// A proposed event as the Python package passes it.
-pub(crate) type EventTuple = (Option<String>, String, Vec<u8>, String, Option<i64>, Option<Metadata>);
+/// A proposed event as the Python package passes it: `(event_id, name, payload, content_type,
+/// timestamp_nanos, metadata, version)`.
+pub(crate) type EventTuple = (Option<String>, String, Vec<u8>, String, Option<i64>, Option<Metadata>, Option<i64>);
 
 fn proposed(
     index: usize,
-    (event_id, name, payload, content_type, timestamp, metadata): EventTuple,
+    (event_id, name, payload, content_type, timestamp, metadata, version): EventTuple,
 ) -> Result<ProposedEvent, Error> {
     let mut event = ProposedEvent::new(name, payload);
     if let Some(id) = event_id {
@@ -78,11 +79,27 @@ fn proposed(
     event.content_type = content_type;
     event.timestamp = timestamp.map(Timestamp::from_unix_nanos);
     event.metadata = metadata.unwrap_or_default();
+    // Signed here so a negative version is the core's kind of error, naming the field, rather
+    // than an OverflowError of the conversion; the core checks the rest (from 1, no gaps).
+    event.version = version
+        .map(|v| {
+            u64::try_from(v).map_err(|_| Error::invalid(format!("events[{index}].version"), "versions start at 1"))
+        })
+        .transpose()?;
     Ok(event)
 }
 
 pub(crate) fn proposed_all(events: Vec<EventTuple>) -> Result<Vec<ProposedEvent>, Error> {
     events.into_iter().enumerate().map(|(i, e)| proposed(i, e)).collect()
+}
+
+/// An invalid argument found in a part of a request, named within it (`events[0].version` of
+/// `parts[1]` is `parts[1].events[0].version`), as the core names what it checks itself.
+pub(crate) fn within(prefix: &str, error: Error) -> Error {
+    match error {
+        Error::InvalidArgument { field, rule } => Error::InvalidArgument { field: format!("{prefix}.{field}"), rule },
+        other => other,
+    }
 }
 
 /// `(last_version, global_positions, recorded_at_nanos)`.

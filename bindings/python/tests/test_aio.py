@@ -64,6 +64,22 @@ def test_low_level(backend: Backend, state_id: str) -> None:
     run(backend, test)
 
 
+def test_read_a_version_range_in_both_directions(backend: Backend, state_id: str) -> None:
+    async def test(client: aio.Client) -> None:
+        await client.append(state_id, [Event("A" if v % 2 else "B") for v in range(1, 11)])
+        forward = client.read(state_id, from_version=3, to_version=6)
+        assert [e.version async for e in forward] == [3, 4, 5, 6]
+        backward = client.read(state_id, from_version=3, to_version=6, backward=True)
+        assert [e.version async for e in backward] == [6, 5, 4, 3]
+        assert [e.version async for e in client.read(state_id, from_version=7, to_version=7, backward=True)] == [7]
+        newest = client.read(state_id, from_version=2, to_version=9, limit=2, backward=True)
+        assert [e.version async for e in newest] == [9, 8]
+        pages = client.read_pages(state_id, from_version=8, to_version=40, backward=True)
+        assert [e.version async for page in pages for e in page] == [10, 9, 8]
+
+    run(backend, test)
+
+
 def test_errors(backend: Backend, state_id: str) -> None:
     async def test(client: aio.Client) -> None:
         with pytest.raises(flipbook.NotFound):

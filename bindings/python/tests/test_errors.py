@@ -12,7 +12,7 @@ import pytest
 
 import flipbook
 from conftest import AUTH_TOKEN, Server, events
-from flipbook import ANY, Event, errors
+from flipbook import ANY, AppendPart, Event, errors
 
 
 def assert_error(error: flipbook.FlipbookError, cls: type[flipbook.FlipbookError], code: str) -> None:
@@ -42,9 +42,12 @@ def test_every_class_is_a_flipbook_error_named_by_its_code() -> None:
         assert issubclass(flipbook.FlipbookError, Exception)
         assert errors.class_for_code(code) is cls
         error = cls("message", code=code)
-        assert (error.code, error.field, error.actual_version) == (code, None, None)
+        assert (error.code, error.field, error.state_id, error.actual_version) == (code, None, None, None)
         assert error.retryable is (cls in (flipbook.Unavailable, flipbook.FellBehind))
     assert errors.class_for_code("SOMETHING_NEW") is flipbook.FlipbookError
+    # The binding's own code, for a closed client: unavailable for good.
+    assert errors.class_for_code("CLOSED") is flipbook.Unavailable
+    assert not flipbook.Unavailable("closed", code="CLOSED").retryable
 
 
 # ---- from every backend ---------------------------------------------------------------------
@@ -62,6 +65,25 @@ def test_every_class_is_a_flipbook_error_named_by_its_code() -> None:
         (lambda c, s: c.append(s, Event("A"), expected=-1), "expected"),
         (lambda c, s: c.append(s, Event("A", timestamp=datetime(2024, 1, 1))), "timestamp"),
         (lambda c, s: c.append(s, Event("A"), state_metadata={"": "empty key"}), 'state_metadata[""]'),
+        (lambda c, s: c.append(s, Event("A", version=0)), "events[0].version"),
+        (lambda c, s: c.append(s, Event("A", version=-1)), "events[0].version"),
+        (lambda c, s: c.append(s, [Event("A", version=1), Event("B", version=3)]), "events[1].version"),
+        (lambda c, s: c.append_states([]), "parts"),
+        (
+            lambda c, s: c.append_states([AppendPart(s, Event("A")), AppendPart(s + "-2", Event(""))]),
+            "parts[1].events[0].name",
+        ),
+        (lambda c, s: c.append_states([AppendPart(s, Event("A")), AppendPart(s, Event("B"))]), "parts[1].state_id"),
+        (lambda c, s: c.append_states([AppendPart(s, Event("A"), expected=-1)]), "parts[0].expected"),
+        (lambda c, s: c.append_states([AppendPart(s, [])]), "parts[0].events"),
+        (
+            lambda c, s: c.append_states([AppendPart(s, Event("A")), AppendPart(s + "-2", Event("B", event_id="x"))]),
+            "parts[1].events[0].event_id",
+        ),
+        (
+            lambda c, s: c.append_states([AppendPart(s + "-2", Event("A")), AppendPart(s, Event("B", version=-1))]),
+            "parts[1].events[0].version",
+        ),
         (lambda c, s: list(c.read(s, from_version=5, to_version=2)), "min_version"),
         (lambda c, s: list(c.read(s, as_of=datetime(2024, 1, 1))), "as_of"),
         (lambda c, s: list(c.read_all(names=[""])), "names[0]"),
@@ -89,6 +111,7 @@ def test_conflict_error_carries_the_actual_version(client: flipbook.Client, stat
         client.append(state_id, Event("D"), expected=1)
     assert_error(raised.value, flipbook.ConflictError, "VERSION_CONFLICT")
     assert raised.value.actual_version == 3
+    assert raised.value.state_id == state_id
     assert raised.value.field is None
 
 
@@ -106,6 +129,7 @@ def test_duplicate_event(client: flipbook.Client, state_id: str) -> None:
         client.append(state_id, Event("Deposited", {"amount": 2}, event_id=event_id))
     assert_error(raised.value, flipbook.DuplicateEvent, "DUPLICATE_EVENT")
     assert event_id in str(raised.value)
+    assert raised.value.state_id == state_id
     assert client.head(state_id).event_count == 1
 
 
@@ -114,6 +138,7 @@ def test_state_kind_mismatch(client: flipbook.Client, state_id: str, new_id: Cal
     with pytest.raises(flipbook.StateKindMismatch) as raised:
         client.append(state_id, Event("Neutral"), version_neutral=True)
     assert_error(raised.value, flipbook.StateKindMismatch, "STATE_KIND_MISMATCH")
+    assert raised.value.state_id == state_id
 
     neutral = new_id("neutral")
     client.append(neutral, Event("Neutral"), version_neutral=True)

@@ -119,3 +119,21 @@ def test_a_read_begun_before_fork_is_refused_in_the_child_not_stuck(backend: Bac
 
     assert in_child(child) == 0
     assert len(next(pages)) == 3, "the parent's read goes on"
+
+
+def test_closing_in_a_forked_child_leaves_the_parent_its_client(backend: Backend, state_id: str) -> None:
+    client = backend.connect()
+    client.append(state_id, Event("Deposited", {"amount": 1}))
+
+    def child() -> None:
+        client.close()  # the parent's connection, inherited: let go of, never shut down here
+        try:
+            client.head(state_id)
+        except flipbook.Unavailable as closed:
+            assert closed.code == "CLOSED"
+        else:
+            raise AssertionError("a closed client answered")
+
+    assert in_child(child) == 0
+    assert client.append(state_id, Event("Deposited", {"amount": 2})).last_version == 2
+    client.close()

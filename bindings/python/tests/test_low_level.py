@@ -136,6 +136,33 @@ def test_resent_batch_with_an_exact_expectation_returns_the_original_result(
     assert [e.name for e in client.read(state_id)] == ["A", "A", "A", "Later"]
 
 
+def test_explicit_versions_round_trip(client: flipbook.Client, state_id: str) -> None:
+    first = client.append(state_id, [Event("A", version=1), Event("B", version=2)], expected=NO_STATE)
+    assert first.last_version == 2
+    assert client.append(state_id, Event("C", version=3), expected=2).last_version == 3
+    assert client.append(state_id, Event("D", version=4)).last_version == 4  # under ANY too
+    assert [(e.version, e.name) for e in client.read(state_id)] == [(1, "A"), (2, "B"), (3, "C"), (4, "D")]
+    assert Event("E", version=5).version == 5
+
+
+def test_explicit_versions_with_a_gap_are_refused(client: flipbook.Client, state_id: str) -> None:
+    client.append(state_id, events("A", "B"))
+    with pytest.raises(flipbook.InvalidArgument) as inside:
+        client.append(state_id, [Event("C", version=3), Event("E", version=5)])
+    assert inside.value.field == "events[1].version"
+    with pytest.raises(flipbook.InvalidArgument) as expected:
+        client.append(state_id, Event("D", version=4), expected=2)
+    assert expected.value.field == "events[0].version"
+    # After the stored state: its version is not where the events say they go.
+    with pytest.raises(flipbook.ConflictError) as after:
+        client.append(state_id, Event("D", version=4))
+    assert (after.value.state_id, after.value.actual_version) == (state_id, 2)
+    with pytest.raises(flipbook.InvalidArgument) as some:
+        client.append(state_id, [Event("C", version=3), Event("D")])
+    assert some.value.field == "events[1].version"
+    assert client.head(state_id).last_version == 2
+
+
 # ---- read -----------------------------------------------------------------------------------
 
 
@@ -160,6 +187,31 @@ def test_read_bounds_and_limit(client: flipbook.Client, ten: str) -> None:
     assert [e.version for e in client.read(ten, backward=True, from_version=3, to_version=6)] == [6, 5, 4, 3]
     assert [e.version for e in client.read(ten, from_version=8, limit=2)] == [8, 9]
     assert list(client.read(ten, from_version=11)) == []
+
+
+def test_read_a_version_range_in_both_directions(client: flipbook.Client, ten: str) -> None:
+    # Both bounds inclusive, the same versions either way, in the read's order.
+    assert [e.version for e in client.read(ten, from_version=3, to_version=6)] == [3, 4, 5, 6]
+    assert [e.version for e in client.read(ten, from_version=3, to_version=6, backward=True)] == [6, 5, 4, 3]
+    assert [e.version for e in client.read(ten, from_version=5, to_version=5)] == [5]
+    assert [e.version for e in client.read(ten, from_version=5, to_version=5, backward=True)] == [5]
+    assert [e.version for e in client.read(ten, from_version=9, to_version=50)] == [9, 10]
+    assert [e.version for e in client.read(ten, from_version=9, to_version=50, backward=True)] == [10, 9]
+    assert [e.version for e in client.read(ten, to_version=2, backward=True)] == [2, 1]
+    # The limit counts from the read's start: the oldest forward, the newest backward.
+    assert [e.version for e in client.read(ten, from_version=2, to_version=9, limit=3)] == [2, 3, 4]
+    assert [e.version for e in client.read(ten, from_version=2, to_version=9, limit=3, backward=True)] == [9, 8, 7]
+    assert [e.version for e in client.read(ten, from_version=3, to_version=8, names=["A"], backward=True)] == [7, 5, 3]
+    pages = client.read_pages(ten, from_version=4, to_version=7, backward=True)
+    assert [e.version for page in pages for e in page] == [7, 6, 5, 4]
+
+
+def test_read_a_version_range_across_pages(client: flipbook.Client, state_id: str) -> None:
+    for _ in range(3):
+        client.append(state_id, [Event("E") for _ in range(500)])
+    assert [e.version for e in client.read(state_id, from_version=200, to_version=1400)] == list(range(200, 1401))
+    backward = client.read(state_id, from_version=200, to_version=1400, backward=True)
+    assert [e.version for e in backward] == list(range(1400, 199, -1))
 
 
 def test_read_names(client: flipbook.Client, ten: str) -> None:

@@ -12,6 +12,7 @@ from flipbook._client import Client, Subscription
 from flipbook._model import (
     ANY,
     NO_STATE,
+    AppendPart,
     AppendResult,
     Checkpoint,
     Event,
@@ -43,6 +44,7 @@ from flipbook.errors import (
 __all__ = [
     "ANY",
     "NO_STATE",
+    "AppendPart",
     "AppendResult",
     "Checkpoint",
     "Client",

@@ -11,6 +11,7 @@ from types import TracebackType
 from flipbook import _native
 from flipbook._model import (
     ANY,
+    AppendPart,
     AppendResult,
     Checkpoint,
     Event,
@@ -27,6 +28,7 @@ from flipbook._model import (
     Start,
     StateHead,
     execute_protocol,
+    execute_states_protocol,
     expectation,
     head_from_native,
     load_protocol,
@@ -118,7 +120,8 @@ class _WithCheckpoints:
 class Client:
     """A connection to Flipbook (a server, or an embedded SQLite file, or memory). Thread-safe;
     share one per process. Make one with :meth:`connect`, :meth:`open_embedded` or
-    :meth:`in_memory`."""
+    :meth:`in_memory`; :meth:`close` it (or use it as ``with Client.open_embedded(...) as
+    client:``) to release its connection or file before it is garbage-collected."""
 
     def __init__(self, native: _native.NativeClient) -> None:
         self._native = native
@@ -158,6 +161,22 @@ class Client:
         """Everything in this process's memory, gone with the client: for unit tests."""
         return cls(_native.NativeClient.in_memory((options or Options()).to_native()))
 
+    def close(self) -> None:
+        """Releases the connection, or the embedded SQLite file, now (after waiting for the
+        snapshots being written in the background). Every call after it raises
+        :class:`~flipbook.errors.Unavailable` with code ``"CLOSED"`` (not retryable); closing
+        again does nothing. A call already running finishes, and reads and subscriptions begun
+        before keep their own handle until they end or are closed."""
+        self._native.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
     # ---- the high level --------------------------------------------------------------------
 
     def load(self, state_id: str, reducer: Reducer[S], *, as_of: datetime | None = None) -> Loaded[S]:
@@ -171,6 +190,21 @@ class Client:
         client's retry policy. An exception from ``decide`` propagates unchanged and appends
         nothing; after the last try a :class:`~flipbook.errors.ConflictError` is raised."""
         return run(execute_protocol(self._native, state_id, reducer, decide))
+
+    def execute_states(
+        self,
+        targets: Sequence[tuple[str, Reducer[S]]],
+        decide: Callable[[list[S]], Sequence[Sequence[Event]]],
+    ) -> list[Executed[S]]:
+        """Runs a command over several states: ``targets`` are ``(state_id, reducer)`` pairs
+        (a state at most once); ``decide(states)`` gets their states in that order and returns
+        one list of events per state (an empty one: that state is not written). The events are
+        stored in one atomic append, each state expected at the version it was folded to. On a
+        conflict on any of them every state is brought up to date and ``decide`` runs again, as
+        :meth:`execute` does. Returns one :class:`Executed` per state, in order.
+
+        With reducers of different state types, annotate them as ``Reducer[Any]``."""
+        return run(execute_states_protocol(self._native, targets, decide))
 
     # ---- the low level ---------------------------------------------------------------------
 
@@ -189,6 +223,17 @@ class Client:
         outcome = self._native.append(state_id, native_events(events), kind, version, version_neutral, state_metadata)
         return AppendResult.from_native(outcome)
 
+    def append_states(self, parts: Sequence[AppendPart]) -> list[AppendResult]:
+        """Appends to several states atomically: every part is stored, or none is. Each part is
+        what :meth:`append` takes for one state, each state in one part at most. A part that
+        fails fails the whole: its :class:`~flipbook.errors.ConflictError` names the part's
+        ``state_id`` and ``actual_version``; an invalid argument's ``field`` names the part
+        (``parts[1].events[0].name``). One result per part, in order; the global positions of
+        the request are contiguous, in part order. A lost answer is re-sent, as for
+        :meth:`append`."""
+        outcomes = self._native.append_states([part.to_native(i) for i, part in enumerate(parts)])
+        return [AppendResult.from_native(outcome) for outcome in outcomes]
+
     def read_pages(
         self,
         state_id: str,
@@ -200,7 +245,8 @@ class Client:
         names: Sequence[str] = (),
         as_of: datetime | None = None,
     ) -> Iterator[list[RecordedEvent]]:
-        """A state's events page by page (pages are fetched as you iterate)."""
+        """A state's events page by page (pages are fetched as you iterate), as :meth:`read`
+        selects them."""
         args = ReadArgs(backward, from_version, to_version, limit, list(names), as_of)
         return _pages(self._native.read_state(*args.native(state_id)))
 
@@ -215,7 +261,12 @@ class Client:
         names: Sequence[str] = (),
         as_of: datetime | None = None,
     ) -> Iterator[RecordedEvent]:
-        """A state's events, one by one (fetched a page at a time)."""
+        """A state's events, one by one (fetched a page at a time): in version order, or from
+        the newest with ``backward``. ``from_version`` and ``to_version`` bound the versions read,
+        both inclusive, in either direction (``from_version=3, to_version=6, backward=True``
+        gives 6, 5, 4, 3); ``limit`` takes the first that many in the read's direction. ``names``
+        keeps only events of those names; ``as_of`` only events whose timestamp is at or before
+        it (time-neutral ones always)."""
         pages = self.read_pages(
             state_id,
             backward=backward,

@@ -53,7 +53,12 @@ Expected = Union[_Any, _NoState, int]
 
 @dataclass(frozen=True)
 class Event:
-    """An event to append. Give ``data`` (encoded as JSON) or raw ``payload`` bytes."""
+    """An event to append. Give ``data`` (encoded as JSON) or raw ``payload`` bytes.
+
+    ``version`` is optional: the store assigns versions in order. When given, every event of
+    the append must have one, and they must continue the state without gaps (the first is the
+    state's version + 1); else the append is refused with :class:`InvalidArgument` (a gap) or
+    :class:`~flipbook.errors.ConflictError` (the state is elsewhere)."""
 
     name: str
     data: Any = None
@@ -64,20 +69,37 @@ class Event:
     #: When it happened in the domain (timezone-aware); ``None``: time-neutral.
     timestamp: datetime | None = None
     metadata: Mapping[str, str] | None = None
+    #: The event's version in its state; ``None``: the store assigns it.
+    version: int | None = None
 
-    def to_native(self) -> tuple[str | None, str, bytes, str, int | None, dict[str, str] | None]:
+    def to_native(self) -> _native._Event:
         payload = self.payload if self.payload is not None else json.dumps(self.data).encode()
         timestamp = None if self.timestamp is None else to_nanos(self.timestamp)
         metadata = None if self.metadata is None else dict(self.metadata)
-        return (self.event_id, self.name, payload, self.content_type, timestamp, metadata)
+        return (self.event_id, self.name, payload, self.content_type, timestamp, metadata, self.version)
 
 
-def native_events(
-    events: Event | Sequence[Event],
-) -> list[tuple[str | None, str, bytes, str, int | None, dict[str, str] | None]]:
+def native_events(events: Event | Sequence[Event]) -> list[_native._Event]:
     if isinstance(events, Event):
         events = [events]
     return [e.to_native() for e in events]
+
+
+@dataclass(frozen=True)
+class AppendPart:
+    """One state's part of :meth:`flipbook.Client.append_states`: what
+    :meth:`~flipbook.Client.append` takes for one state."""
+
+    state_id: str
+    events: Event | Sequence[Event]
+    expected: Expected = ANY
+    version_neutral: bool = False
+    state_metadata: Mapping[str, str] | None = None
+
+    def to_native(self, index: int) -> _native._Part:
+        kind, version = expectation(self.expected, f"parts[{index}].expected")
+        metadata = None if self.state_metadata is None else dict(self.state_metadata)
+        return (self.state_id, native_events(self.events), kind, version, self.version_neutral, metadata)
 
 
 @dataclass(frozen=True)
@@ -250,7 +272,7 @@ def _user(function: Callable[..., T], *args: Any) -> T:
         raise _UserError(error) from None
 
 
-def _start(session: _native.Session, reducer: Reducer[S]) -> S:
+def _start(session: _native.Session | _native.StateSession, reducer: Reducer[S]) -> S:
     base = session.base()
     if base is not None:
         try:
@@ -260,7 +282,7 @@ def _start(session: _native.Session, reducer: Reducer[S]) -> S:
     return _user(reducer.initial)
 
 
-def _fold(session: _native.Session, reducer: Reducer[S], state: S) -> Generator[Call, Any, S]:
+def _fold(session: _native.Session | _native.StateSession, reducer: Reducer[S], state: S) -> Generator[Call, Any, S]:
     apply = reducer.apply
     while True:
         page = yield (session.next_page, ())
@@ -273,9 +295,17 @@ def _fold(session: _native.Session, reducer: Reducer[S], state: S) -> Generator[
             raise _UserError(error) from None
 
 
+def _encoded(session: _native.Session | _native.StateSession, reducer: Reducer[S], state: S) -> bytes | None:
+    return _user(reducer.encode, state) if session.wants_state() else None
+
+
 def _finish(session: _native.Session, reducer: Reducer[S], state: S) -> Generator[Call, Any, Any]:
-    encoded = _user(reducer.encode, state) if session.wants_state() else None
-    return (yield (session.finish, (encoded,)))
+    return (yield (session.finish, (_encoded(session, reducer, state),)))
+
+
+def _executed(state: S, finished: _native._Finished) -> Executed[S]:
+    version, appended, tries = finished
+    return Executed(state, version, None if appended is None else AppendResult.from_native(appended), tries)
 
 
 def load_protocol(
@@ -301,9 +331,31 @@ def execute_protocol(
         # The caller's own exception leaves here unchanged; nothing was appended.
         events = native_events(_user(decide, state))
         yield (session.submit, (events,))
-    version, appended, tries = yield from _finish(session, reducer, state)
-    result = None if appended is None else AppendResult.from_native(appended)
-    return Executed(state, version, result, tries)
+    return _executed(state, (yield from _finish(session, reducer, state)))
+
+
+def execute_states_protocol(
+    native: _native.NativeClient,
+    targets: Sequence[tuple[str, Reducer[S]]],
+    decide: Callable[[list[S]], Sequence[Sequence[Event]]],
+) -> Protocol[list[Executed[S]]]:
+    """:func:`execute_protocol` over several states: each folded by its own reducer, one decision
+    for all of them, stored in one atomic append (the core retries a conflict on any of them)."""
+    reducers = [reducer for _, reducer in targets]
+    command = yield (native.execute_states_session, ([(state_id, r.revision) for state_id, r in targets],))
+    sessions = [command.session(i) for i in range(len(reducers))]
+    states = [_start(session, reducer) for session, reducer in zip(sessions, reducers)]
+    while True:
+        for i, (session, reducer) in enumerate(zip(sessions, reducers)):
+            states[i] = yield from _fold(session, reducer, states[i])
+        if command.is_decided():
+            break
+        # A copy: decide may keep or change its list without touching the folded states.
+        decisions = _user(decide, list(states))
+        yield (command.submit, ([native_events(events) for events in decisions],))
+    encoded = [_encoded(session, reducer, state) for session, reducer, state in zip(sessions, reducers, states)]
+    finished = yield (command.finish, (encoded,))
+    return [_executed(state, done) for state, done in zip(states, finished)]
 
 
 def run(protocol: Protocol[S]) -> S:
@@ -344,7 +396,7 @@ def non_negative(value: int | None, field: str) -> int | None:
     return value
 
 
-def expectation(expected: Expected) -> tuple[str, int]:
+def expectation(expected: Expected, field: str = "expected") -> tuple[str, int]:
     if isinstance(expected, _Any):
         return ("any", 0)
     if isinstance(expected, _NoState):
@@ -352,7 +404,7 @@ def expectation(expected: Expected) -> tuple[str, int]:
     if isinstance(expected, int) and not isinstance(expected, bool) and expected >= 0:
         return ("exactly", expected)
     raise InvalidArgument(
-        f"expected must be ANY, NO_STATE or a version >= 0, not {expected!r}", code="INVALID_ARGUMENT", field="expected"
+        f"{field} must be ANY, NO_STATE or a version >= 0, not {expected!r}", code="INVALID_ARGUMENT", field=field
     )
 
 

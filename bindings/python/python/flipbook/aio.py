@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from flipbook import _client, _native
 from flipbook._model import (
     ANY,
+    AppendPart,
     AppendResult,
     Checkpoint,
     Event,
@@ -38,6 +39,7 @@ from flipbook._model import (
     StateHead,
     _UserError,
     execute_protocol,
+    execute_states_protocol,
     load_protocol,
     non_negative,
     subscription_start,
@@ -199,7 +201,8 @@ class _WithCheckpoints:
 
 
 class Client:
-    """The asyncio face of :class:`flipbook.Client`: ``client = await Client.connect(...)``."""
+    """The asyncio face of :class:`flipbook.Client`: ``client = await Client.connect(...)``, or
+    ``async with await Client.open_embedded(...) as client:`` to close it at the end."""
 
     def __init__(self, sync: _client.Client) -> None:
         self._sync = sync
@@ -242,11 +245,31 @@ class Client:
     def in_memory(cls, *, options: Options | None = None) -> Client:
         return cls(_client.Client.in_memory(options=options))
 
+    async def close(self) -> None:
+        """See :meth:`flipbook.Client.close` (this closes :attr:`sync` too: they are one client)."""
+        await _call(self._sync.close)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.close()
+
     async def load(self, state_id: str, reducer: Reducer[S], *, as_of: datetime | None = None) -> Loaded[S]:
         return await _run(load_protocol(self._sync._native, state_id, reducer, as_of))
 
     async def execute(self, state_id: str, reducer: Reducer[S], decide: Callable[[S], Sequence[Event]]) -> Executed[S]:
         return await _run(execute_protocol(self._sync._native, state_id, reducer, decide))
+
+    async def execute_states(
+        self,
+        targets: Sequence[tuple[str, Reducer[S]]],
+        decide: Callable[[list[S]], Sequence[Sequence[Event]]],
+    ) -> list[Executed[S]]:
+        """See :meth:`flipbook.Client.execute_states`; ``decide`` runs in the event loop's thread."""
+        return await _run(execute_states_protocol(self._sync._native, targets, decide))
 
     async def append(
         self,
@@ -264,6 +287,10 @@ class Client:
 
         return await _call(append)
 
+    async def append_states(self, parts: Sequence[AppendPart]) -> list[AppendResult]:
+        """See :meth:`flipbook.Client.append_states`."""
+        return await _call(self._sync.append_states, parts)
+
     async def read_pages(
         self,
         state_id: str,
@@ -275,6 +302,7 @@ class Client:
         names: Sequence[str] = (),
         as_of: datetime | None = None,
     ) -> AsyncIterator[list[RecordedEvent]]:
+        """See :meth:`flipbook.Client.read_pages`."""
         pages = self._sync.read_pages(
             state_id,
             backward=backward,
@@ -298,6 +326,7 @@ class Client:
         names: Sequence[str] = (),
         as_of: datetime | None = None,
     ) -> AsyncIterator[RecordedEvent]:
+        """``async for``: see :meth:`flipbook.Client.read` (bounds inclusive, either direction)."""
         return _events(
             self.read_pages(
                 state_id,

@@ -2,8 +2,9 @@
 
 Catch :class:`FlipbookError` for all of them, or a subclass for one. Every error carries
 ``code`` (the stable name, e.g. ``"VERSION_CONFLICT"``); :class:`InvalidArgument` also names
-the ``field``, :class:`ConflictError` the state's ``actual_version``. An exception raised by your
-own reducer or decide function is never wrapped: it reaches you unchanged.
+the ``field``, :class:`ConflictError` the ``state_id`` it is about and that state's
+``actual_version`` (in an append to several states, the part that failed). An exception raised
+by your own reducer or decide function is never wrapped: it reaches you unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ class FlipbookError(Exception):
 
     code: str
     field: str | None
+    #: The state a conflict, a duplicate event or a kind mismatch is about.
+    state_id: str | None
     actual_version: int | None
 
     def __init__(
@@ -25,11 +28,13 @@ class FlipbookError(Exception):
         *,
         code: str = "INTERNAL",
         field: str | None = None,
+        state_id: str | None = None,
         actual_version: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.field = field
+        self.state_id = state_id
         self.actual_version = actual_version
 
     @property
@@ -48,15 +53,17 @@ class NotFound(FlipbookError):
 
 
 class ConflictError(FlipbookError):
-    """The state's version was not the expected one; ``actual_version`` is its version now."""
+    """The version of the state ``state_id`` was not the expected one; ``actual_version`` is its
+    version now. Nothing of the append was stored (of an append to several states: no part)."""
 
 
 class DuplicateEvent(FlipbookError):
-    """An event id already stored in the state, with other content or at another place."""
+    """An event id already stored in the state ``state_id``, with other content or at another
+    place."""
 
 
 class StateKindMismatch(FlipbookError):
-    """Versioned and version-neutral events cannot be mixed in one state."""
+    """Versioned and version-neutral events cannot be mixed in one state (``state_id``)."""
 
 
 class TooLarge(FlipbookError):
@@ -72,7 +79,8 @@ class PermissionDenied(FlipbookError):
 
 
 class Unavailable(FlipbookError):
-    """The server or its backend cannot be reached; retrying later can help."""
+    """The server or its backend cannot be reached; retrying later can help. Also raised, with
+    code ``"CLOSED"`` and not :attr:`~FlipbookError.retryable`, by a call on a closed client."""
 
 
 class FellBehind(FlipbookError):
@@ -94,6 +102,8 @@ _BY_CODE: dict[str, type[FlipbookError]] = {
     "UNAUTHENTICATED": Unauthenticated,
     "PERMISSION_DENIED": PermissionDenied,
     "UNAVAILABLE": Unavailable,
+    # The binding's own: a call on a client after close() (nothing the core reports).
+    "CLOSED": Unavailable,
     "FELL_BEHIND": FellBehind,
     "INTERNAL": InternalError,
 }
