@@ -176,13 +176,9 @@ async fn as_of_loads_see_the_state_at_that_time(mode: Mode) {
     assert_eq!(wallets.load(&id).await.expect("load").state.balance, 1111, "snapshots do not leak into as-of");
 }
 
-/// 32 tasks, each running 50 deposits on one wallet through retry, over four clients. Through
-/// a server, the connection goes through a proxy that delays answers and cuts connections
-/// mid-answer, so some appends are stored but their answer lost: the client re-sends them.
-async fn contended_deposits_land_exactly_once(mode: Mode) {
-    const TASKS: usize = 32;
-    const DEPOSITS: usize = 50;
-    let fixture = Fixture::new(mode).await;
+/// Through a server: a proxy that delays answers and cuts connections (none in-process), and
+/// retry options patient enough for it.
+async fn chaos(fixture: &Fixture) -> (Option<ChaosProxy>, ClientOptions) {
     let proxy = match fixture.server_addr() {
         Some(addr) => Some(ChaosProxy::start(addr, 15, Duration::from_millis(20)).await),
         None => None,
@@ -192,12 +188,32 @@ async fn contended_deposits_land_exactly_once(mode: Mode) {
     options.retry.max_resends = 1_000;
     options.retry.first_delay = Duration::from_millis(1);
     options.retry.max_delay = Duration::from_millis(20);
+    (proxy, options)
+}
+
+/// A client through the proxy when there is one, else the fixture's own.
+async fn chaotic_client(
+    fixture: &Fixture,
+    proxy: Option<&ChaosProxy>,
+    options: &ClientOptions,
+) -> flipbook_sdk_core::Client {
+    match proxy {
+        Some(proxy) => Fixture::connect(proxy.addr, options.clone()).await,
+        None => fixture.client(options.clone()).await,
+    }
+}
+
+/// 32 tasks, each running 50 deposits on one wallet through retry, over four clients. Through
+/// a server, the connection goes through a proxy that delays answers and cuts connections
+/// mid-answer, so some appends are stored but their answer lost: the client re-sends them.
+async fn contended_deposits_land_exactly_once(mode: Mode) {
+    const TASKS: usize = 32;
+    const DEPOSITS: usize = 50;
+    let fixture = Fixture::new(mode).await;
+    let (proxy, options) = chaos(&fixture).await;
     let mut repositories = Vec::new();
     for _ in 0..4 {
-        let client = match &proxy {
-            Some(proxy) => Fixture::connect(proxy.addr, options.clone()).await,
-            None => fixture.client(options.clone()).await,
-        };
+        let client = chaotic_client(&fixture, proxy.as_ref(), &options).await;
         repositories.push(Repository::new(client, WalletReducer));
     }
     if let Some(proxy) = &proxy {
@@ -257,19 +273,8 @@ async fn contended_transfers_keep_every_balance(mode: Mode) {
     const TASKS: usize = 12;
     const TRANSFERS: usize = 10;
     let fixture = Fixture::new(mode).await;
-    let proxy = match fixture.server_addr() {
-        Some(addr) => Some(ChaosProxy::start(addr, 15, Duration::from_millis(20)).await),
-        None => None,
-    };
-    let mut options = ClientOptions::default();
-    options.retry.max_tries = 100_000;
-    options.retry.max_resends = 1_000;
-    options.retry.first_delay = Duration::from_millis(1);
-    options.retry.max_delay = Duration::from_millis(20);
-    let client = match &proxy {
-        Some(proxy) => Fixture::connect(proxy.addr, options.clone()).await,
-        None => fixture.client(options.clone()).await,
-    };
+    let (proxy, options) = chaos(&fixture).await;
+    let client = chaotic_client(&fixture, proxy.as_ref(), &options).await;
     let wallets = Repository::new(client, WalletReducer);
     let ids: Vec<String> = (0..3).map(|_| state_id("wallet")).collect();
     for id in &ids {
