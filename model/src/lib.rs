@@ -230,12 +230,29 @@ pub struct AllQuery {
     pub state_id_prefix: String,
     pub names: Vec<String>,
     pub limit: Option<u64>,
+    /// Backward: newest first, from `until_position` down to `after_position`.
+    pub direction: Direction,
 }
 
 impl AllQuery {
     /// The highest position the read may show.
     pub fn last_position(&self) -> u64 {
         self.until_position.unwrap_or(u64::MAX)
+    }
+
+    /// The positions `(low, high]` a page may show, given the position the page before ended
+    /// at (`None` for the first page): forward the cursor raises `low`, backward it lowers
+    /// `high`. Empty when `low >= high`.
+    pub fn window(&self, cursor: Option<u64>) -> (u64, u64) {
+        match self.direction {
+            Direction::Forward => {
+                (cursor.unwrap_or(self.after_position).max(self.after_position), self.last_position())
+            }
+            Direction::Backward => {
+                let high = cursor.map_or(self.last_position(), |c| c.saturating_sub(1).min(self.last_position()));
+                (self.after_position, high)
+            }
+        }
     }
 }
 

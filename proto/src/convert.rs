@@ -90,14 +90,9 @@ impl TryFrom<v1::ReadStateRequest> for StateQuery {
     type Error = Error;
 
     fn try_from(request: v1::ReadStateRequest) -> Result<Self> {
-        let direction = match v1::Direction::try_from(request.direction) {
-            Ok(v1::Direction::Forward) => Direction::Forward,
-            Ok(v1::Direction::Backward) => Direction::Backward,
-            Err(_) => return Err(Error::invalid("direction", "must be DIRECTION_FORWARD or DIRECTION_BACKWARD")),
-        };
         Ok(Self {
             state_id: request.state_id,
-            direction,
+            direction: direction(request.direction)?,
             min_version: request.min_version,
             max_version: request.max_version,
             limit: request.limit.filter(|&n| n > 0),
@@ -107,16 +102,35 @@ impl TryFrom<v1::ReadStateRequest> for StateQuery {
     }
 }
 
-impl From<v1::ReadAllRequest> for AllQuery {
-    fn from(request: v1::ReadAllRequest) -> Self {
-        Self {
+impl TryFrom<v1::ReadAllRequest> for AllQuery {
+    type Error = Error;
+
+    fn try_from(request: v1::ReadAllRequest) -> Result<Self> {
+        Ok(Self {
             after_position: request.after_position,
             until_position: request.until_position,
             state_id_prefix: request.state_id_prefix,
             names: request.names,
             limit: request.limit.filter(|&n| n > 0),
-        }
+            direction: direction(request.direction)?,
+        })
     }
+}
+
+fn direction(wire: i32) -> Result<Direction> {
+    match v1::Direction::try_from(wire) {
+        Ok(v1::Direction::Forward) => Ok(Direction::Forward),
+        Ok(v1::Direction::Backward) => Ok(Direction::Backward),
+        Err(_) => Err(Error::invalid("direction", "must be DIRECTION_FORWARD or DIRECTION_BACKWARD")),
+    }
+}
+
+fn wire_direction(direction: Direction) -> i32 {
+    let wire = match direction {
+        Direction::Forward => v1::Direction::Forward,
+        Direction::Backward => v1::Direction::Backward,
+    };
+    wire as i32
 }
 
 /// No start is the beginning (position 0), as proto3 reads an unset field.
@@ -258,10 +272,7 @@ impl From<StateQuery> for v1::ReadStateRequest {
     fn from(query: StateQuery) -> Self {
         Self {
             state_id: query.state_id,
-            direction: match query.direction {
-                Direction::Forward => v1::Direction::Forward,
-                Direction::Backward => v1::Direction::Backward,
-            } as i32,
+            direction: wire_direction(query.direction),
             min_version: query.min_version,
             max_version: query.max_version,
             limit: query.limit,
@@ -279,6 +290,7 @@ impl From<AllQuery> for v1::ReadAllRequest {
             state_id_prefix: query.state_id_prefix,
             names: query.names,
             limit: query.limit,
+            direction: wire_direction(query.direction),
         }
     }
 }

@@ -121,9 +121,24 @@ async fn read_all_follows_global_positions_with_filters(mode: Mode) {
     let ids: Vec<_> = events.iter().map(|e| e.state_id.clone()).collect();
     assert_eq!(ids, [format!("{prefix}/0"), format!("{prefix}/2")]);
     assert!(events[0].global_position < events[1].global_position);
-    let after = AllQuery { after_position: events[0].global_position, state_id_prefix: prefix, ..AllQuery::default() };
+    let after =
+        AllQuery { after_position: events[0].global_position, state_id_prefix: prefix.clone(), ..AllQuery::default() };
     let later: Vec<_> = client.read_all(after).try_collect::<Vec<_>>().await.expect("read").concat();
     assert_eq!(later.len(), 2);
+
+    // The newest first, down to a position.
+    let newest: Vec<_> = client.read_all(newest_query(&prefix)).try_collect::<Vec<_>>().await.expect("read").concat();
+    let ids: Vec<_> = newest.iter().map(|e| e.state_id.clone()).collect();
+    assert_eq!(ids, [format!("{prefix}/2"), format!("{prefix}/1"), format!("{prefix}/0")]);
+    let above_first = AllQuery { after_position: events[0].global_position, limit: Some(1), ..newest_query(&prefix) };
+    let last: Vec<_> = client.read_all(above_first).try_collect::<Vec<_>>().await.expect("read").concat();
+    assert_eq!(last.iter().map(|e| e.state_id.clone()).collect::<Vec<_>>(), [format!("{prefix}/2")]);
+    let head = client.log_head().await.expect("log head");
+    assert!(head.settled_position >= newest[0].global_position);
+}
+
+fn newest_query(prefix: &str) -> AllQuery {
+    AllQuery { state_id_prefix: prefix.to_owned(), direction: Direction::Backward, ..AllQuery::default() }
 }
 
 async fn snapshots_put_get_and_delete(mode: Mode) {

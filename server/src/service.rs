@@ -176,7 +176,7 @@ impl event_store_server::EventStore for Flipbook {
     /// event sends one message with only that.
     async fn read_all(&self, request: Request<v1::ReadAllRequest>) -> Result<Response<Self::ReadAllStream>, Status> {
         observe("ReadAll", async {
-            let (settled, pages) = self.0.read_all_encoded(AllQuery::from(request.into_inner())).await?;
+            let (settled, pages) = self.0.read_all_encoded(AllQuery::try_from(request.into_inner())?).await?;
             let trailer =
                 Bytes::from(v1::ReadAllResponse { events: Vec::new(), settled_position: settled }.encode_to_vec());
             let with_trailer = trailer.clone();

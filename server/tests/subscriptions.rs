@@ -136,8 +136,8 @@ async fn poll(
         if until.borrow().is_some_and(|last| after >= last) {
             return (0, received);
         }
-        let query = AllQuery { state_id_prefix: prefix.clone(), ..AllQuery::default() };
-        let page = servers[turn % 2].read_all_page(&query, after, 500).await.expect("read all");
+        let query = AllQuery { after_position: after, state_id_prefix: prefix.clone(), ..AllQuery::default() };
+        let page = servers[turn % 2].read_all_page(&query, None, 500).await.expect("read all");
         if let Some(last) = page.events.last() {
             after = last.global_position;
         }
@@ -167,7 +167,7 @@ async fn scenario(config: Config) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let middle = servers[0]
-        .read_all_page(&flipbook_model::AllQuery { state_id_prefix: prefix.clone(), ..Default::default() }, 0, 1_000)
+        .read_all_page(&flipbook_model::AllQuery { state_id_prefix: prefix.clone(), ..Default::default() }, None, 1_000)
         .await
         .expect("read the stored events")
         .events

@@ -214,6 +214,7 @@ async fn bad_reads_are_refused() {
     };
     assert_invalid(f.events.read_all(all(|r| r.state_id_prefix = "p".repeat(257))).await, "state_id_prefix");
     assert_invalid(f.events.read_all(all(|r| r.names = vec!["ok".into(), "\n".into()])).await, "names[1]");
+    assert_invalid(f.events.read_all(all(|r| r.direction = 2)).await, "direction");
     f.assert_nothing_stored_and_still_serving().await;
 }
 

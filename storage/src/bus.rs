@@ -245,7 +245,7 @@ async fn deliver(shared: &Shared, query: SubscriptionQuery, sender: &mpsc::Sende
     let mut live = false;
     loop {
         while position < limit {
-            let page = shared.store.read_all_page(&filter, position, page_size).await?;
+            let page = shared.store.read_all_page(&filter, Some(position), page_size).await?;
             page_size = page_size_after(&page.events, options.page_size).unwrap_or(page_size);
             let (events, reached) = settled_part(page, limit);
             position = position.max(reached);

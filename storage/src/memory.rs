@@ -205,16 +205,18 @@ impl EventStore for MemoryEventStore {
         Ok(page(rows, max))
     }
 
-    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
+    /// Positions are the log's indexes plus one, so the window is a slice of it.
+    async fn read_all_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<Page> {
         let events = self.events()?;
-        let from = usize::try_from(after).unwrap_or(usize::MAX).min(events.log.len());
-        let rows = events.log[from..]
-            .iter()
-            .take_while(|e| e.global_position <= query.last_position())
-            .filter(|e| e.state_id.starts_with(&query.state_id_prefix) && named(&query.names, e))
-            .take(max)
-            .map(|e| (e.global_position, e.clone()))
-            .collect();
+        let (low, high) = query.window(cursor);
+        let index = |position: u64| usize::try_from(position).unwrap_or(usize::MAX).min(events.log.len());
+        let window = &events.log[index(low).min(index(high))..index(high)];
+        let wanted = |e: &&RecordedEvent| e.state_id.starts_with(&query.state_id_prefix) && named(&query.names, e);
+        let row = |e: &RecordedEvent| (e.global_position, e.clone());
+        let rows = match query.direction {
+            Direction::Forward => window.iter().filter(wanted).take(max).map(row).collect(),
+            Direction::Backward => window.iter().rev().filter(wanted).take(max).map(row).collect(),
+        };
         Ok(page(rows, max))
     }
 

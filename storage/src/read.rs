@@ -154,13 +154,6 @@ where
     pages(cursor, page_size, move |after, max| read(Arc::clone(&store), Arc::clone(&query), after, max))
 }
 
-/// Where read-all starts: after the query's position.
-fn all_cursor(query: &AllQuery, page_size: usize) -> Cursor {
-    let mut cursor = Cursor::new(query.limit, page_size);
-    cursor.after = Some(query.after_position);
-    cursor
-}
-
 /// One state's events, page by page, honouring the query's limit.
 pub fn state_pages(
     store: Arc<dyn EventStore>,
@@ -187,29 +180,29 @@ pub fn state_wire_pages(
     })
 }
 
-/// Every event of the store after the query's position, page by page, honouring its limit.
+/// The store's events the query asks for, in its direction, page by page, honouring its limit.
 pub fn all_pages(
     store: Arc<dyn EventStore>,
     query: AllQuery,
     page_size: usize,
 ) -> BoxStream<'static, Result<Vec<RecordedEvent>>> {
-    let cursor = all_cursor(&query, page_size);
-    reads(store, query, cursor, page_size, |store, query: Arc<AllQuery>, after, max| async move {
-        store.read_all_page(&query, after.unwrap_or(query.after_position), max).await
+    let cursor = Cursor::new(query.limit, page_size);
+    reads(store, query, cursor, page_size, |store, query: Arc<AllQuery>, cursor, max| async move {
+        store.read_all_page(&query, cursor, max).await
     })
     .map_ok(|page| page.events)
     .boxed()
 }
 
-/// Every event after the query's position as [`all_pages`], encoded as the API sends them.
+/// The events of [`all_pages`], encoded as the API sends them.
 pub fn all_wire_pages(
     store: Arc<dyn EventStore>,
     query: AllQuery,
     page_size: usize,
 ) -> BoxStream<'static, Result<WirePage>> {
-    let cursor = all_cursor(&query, page_size);
-    reads(store, query, cursor, page_size, |store, query: Arc<AllQuery>, after, max| async move {
-        store.read_all_wire_page(&query, after.unwrap_or(query.after_position), max).await
+    let cursor = Cursor::new(query.limit, page_size);
+    reads(store, query, cursor, page_size, |store, query: Arc<AllQuery>, cursor, max| async move {
+        store.read_all_wire_page(&query, cursor, max).await
     })
 }
 

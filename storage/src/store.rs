@@ -70,13 +70,14 @@ pub trait EventStore: Send + Sync + Debug + 'static {
         Ok(self.read_state_page(query, after, max).await?.into())
     }
 
-    /// At most `max` events with a global position above `after`, in global-position order,
-    /// with the query's filters applied.
-    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page>;
+    /// At most `max` events with a global position in the query's window past the cursor
+    /// ([`AllQuery::window`]), in global-position order (descending, backward), with the
+    /// query's filters applied. `cursor` is `None` on the first page.
+    async fn read_all_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<Page>;
 
     /// The same page, encoded as the API sends it (see [`EventStore::read_state_wire_page`]).
-    async fn read_all_wire_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<WirePage> {
-        Ok(self.read_all_page(query, after, max).await?.into())
+    async fn read_all_wire_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<WirePage> {
+        Ok(self.read_all_page(query, cursor, max).await?.into())
     }
 
     /// The highest global position that is *settled*: every event at or below it is visible

@@ -51,6 +51,7 @@ macro_rules! event_store_contract {
             head_tracks_counts_times_and_metadata,
             state_metadata_is_bounded,
             read_all_in_global_order_with_filters,
+            read_all_backward_newest_first,
             concurrent_writers_with_exact_expectations,
             append_states_stores_every_part_or_none,
             append_states_replays_a_resend,
@@ -133,6 +134,10 @@ pub async fn read_paged(store: &Arc<dyn EventStore>, query: StateQuery, page: us
 pub async fn read_all(store: &Arc<dyn EventStore>, query: AllQuery) -> Vec<RecordedEvent> {
     let pages: Vec<_> = all_pages(Arc::clone(store), query, 7).collect().await;
     pages.into_iter().flat_map(|p| p.expect("read a page")).collect()
+}
+
+fn positions(events: &[RecordedEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.global_position).collect()
 }
 
 fn versions(events: &[RecordedEvent]) -> Vec<Option<u64>> {
@@ -626,9 +631,62 @@ pub mod events {
         assert_eq!(payload_numbers(&odd), vec![10, 30, 50]);
 
         let limited =
-            read_all(&store, AllQuery { state_id_prefix: prefix, limit: Some(9), ..AllQuery::default() }).await;
+            read_all(&store, AllQuery { state_id_prefix: prefix.clone(), limit: Some(9), ..AllQuery::default() }).await;
         assert_eq!(limited.len(), 9);
         assert_eq!(limited[8].global_position, expected[8].0);
+
+        // An upper bound inside an append's events cuts the append there.
+        let until = expected[8].0;
+        let upto =
+            read_all(&store, AllQuery { until_position: Some(until), state_id_prefix: prefix, ..AllQuery::default() })
+                .await;
+        assert_eq!(positions(&upto), expected[..=8].iter().map(|p| p.0).collect::<Vec<_>>());
+    }
+
+    /// Backward: newest first, between the bounds, with the same filters and limit, over
+    /// several pages (the kit reads pages of 7).
+    pub async fn read_all_backward_newest_first(store: Arc<dyn EventStore>) {
+        let prefix = format!("{}/", Uuid::new_v4().simple());
+        let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+        let mut expected = Vec::new();
+        for (i, state) in [&a, &b, &a, &b, &b, &a].into_iter().enumerate() {
+            let batch =
+                vec![event(if i % 2 == 0 { "Even" } else { "Odd" }, i as u64 * 10), event("Tail", i as u64 * 10 + 1)];
+            let outcome = append(&store, AppendRequest::new(state, Expectation::Any, batch)).await;
+            expected.extend(outcome.global_positions);
+        }
+        let newest_first: Vec<u64> = expected.iter().rev().copied().collect();
+        let backward = |query: AllQuery| AllQuery { direction: Direction::Backward, ..query };
+        let read = |query: AllQuery| read_all(&store, backward(query));
+        let everything = read(AllQuery { state_id_prefix: prefix.clone(), ..AllQuery::default() }).await;
+        assert_eq!(positions(&everything), newest_first, "every event once, newest first");
+
+        // Both bounds, the upper one inside an append: (expected[2], expected[8]], descending.
+        let between = read(AllQuery {
+            after_position: expected[2],
+            until_position: Some(expected[8]),
+            state_id_prefix: prefix.clone(),
+            ..AllQuery::default()
+        })
+        .await;
+        assert_eq!(positions(&between), expected[3..=8].iter().rev().copied().collect::<Vec<_>>());
+
+        let last_three =
+            read(AllQuery { state_id_prefix: prefix.clone(), limit: Some(3), ..AllQuery::default() }).await;
+        assert_eq!(positions(&last_three), newest_first[..3]);
+
+        let odd =
+            read(AllQuery { state_id_prefix: prefix.clone(), names: vec!["Odd".into()], ..AllQuery::default() }).await;
+        assert_eq!(payload_numbers(&odd), vec![50, 30, 10]);
+
+        let only_b = read(AllQuery { state_id_prefix: b.clone(), ..AllQuery::default() }).await;
+        assert_eq!(payload_numbers(&only_b), vec![41, 40, 31, 30, 11, 10]);
+        assert!(only_b.iter().all(|e| e.state_id == b));
+
+        let nothing_below =
+            read(AllQuery { until_position: Some(expected[0] - 1), state_id_prefix: prefix, ..AllQuery::default() })
+                .await;
+        assert!(nothing_below.is_empty());
     }
 
     /// 16 writers append one event at a time to one state, each with `exactly <the version it
@@ -973,10 +1031,6 @@ pub mod bus {
         };
         tokio::time::timeout(Duration::from_secs(30), receiving).await.expect("reached the position in time");
         (events, checkpoints)
-    }
-
-    fn positions(events: &[RecordedEvent]) -> Vec<u64> {
-        events.iter().map(|e| e.global_position).collect()
     }
 
     async fn append_positions(store: &Arc<dyn EventStore>, state: &str, batch: Vec<ProposedEvent>) -> Vec<u64> {

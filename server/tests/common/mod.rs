@@ -267,13 +267,14 @@ impl EventStore for GrpcStore {
         Ok(Page { events, next })
     }
 
-    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
+    /// A page is a read of the window past the cursor.
+    async fn read_all_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<Page> {
+        let (low, high) = query.window(cursor);
         let request = v1::ReadAllRequest {
-            after_position: after,
-            until_position: query.until_position,
-            state_id_prefix: query.state_id_prefix.clone(),
-            names: query.names.clone(),
+            after_position: low,
+            until_position: (high < u64::MAX).then_some(high),
             limit: Some(max as u64),
+            ..query.clone().into()
         };
         let mut stream = self.events.clone().read_all(request).await.map_err(error)?.into_inner();
         let mut events = Vec::new();
@@ -392,8 +393,8 @@ impl EventStore for TwoServers {
         self.pick().read_state_page(query, after, max).await
     }
 
-    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        self.pick().read_all_page(query, after, max).await
+    async fn read_all_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<Page> {
+        self.pick().read_all_page(query, cursor, max).await
     }
 
     async fn settled_position(&self) -> Result<u64> {

@@ -351,38 +351,49 @@ impl EventStore for DynamoEventStore {
         Ok(Page { events, next })
     }
 
-    /// Queries the position partitions from `after` up to the counter (read first, so the
-    /// page never reaches past what is settled); the state prefix is filtered by DynamoDB,
-    /// names here.
-    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let newest = self.table.counter().await?.min(query.last_position());
+    /// Queries the position partitions over the window, bounded by the counter (read first, so
+    /// the page never reaches past what is settled); the state prefix is filtered by DynamoDB,
+    /// names here. A chunk's key is its last position, so the chunks holding `(low, high]`
+    /// have keys from `low + 1` up to at most one append's events above `high`.
+    async fn read_all_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<Page> {
+        let newest = self.table.counter().await?;
+        let (low, high) = query.window(cursor);
+        let high = high.min(newest);
         let mut events = Vec::new();
-        if after >= newest || max == 0 {
+        if low >= high || max == 0 {
             return Ok(Page { events, next: None });
         }
-        let mut covered = after;
-        for bucket in (after + 1) / BUCKET..=newest / BUCKET {
+        let top = newest.min(high.saturating_add(MAX_EVENTS_PER_APPEND as u64));
+        let forward = query.direction == Direction::Forward;
+        let buckets = (low + 1) / BUCKET..=top / BUCKET;
+        let buckets: Box<dyn Iterator<Item = u64> + Send> =
+            if forward { Box::new(buckets) } else { Box::new(buckets.rev()) };
+        let mut covered = None;
+        for bucket in buckets {
             let mut start = None;
             loop {
                 let (items, next) = self
                     .table
                     .query(
                         position_pk(bucket * BUCKET),
-                        after + 1,
-                        newest,
-                        true,
+                        low + 1,
+                        top,
+                        forward,
                         max.max(16),
                         &query.state_id_prefix,
                         start,
                     )
                     .await?;
                 for item in &items {
-                    let (_, chunk) = decode_chunk(get_b(item, "data")?)?;
-                    for event in chunk.into_iter().filter(|e| e.global_position > after) {
+                    let (_, mut chunk) = decode_chunk(get_b(item, "data")?)?;
+                    if !forward {
+                        chunk.reverse();
+                    }
+                    for event in chunk.into_iter().filter(|e| (low + 1..=high).contains(&e.global_position)) {
                         if events.len() >= max {
-                            return Ok(Page { events, next: Some(covered) });
+                            return Ok(Page { events, next: covered });
                         }
-                        covered = event.global_position;
+                        covered = Some(event.global_position);
                         if query.names.is_empty() || query.names.contains(&event.name) {
                             events.push(event);
                         }

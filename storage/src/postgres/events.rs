@@ -30,20 +30,33 @@ impl PostgresEventStore {
     fn all_rows<'q>(
         &'q self,
         query: &'q AllQuery,
-        after: u64,
+        cursor: Option<u64>,
         max: usize,
     ) -> BoxStream<'q, std::result::Result<PgRow, sqlx::Error>> {
-        sqlx::query(
-            "SELECT position, version, body, state_id FROM flipbook_events WHERE position > $1 \
-             AND ($2 = '' OR starts_with(state_id, $2)) AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
-             AND position <= $5 ORDER BY position LIMIT $4",
-        )
-        .bind(to_i64(after))
-        .bind(&query.state_id_prefix)
-        .bind(&query.names)
-        .bind(to_i64(max as u64))
-        .bind(to_i64(query.last_position()))
-        .fetch(&self.pool)
+        macro_rules! all_rows {
+            ($order:literal) => {
+                concat!(
+                    "SELECT position, version, body, state_id FROM flipbook_events \
+                     WHERE position > $1 AND position <= $5 \
+                     AND ($2 = '' OR starts_with(state_id, $2)) AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
+                     ORDER BY position ",
+                    $order,
+                    " LIMIT $4"
+                )
+            };
+        }
+        let sql = match query.direction {
+            Direction::Forward => all_rows!("ASC"),
+            Direction::Backward => all_rows!("DESC"),
+        };
+        let (low, high) = query.window(cursor);
+        sqlx::query(sql)
+            .bind(to_i64(low))
+            .bind(&query.state_id_prefix)
+            .bind(&query.names)
+            .bind(to_i64(max as u64))
+            .bind(to_i64(high))
+            .fetch(&self.pool)
     }
 
     pub async fn open(config: &PostgresConfig) -> Result<Self> {
@@ -143,9 +156,9 @@ impl EventStore for PostgresEventStore {
         Ok(page)
     }
 
-    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
+    async fn read_all_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<Page> {
         let mut events = Vec::with_capacity(max.min(4096));
-        let (count, last) = each_row(self.all_rows(query, after, max), |row| {
+        let (count, last) = each_row(self.all_rows(query, cursor, max), |row| {
             events.push(event(row.get(ALL_ROW_STATE).map_err(sql_error)?, &row, ALL_ROW_POSITION)?);
             Ok(())
         })
@@ -153,9 +166,9 @@ impl EventStore for PostgresEventStore {
         Ok(Page { events, next: next_cursor(count, max, last) })
     }
 
-    async fn read_all_wire_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<WirePage> {
+    async fn read_all_wire_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<WirePage> {
         let mut page = WirePage::with_capacity(max.min(4096), 0);
-        let (count, last) = each_row(self.all_rows(query, after, max), |row| {
+        let (count, last) = each_row(self.all_rows(query, cursor, max), |row| {
             let (version, position) = placing(&row, ALL_ROW_POSITION)?;
             let state_id = row.get(ALL_ROW_STATE).map_err(sql_error)?;
             page.push(state_id, version, position, row.get(BODY).map_err(sql_error)?);

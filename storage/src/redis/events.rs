@@ -169,13 +169,32 @@ impl RedisEventStore {
         positions.iter().zip(values).map(|(&position, value)| decode_event(position, &value)).collect()
     }
 
-    /// The positions a page of read-all covers, and the cursor after it; `None` past the newest.
-    async fn all_window(&self, query: &AllQuery, after: u64, max: usize) -> Result<Option<(Vec<u64>, Option<u64>)>> {
+    /// The positions a page of read-all covers, in the read's order, and the cursor after it;
+    /// `None` when the window is empty. Positions are dense, so the page is `max` of them.
+    async fn all_window(
+        &self,
+        query: &AllQuery,
+        cursor: Option<u64>,
+        max: usize,
+    ) -> Result<Option<(Vec<u64>, Option<u64>)>> {
         let mut conn = self.conn.clone();
         let newest: Option<u64> = conn.get(POSITION).await.map_err(redis_error)?;
-        let newest = newest.unwrap_or_default().min(query.last_position());
-        let last = newest.min(after.saturating_add(max as u64));
-        Ok((after < last).then(|| ((after + 1..=last).collect(), (last < newest).then_some(last))))
+        let (low, high) = query.window(cursor);
+        let high = high.min(newest.unwrap_or_default());
+        if low >= high || max == 0 {
+            return Ok(None);
+        }
+        let max = max as u64;
+        Ok(Some(match query.direction {
+            Direction::Forward => {
+                let last = high.min(low.saturating_add(max));
+                ((low + 1..=last).collect(), (last < high).then_some(last))
+            }
+            Direction::Backward => {
+                let first = (low + 1).max(high.saturating_sub(max - 1));
+                ((first..=high).rev().collect(), (first > low + 1).then_some(first))
+            }
+        }))
     }
 
     /// A page of a state's read: the sequence numbers it covers, the cursor after it, and its
@@ -431,8 +450,8 @@ impl EventStore for RedisEventStore {
         Ok(page)
     }
 
-    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let Some((positions, next)) = self.all_window(query, after, max).await? else { return Ok(Page::default()) };
+    async fn read_all_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<Page> {
+        let Some((positions, next)) = self.all_window(query, cursor, max).await? else { return Ok(Page::default()) };
         let mut events = self.events_at(&positions).await?;
         events.retain(|e| {
             e.state_id.starts_with(&query.state_id_prefix) && (query.names.is_empty() || query.names.contains(&e.name))
@@ -442,11 +461,13 @@ impl EventStore for RedisEventStore {
 
     /// Without a filter by name, each stored body goes into the page as it is (the state, which
     /// the prefix filter needs, is stored beside it).
-    async fn read_all_wire_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<WirePage> {
+    async fn read_all_wire_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<WirePage> {
         if !query.names.is_empty() {
-            return Ok(self.read_all_page(query, after, max).await?.into());
+            return Ok(self.read_all_page(query, cursor, max).await?.into());
         }
-        let Some((positions, next)) = self.all_window(query, after, max).await? else { return Ok(WirePage::default()) };
+        let Some((positions, next)) = self.all_window(query, cursor, max).await? else {
+            return Ok(WirePage::default());
+        };
         let values = self.values_at(&positions).await?;
         let mut page = WirePage::with_capacity(values.len(), values.iter().map(|v| v.len() + 16).sum());
         for (value, position) in values.iter().zip(positions) {

@@ -102,14 +102,14 @@ impl EventStore for SqliteEventStore {
         self.reads.run(move |connection| wire_page(connection, sql, params, max, 2, Some(&state_id))).await
     }
 
-    async fn read_all_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<Page> {
-        let params = all_params(query, after, max);
-        self.reads.run(move |connection| page(connection, ALL_QUERY, params, max, 0)).await
+    async fn read_all_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<Page> {
+        let (sql, params) = all_query(query, cursor, max);
+        self.reads.run(move |connection| page(connection, sql, params, max, 0)).await
     }
 
-    async fn read_all_wire_page(&self, query: &AllQuery, after: u64, max: usize) -> Result<WirePage> {
-        let params = all_params(query, after, max);
-        self.reads.run(move |connection| wire_page(connection, ALL_QUERY, params, max, 0, None)).await
+    async fn read_all_wire_page(&self, query: &AllQuery, cursor: Option<u64>, max: usize) -> Result<WirePage> {
+        let (sql, params) = all_query(query, cursor, max);
+        self.reads.run(move |connection| wire_page(connection, sql, params, max, 0, None)).await
     }
 
     /// One writer at a time (this process's writer thread, other processes' through SQLite's
@@ -143,19 +143,27 @@ macro_rules! event_columns {
     };
 }
 
-/// A page of read-all, with [`all_params`].
-const ALL_QUERY: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM events WHERE position > ?1 ",
-    "AND (?2 = '' OR substr(state_id, 1, length(?2)) = ?2) ",
-    "AND (?3 IS NULL OR name IN (SELECT value FROM json_each(?3))) AND position <= ?5 ",
-    "ORDER BY position LIMIT ?4"
-);
+/// The filter of a page of read-all, over positions `(?1, ?5]`.
+macro_rules! all_filter {
+    () => {
+        concat!(
+            " FROM events WHERE position > ?1 AND position <= ?5 ",
+            "AND (?2 = '' OR substr(state_id, 1, length(?2)) = ?2) ",
+            "AND (?3 IS NULL OR name IN (SELECT value FROM json_each(?3))) "
+        )
+    };
+}
 
-fn all_params(query: &AllQuery, after: u64, max: usize) -> (i64, String, Option<String>, i64, i64) {
-    let until = to_i64(query.last_position());
-    (to_i64(after), query.state_id_prefix.clone(), names_json(&query.names), to_i64(max as u64), until)
+type AllParams = (i64, String, Option<String>, i64, i64);
+
+/// The query of a page of read-all, and its parameters.
+fn all_query(query: &AllQuery, cursor: Option<u64>, max: usize) -> (&'static str, AllParams) {
+    let sql = match query.direction {
+        Direction::Forward => concat!("SELECT ", event_columns!(), all_filter!(), "ORDER BY position LIMIT ?4"),
+        Direction::Backward => concat!("SELECT ", event_columns!(), all_filter!(), "ORDER BY position DESC LIMIT ?4"),
+    };
+    let (low, high) = query.window(cursor);
+    (sql, (to_i64(low), query.state_id_prefix.clone(), names_json(&query.names), to_i64(max as u64), to_i64(high)))
 }
 
 type StateParams = (String, i64, i64, Option<i64>, Option<String>, i64);
