@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use base64::Engine as _;
@@ -56,10 +56,16 @@ pub struct Target {
 pub enum Command {
     /// Appends one event to a state; prints its event id, the last version and global position.
     Append(AppendArgs),
+    /// Appends to several states at once, all or nothing: one JSON line per state
+    /// (`{"state_id", "expect", "events": [{"name", "payload"}]}`); prints a line per state.
+    AppendStates(AppendStatesArgs),
     /// Prints a state's events, one per line: `version name payload` (or JSON with --json).
     Read(ReadArgs),
     /// Prints a state's head (version 0): last version, event count, metadata.
     Head(HeadArgs),
+    /// Prints the log's head: the settled position (every event at or below it is visible and
+    /// none can still appear there) and how many events it covers.
+    LogHead(InfoArgs),
     /// Gets, puts or deletes snapshots.
     Snapshot(SnapshotArgs),
     /// Writes every event of the store as JSON Lines on stdout (the format `import` reads).
@@ -173,6 +179,24 @@ pub struct ExportArgs {
     /// Only events after this global position.
     #[arg(long, default_value_t = 0)]
     after: u64,
+    /// Only events up to this global position (e.g. a `log-head` read before) [default: the
+    /// settled position].
+    #[arg(long)]
+    until: Option<u64>,
+    /// At most this many events.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Newest first (to look at the last events; import wants the oldest first).
+    #[arg(long)]
+    backward: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AppendStatesArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The parts as JSON Lines; stdin when absent or `-`.
+    file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -217,6 +241,8 @@ impl Command {
     fn target(&self) -> &Target {
         match self {
             Self::Append(a) => &a.target,
+            Self::AppendStates(a) => &a.target,
+            Self::LogHead(a) => &a.target,
             Self::Read(a) => &a.target,
             Self::Head(a) => &a.target,
             Self::Snapshot(a) => &a.target,
@@ -288,6 +314,9 @@ pub fn run(command: Command) -> ExitCode {
         if let Some(field) = error.field() {
             body["field"] = json!(field);
         }
+        if let Some(state_id) = error.state_id() {
+            body["state_id"] = json!(state_id);
+        }
         if let Some(version) = error.actual_version() {
             body["actual_version"] = json!(version);
         }
@@ -304,6 +333,12 @@ async fn execute(command: Command) -> Outcome {
     let mut out = BufWriter::new(io::stdout().lock());
     match command {
         Command::Append(args) => append(&client, args, &mut out).await?,
+        Command::AppendStates(args) => append_states(&client, args, &mut out).await?,
+        Command::LogHead(_) => {
+            let head = client.log_head().await?;
+            let record = json!({ "settled_position": head.settled_position, "event_count": head.event_count });
+            print(&mut out, json, &record)?;
+        }
         Command::Read(args) => read(&client, args, &mut out).await?,
         Command::Head(args) => print(&mut out, json, &head_record(&client.head(&args.state_id).await?))?,
         Command::Snapshot(args) => snapshot(&client, args.command, json, &mut out).await?,
@@ -331,7 +366,7 @@ async fn connect(target: &Target) -> Result<Client, Error> {
 async fn append(client: &Client, args: AppendArgs, out: &mut impl Write) -> Outcome {
     let event = ProposedEvent {
         event_id: args.event_id.unwrap_or_else(Uuid::new_v4),
-        payload: labelled(payload_argument(args.payload)?, &args.content_type)?,
+        payload: labelled(payload_argument(args.payload)?, &args.content_type, "payload")?,
         content_type: args.content_type,
         timestamp: args.timestamp_nanos.map(Timestamp::from_unix_nanos),
         metadata: args.metadata.into_iter().collect(),
@@ -352,6 +387,29 @@ async fn append(client: &Client, args: AppendArgs, out: &mut impl Write) -> Outc
         "recorded_at_nanos": outcome.recorded_at.unix_nanos(),
     });
     print(out, args.target.json, &record)
+}
+
+/// Every part's events carry ids (new ones unless given), so re-sending after a lost answer
+/// is safe.
+async fn append_states(client: &Client, args: AppendStatesArgs, out: &mut impl Write) -> Outcome {
+    let mut parts = Vec::new();
+    for (index, line) in input(args.file.as_deref())?.lines().enumerate() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            parts.push(PartLine::parse(&line, index + 1)?);
+        }
+    }
+    let outcomes = client.append_states_resending(parts.clone()).await?;
+    for (part, outcome) in parts.iter().zip(outcomes) {
+        let record = json!({
+            "state_id": part.state_id,
+            "event_ids": part.events.iter().map(|e| e.event_id.to_string()).collect::<Vec<_>>(),
+            "last_version": outcome.last_version,
+            "global_positions": outcome.global_positions,
+        });
+        print(out, args.target.json, &record)?;
+    }
+    Ok(())
 }
 
 async fn read(client: &Client, args: ReadArgs, out: &mut impl Write) -> Outcome {
@@ -389,7 +447,7 @@ async fn snapshot(client: &Client, command: SnapshotCommand, json: bool, out: &m
             print(out, json, &SnapshotLine::from(snapshot))
         }
         SnapshotCommand::Put { state_id, revision, version, payload, content_type } => {
-            let payload = labelled(payload_argument(payload)?, &content_type)?;
+            let payload = labelled(payload_argument(payload)?, &content_type, "payload")?;
             let snapshot = Snapshot {
                 state_id: state_id.clone(),
                 version,
@@ -409,7 +467,14 @@ async fn snapshot(client: &Client, command: SnapshotCommand, json: bool, out: &m
 }
 
 async fn export(client: &Client, args: ExportArgs, out: &mut impl Write) -> Outcome {
-    let query = AllQuery { after_position: args.after, state_id_prefix: args.prefix, ..AllQuery::default() };
+    let query = AllQuery {
+        after_position: args.after,
+        until_position: args.until,
+        state_id_prefix: args.prefix,
+        limit: args.limit,
+        direction: if args.backward { Direction::Backward } else { Direction::Forward },
+        ..AllQuery::default()
+    };
     let mut pages = client.read_all(query);
     while let Some(page) = pages.next().await {
         for event in page? {
@@ -446,12 +511,7 @@ async fn tail(client: &Client, args: TailArgs, out: &mut impl Write) -> Outcome 
 }
 
 async fn import(client: &Client, args: ImportArgs, json: bool, out: &mut impl Write) -> Outcome {
-    let input: Box<dyn BufRead> = match &args.file {
-        Some(path) if path.as_os_str() != "-" => Box::new(BufReader::new(
-            File::open(path).map_err(|e| Error::invalid("FILE", format!("{}: {e}", path.display())))?,
-        )),
-        _ => Box::new(io::stdin().lock()),
-    };
+    let input = input(args.file.as_deref())?;
     let limits = client.limits();
     // Far below the server's message limit, whatever the encoding adds.
     let max_bytes = limits.max_request_bytes / 2;
@@ -622,11 +682,7 @@ impl EventLine {
     fn parse(line: &str, number: usize) -> Result<(String, ProposedEvent), Error> {
         let invalid = |field: &str, rule: String| Error::invalid(format!("line {number}: {field}"), rule);
         let line: Self = serde_json::from_str(line).map_err(|e| invalid("event", e.to_string()))?;
-        let payload = match (line.payload, line.payload_base64) {
-            (Some(json), None) => json.get().as_bytes().to_vec(),
-            (None, Some(encoded)) => BASE64.decode(encoded).map_err(|e| invalid("payload_base64", e.to_string()))?,
-            _ => return Err(invalid("payload", "exactly one of payload and payload_base64 is required".into())),
-        };
+        let payload = decode_payload(line.payload, line.payload_base64, &invalid)?;
         let event = ProposedEvent {
             event_id: Uuid::parse_str(&line.event_id).map_err(|e| invalid("event_id", e.to_string()))?,
             name: line.name,
@@ -637,6 +693,99 @@ impl EventLine {
             version: line.version,
         };
         Ok((line.state_id, event))
+    }
+}
+
+/// One state's part of `append-states`: the expectation defaults to `any`, each event's id to
+/// a new one and its content type to JSON (which must then be JSON).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct PartLine {
+    state_id: String,
+    /// `"any"`, `"no-state"` or the version the state must be at.
+    #[serde(default)]
+    expect: Option<Value>,
+    /// A version-neutral state.
+    #[serde(default)]
+    neutral: bool,
+    events: Vec<PartEvent>,
+    #[serde(default)]
+    state_metadata: Metadata,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct PartEvent {
+    name: String,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default = "json_content_type")]
+    content_type: String,
+    #[serde(default, deserialize_with = "present")]
+    payload: Option<Box<RawValue>>,
+    #[serde(default)]
+    payload_base64: Option<String>,
+    #[serde(default)]
+    timestamp_nanos: Option<i64>,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+fn json_content_type() -> String {
+    DEFAULT_CONTENT_TYPE.to_owned()
+}
+
+impl PartLine {
+    /// Line `number` of `append-states`: the part it asks for.
+    fn parse(line: &str, number: usize) -> Result<AppendRequest, Error> {
+        let invalid = |field: &str, rule: String| Error::invalid(format!("line {number}: {field}"), rule);
+        let line: Self = serde_json::from_str(line).map_err(|e| invalid("part", e.to_string()))?;
+        let expect = match line.expect {
+            None => Expectation::Any,
+            Some(Value::String(text)) => expectation(&text).map_err(|rule| invalid("expect", rule))?,
+            Some(Value::Number(version)) => Expectation::Exactly(
+                version.as_u64().ok_or_else(|| invalid("expect", "must be a version (0 or more)".into()))?,
+            ),
+            Some(_) => return Err(invalid("expect", "expected \"any\", \"no-state\" or a version".into())),
+        };
+        let mut events = Vec::with_capacity(line.events.len());
+        for (i, event) in line.events.into_iter().enumerate() {
+            let field = |name: &str| format!("events[{i}].{name}");
+            let payload =
+                decode_payload(event.payload, event.payload_base64, &|name, rule| invalid(&field(name), rule))?;
+            let event_id = match event.event_id {
+                Some(id) => Uuid::parse_str(&id).map_err(|e| invalid(&field("event_id"), e.to_string()))?,
+                None => Uuid::new_v4(),
+            };
+            events.push(ProposedEvent {
+                event_id,
+                payload: labelled(payload, &event.content_type, &format!("line {number}: {}", field("payload")))?,
+                content_type: event.content_type,
+                timestamp: event.timestamp_nanos.map(Timestamp::from_unix_nanos),
+                metadata: event.metadata,
+                ..ProposedEvent::new(event.name, Vec::new())
+            });
+        }
+        let mut part = if line.neutral {
+            AppendRequest::neutral(line.state_id, expect, events)
+        } else {
+            AppendRequest::new(line.state_id, expect, events)
+        };
+        part.state_metadata = line.state_metadata;
+        Ok(part)
+    }
+}
+
+/// Exactly one of a JSON payload and a base64 one.
+fn decode_payload(
+    json: Option<Box<RawValue>>,
+    base64: Option<String>,
+    invalid: &dyn Fn(&str, String) -> Error,
+) -> Result<Vec<u8>, Error> {
+    match (json, base64) {
+        (Some(json), None) => Ok(json.get().as_bytes().to_vec()),
+        (None, Some(encoded)) => BASE64.decode(encoded).map_err(|e| invalid("payload_base64", e.to_string())),
+        _ => Err(invalid("payload", "exactly one of payload and payload_base64 is required".into())),
     }
 }
 
@@ -672,6 +821,16 @@ fn human_payload(payload: &[u8]) -> String {
     }
 }
 
+/// A file's lines, or stdin's when absent or `-`.
+fn input(file: Option<&Path>) -> Result<Box<dyn BufRead>, Error> {
+    Ok(match file {
+        Some(path) if path.as_os_str() != "-" => Box::new(BufReader::new(
+            File::open(path).map_err(|e| Error::invalid("FILE", format!("{}: {e}", path.display())))?,
+        )),
+        _ => Box::new(io::stdin().lock()),
+    })
+}
+
 /// The payload argument, or stdin when absent or `-`.
 fn payload_argument(payload: Option<String>) -> Result<Vec<u8>, Failure> {
     match payload {
@@ -686,11 +845,11 @@ fn payload_argument(payload: Option<String>) -> Result<Vec<u8>, Failure> {
 
 /// A payload labelled JSON must be JSON: the store never parses payloads, so a typo would be
 /// stored for every reader to trip on.
-fn labelled(payload: Vec<u8>, content_type: &str) -> Result<Vec<u8>, Error> {
+fn labelled(payload: Vec<u8>, content_type: &str, field: &str) -> Result<Vec<u8>, Error> {
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     if media_type.eq_ignore_ascii_case(DEFAULT_CONTENT_TYPE) {
         serde_json::from_slice::<serde::de::IgnoredAny>(&payload).map_err(|e| {
-            Error::invalid("payload", format!("is not JSON, yet its content type is {content_type:?}: {e}"))
+            Error::invalid(field, format!("is not JSON, yet its content type is {content_type:?}: {e}"))
         })?;
     }
     Ok(payload)

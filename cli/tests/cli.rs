@@ -151,6 +151,51 @@ async fn append_then_read_and_head_over_a_server_and_embedded() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn append_states_commits_all_or_nothing_then_the_log_shows_it_newest_first() {
+    let (_server, remote) = server_with(|_| {}).await;
+    for target in [remote, embedded()] {
+        flipbook(&target, &["append", "from", "Opened", "{}"], None).await.ok();
+        let transfer = concat!(
+            r#"{"state_id": "from", "expect": 1, "events": [{"name": "Sent", "payload": {"amount": 5}}]}"#,
+            "\n",
+            r#"{"state_id": "to", "expect": "no-state", "events": [{"name": "Received", "payload": {"amount": 5}}]}"#,
+            "\n"
+        );
+        let parts = flipbook(&target, &["append-states", "--json"], Some(transfer.as_bytes())).await.ok().json_lines();
+        assert_eq!(parts.len(), 2);
+        assert_eq!((parts[0]["state_id"].as_str(), parts[0]["last_version"].as_u64()), (Some("from"), Some(2)));
+        assert_eq!((parts[1]["state_id"].as_str(), parts[1]["last_version"].as_u64()), (Some("to"), Some(1)));
+        let (sent, received) = (&parts[0]["global_positions"][0], &parts[1]["global_positions"][0]);
+        assert_eq!(received.as_u64(), sent.as_u64().map(|p| p + 1), "contiguous, in part order");
+
+        // The same transfer again conflicts on `from`, and `to` gets nothing either.
+        let again = flipbook(&target, &["append-states", "--json"], Some(transfer.as_bytes())).await;
+        assert_eq!(again.code, 4, "{again:?}");
+        assert_eq!(
+            (again.error()["state_id"].as_str(), again.error()["actual_version"].as_u64()),
+            (Some("from"), Some(2))
+        );
+        let to = flipbook(&target, &["head", "to", "--json"], None).await.ok().json_lines();
+        assert_eq!(to[0]["event_count"], 1);
+
+        let bad = r#"{"state_id": "to", "events": [{"name": "Received", "payload": {oops}}]}"#;
+        let refused = flipbook(&target, &["append-states", "--json"], Some(bad.as_bytes())).await;
+        assert_eq!((refused.code, refused.error()["field"].as_str()), (2, Some("line 1: part")), "{refused:?}");
+
+        let head = flipbook(&target, &["log-head", "--json"], None).await.ok().json_lines();
+        assert_eq!(head[0]["event_count"], 3);
+        assert_eq!(head[0]["settled_position"], *received);
+        let newest = ["export", "--backward", "--limit", "2"];
+        let newest = flipbook(&target, &newest, None).await.ok().json_lines();
+        let names: Vec<_> = newest.iter().map(|e| e["name"].as_str().unwrap_or_default()).collect();
+        assert_eq!(names, ["Received", "Sent"]);
+        let until = format!("{}", sent.as_u64().unwrap_or_default());
+        let upto = flipbook(&target, &["export", "--until", &until], None).await.ok().json_lines();
+        assert_eq!(upto.len(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn errors_exit_with_their_codes_and_name_what_failed() {
     let (_server, remote) = server_with(|_| {}).await;
     for target in [remote, embedded()] {

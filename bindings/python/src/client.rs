@@ -272,23 +272,34 @@ impl NativeClient {
         Ok(Pages::new(self.client(py)?.read_state(query)))
     }
 
-    #[pyo3(signature = (after_position, prefix, names, limit))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (after_position, until_position, prefix, names, limit, backward))]
     fn read_all(
         &self,
         py: Python<'_>,
         after_position: u64,
+        until_position: Option<u64>,
         prefix: String,
         names: Vec<String>,
         limit: Option<u64>,
+        backward: bool,
     ) -> PyResult<Pages> {
         let query = AllQuery {
             after_position,
+            until_position,
             state_id_prefix: prefix,
             names,
             limit: limit.filter(|&n| n > 0),
-            ..AllQuery::default()
+            direction: if backward { Direction::Backward } else { Direction::Forward },
         };
         Ok(Pages::new(self.client(py)?.read_all(query)))
+    }
+
+    /// `(settled_position, event_count)`.
+    fn log_head(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+        let client = self.client(py)?;
+        let head = wait(py, async move { client.log_head().await })?.or_raise(py)?;
+        Ok((head.settled_position, head.event_count))
     }
 
     fn put_snapshot(
@@ -330,9 +341,9 @@ impl NativeClient {
     }
 
     /// `(server_version, event_backend, snapshot_backend, durable, max_events_per_append,
-    /// max_payload_bytes, max_snapshot_bytes, max_request_bytes)`.
+    /// max_payload_bytes, max_snapshot_bytes, max_request_bytes, max_states_per_append)`.
     #[allow(clippy::type_complexity)]
-    fn server_info(&self, py: Python<'_>) -> PyResult<(String, String, String, bool, u32, u64, u64, u64)> {
+    fn server_info(&self, py: Python<'_>) -> PyResult<(String, String, String, bool, u32, u64, u64, u64, u32)> {
         let client = self.client(py)?;
         let info = wait(py, async move { client.server_info().await })?.or_raise(py)?;
         let l = info.limits;
@@ -345,6 +356,7 @@ impl NativeClient {
             l.max_payload_bytes,
             l.max_snapshot_bytes,
             l.max_request_bytes,
+            l.max_states_per_append,
         ))
     }
 

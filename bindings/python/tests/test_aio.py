@@ -48,6 +48,9 @@ def test_low_level(backend: Backend, state_id: str) -> None:
         everything = [e async for e in client.read_all(prefix=state_id, after_position=first.global_positions[0])]
         assert [e.version for e in everything] == list(range(2, 201))
         assert len([e async for e in client.read_all(prefix=state_id, names=["E"], limit=10)]) == 10
+        newest = [e.version async for e in client.read_all(prefix=state_id, backward=True, limit=2)]
+        assert newest == [200, 199]
+        assert (await client.log_head()).settled_position >= everything[-1].global_position
 
         head = await client.head(state_id)
         assert (head.last_version, head.event_count, head.metadata) == (200, 200, {"owner": "ann"})

@@ -276,6 +276,33 @@ def test_read_all_with_prefix_names_and_after_position(client: flipbook.Client, 
     assert [e.global_position for e in after] == ours[2:]
     assert [e.global_position for e in client.read_all(prefix=prefix, limit=2)] == ours[:2]
     assert list(client.read_all(prefix=prefix, after_position=ours[-1])) == []
+    upto = client.read_all(prefix=prefix, until_position=a.global_positions[-1])
+    assert [e.global_position for e in upto] == a.global_positions
+
+
+def test_read_all_backward_is_newest_first(client: flipbook.Client, new_id: Callable[[str], str]) -> None:
+    prefix = new_id("all") + "/"
+    a = client.append(prefix + "a", events("Opened", "Deposited", "Deposited"))
+    b = client.append(prefix + "b", events("Opened", "Withdrawn"))
+    ours = a.global_positions + b.global_positions
+    newest_first = [e.global_position for e in client.read_all(prefix=prefix, backward=True)]
+    assert newest_first == ours[::-1]
+    last_two = client.read_all(prefix=prefix, backward=True, limit=2)
+    assert [(e.state_id, e.name) for e in last_two] == [(prefix + "b", "Withdrawn"), (prefix + "b", "Opened")]
+    between = client.read_all(prefix=prefix, backward=True, after_position=ours[0], until_position=ours[3])
+    assert [e.global_position for e in between] == [ours[3], ours[2], ours[1]]
+    with pytest.raises(flipbook.InvalidArgument) as refused:
+        list(client.read_all(until_position=-1))
+    assert refused.value.field == "until_position"
+
+
+def test_log_head_covers_what_was_appended(client: flipbook.Client, state_id: str) -> None:
+    appended = client.append(state_id, events("A", "B"))
+    head = client.log_head()
+    assert head.settled_position >= appended.global_positions[-1]
+    assert head.event_count >= 2
+    newest = next(client.read_all(backward=True, limit=1))
+    assert newest.global_position >= head.settled_position
 
 
 def test_read_all_without_prefix_sees_every_state(client: flipbook.Client, new_id: Callable[[str], str]) -> None:
@@ -347,6 +374,7 @@ def test_server_info(client: flipbook.Client, backend: Backend) -> None:
     assert info.max_payload_bytes >= 1024 * 1024
     assert info.max_snapshot_bytes > 0
     assert info.max_request_bytes > info.max_payload_bytes
+    assert 1 <= info.max_states_per_append <= 64
 
 
 def test_in_memory_client() -> None:

@@ -11,6 +11,7 @@ from types import TracebackType
 from flipbook import _native
 from flipbook._model import (
     ANY,
+    AllArgs,
     AppendPart,
     AppendResult,
     Checkpoint,
@@ -19,6 +20,7 @@ from flipbook._model import (
     Expected,
     Feed,
     Loaded,
+    LogHead,
     Options,
     ReadArgs,
     Reducer,
@@ -279,12 +281,26 @@ class Client:
         return (event for page in pages for event in page)
 
     def read_all(
-        self, *, after_position: int = 0, prefix: str = "", names: Sequence[str] = (), limit: int | None = None
+        self,
+        *,
+        after_position: int = 0,
+        until_position: int | None = None,
+        prefix: str = "",
+        names: Sequence[str] = (),
+        limit: int | None = None,
+        backward: bool = False,
     ) -> Iterator[RecordedEvent]:
-        """Every event of the store after a global position, in global-position order."""
-        after = non_negative(after_position, "after_position") or 0
-        pages = _pages(self._native.read_all(after, prefix, list(names), non_negative(limit, "limit")))
+        """Events of the store after ``after_position`` and up to ``until_position``, in
+        global-position order (newest first when ``backward``). The read never goes above the
+        settled position it finds when it starts, so polling from the last position seen misses
+        nothing."""
+        args = AllArgs(after_position, until_position, prefix, list(names), limit, backward)
+        pages = _pages(self._native.read_all(*args.native()))
         return (event for page in pages for event in page)
+
+    def log_head(self) -> LogHead:
+        """How far the log is settled, and how many events that covers."""
+        return LogHead(*self._native.log_head())
 
     def subscribe(self, *, prefix: str = "", names: Sequence[str] = (), start: Start = "beginning") -> Subscription:
         """Every event of the store whose state id starts with ``prefix`` (and whose name is one

@@ -147,6 +147,18 @@ class ServerInfo:
     max_payload_bytes: int
     max_snapshot_bytes: int
     max_request_bytes: int
+    #: How many states one :meth:`~flipbook.Client.append_states` may write.
+    max_states_per_append: int
+
+
+@dataclass(frozen=True)
+class LogHead:
+    """How far the log is settled: every event at or below ``settled_position`` is visible and
+    none can still appear there; ``event_count`` events are at or below it. (Positions are not
+    dense on PostgreSQL: never count with them.)"""
+
+    settled_position: int
+    event_count: int
 
 
 @dataclass(frozen=True)
@@ -427,6 +439,23 @@ class ReadArgs:
             non_negative(self.limit, "limit"),
         )
         return (state_id, self.backward, *bounds, self.names, as_of)
+
+
+@dataclass
+class AllArgs:
+    """A read-all's bounds and filters, as the native call takes them."""
+
+    after_position: int = 0
+    until_position: int | None = None
+    prefix: str = ""
+    names: list[str] = field(default_factory=list)
+    limit: int | None = None
+    backward: bool = False
+
+    def native(self) -> tuple[Any, ...]:
+        after = non_negative(self.after_position, "after_position") or 0
+        until = non_negative(self.until_position, "until_position")
+        return (after, until, self.prefix, self.names, non_negative(self.limit, "limit"), self.backward)
 
 
 # ---- subscriptions ---------------------------------------------------------------------------

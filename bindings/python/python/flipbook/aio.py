@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from flipbook import _client, _native
 from flipbook._model import (
     ANY,
+    AllArgs,
     AppendPart,
     AppendResult,
     Checkpoint,
@@ -29,6 +30,7 @@ from flipbook._model import (
     Expected,
     Feed,
     Loaded,
+    LogHead,
     Options,
     Protocol,
     Reducer,
@@ -41,7 +43,6 @@ from flipbook._model import (
     execute_protocol,
     execute_states_protocol,
     load_protocol,
-    non_negative,
     subscription_start,
 )
 from flipbook._native import RecordedEvent
@@ -339,18 +340,26 @@ class Client:
             )
         )
 
-    async def _all_pages(
-        self, after_position: int, prefix: str, names: Sequence[str], limit: int | None
-    ) -> AsyncIterator[list[RecordedEvent]]:
-        after = non_negative(after_position, "after_position") or 0
-        pages = self._sync._native.read_all(after, prefix, list(names), non_negative(limit, "limit"))
+    async def _all_pages(self, args: AllArgs) -> AsyncIterator[list[RecordedEvent]]:
+        pages = self._sync._native.read_all(*args.native())
         while (page := await _call(pages.next_page)) is not None:
             yield page
 
     def read_all(
-        self, *, after_position: int = 0, prefix: str = "", names: Sequence[str] = (), limit: int | None = None
+        self,
+        *,
+        after_position: int = 0,
+        until_position: int | None = None,
+        prefix: str = "",
+        names: Sequence[str] = (),
+        limit: int | None = None,
+        backward: bool = False,
     ) -> AsyncIterator[RecordedEvent]:
-        return _events(self._all_pages(after_position, prefix, names, limit))
+        """``async for event in client.read_all(...)``: see :meth:`flipbook.Client.read_all`."""
+        return _events(self._all_pages(AllArgs(after_position, until_position, prefix, list(names), limit, backward)))
+
+    async def log_head(self) -> LogHead:
+        return await _call(self._sync.log_head)
 
     def subscribe(self, *, prefix: str = "", names: Sequence[str] = (), start: Start = "beginning") -> Subscription:
         """``async for event in client.subscribe(...)``: see :meth:`flipbook.Client.subscribe`."""
