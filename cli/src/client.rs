@@ -288,7 +288,7 @@ fn exit_code(code: ErrorCode) -> u8 {
         InvalidArgument | TooLarge => 2,
         NotFound => 3,
         VersionConflict | Duplicate | StateKindMismatch => 4,
-        Unavailable | FellBehind => 5,
+        Unavailable | Closed | FellBehind => 5,
         Unauthenticated | PermissionDenied => 6,
         Rejected | Internal => 1,
     }

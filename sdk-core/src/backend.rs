@@ -55,6 +55,9 @@ pub(crate) trait Backend: Send + Sync + Debug + 'static {
     async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>>;
     async fn delete_snapshots(&self, state_id: &str) -> Result<u64>;
     async fn server_info(&self) -> Result<ServerInfo>;
+    /// Releases what this process holds for it once the calls running now end; a server
+    /// connection closes as its last clone drops.
+    async fn close(&self) {}
 }
 
 /// Pages a read fetches ahead of its consumer (memory: this many pages more).
@@ -127,6 +130,10 @@ impl Backend for Local {
 
     async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
         Ok(self.0.delete_snapshots(state_id).await?)
+    }
+
+    async fn close(&self) {
+        self.0.close().await;
     }
 
     async fn server_info(&self) -> Result<ServerInfo> {

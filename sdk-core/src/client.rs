@@ -12,7 +12,8 @@ use flipbook_model::{
 };
 use flipbook_storage::bus::BusOptions;
 use flipbook_storage::engine::Engine;
-use tokio::sync::Notify;
+use futures::{StreamExt, stream};
+use tokio::sync::{Notify, watch};
 
 use crate::backend::{Backend, EventPages, Local, Remote, ServerInfo};
 use crate::cache::StateCache;
@@ -28,11 +29,37 @@ pub struct Client {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub backend: Box<dyn Backend>,
+    /// Through [`Inner::backend`], which refuses calls once the client is closed.
+    backend: Box<dyn Backend>,
     pub limits: Limits,
     pub options: ClientOptions,
     pub cache: StateCache,
     pub snapshot_writes: SnapshotWrites,
+    /// Set by [`Client::close`]: reads and subscriptions begun before watch it.
+    pub closed: watch::Sender<bool>,
+}
+
+impl Inner {
+    /// What the client runs on, unless it is closed.
+    pub fn backend(&self) -> Result<&dyn Backend> {
+        if *self.closed.borrow() { Err(Error::Closed) } else { Ok(&*self.backend) }
+    }
+
+    /// Pages that end with [`Error::Closed`] at the first page asked for after the client is
+    /// closed: a read begun before does not go on reading a released store.
+    pub fn guarded(&self, pages: EventPages) -> EventPages {
+        let closed = self.closed.subscribe();
+        pages
+            .map(move |page| if *closed.borrow() { Err(Error::Closed) } else { page })
+            .scan(false, |ended, page| {
+                let item = (!*ended).then(|| {
+                    *ended = matches!(page, Err(Error::Closed));
+                    page
+                });
+                std::future::ready(item)
+            })
+            .boxed()
+    }
 }
 
 /// Snapshot writes running in the background, bounded.
@@ -115,7 +142,25 @@ impl Client {
 
     fn from_backend(backend: Box<dyn Backend>, limits: Limits, options: ClientOptions) -> Self {
         let cache = StateCache::new(&options.cache);
-        Self { inner: Arc::new(Inner { backend, limits, options, cache, snapshot_writes: SnapshotWrites::default() }) }
+        let (snapshot_writes, closed) = (SnapshotWrites::default(), watch::Sender::new(false));
+        Self { inner: Arc::new(Inner { backend, limits, options, cache, snapshot_writes, closed }) }
+    }
+
+    /// Closes the client (every clone): calls after it, and reads and subscriptions begun
+    /// before when they go on, fail with [`Error::Closed`]. It waits for the snapshots being
+    /// written and for the calls running now, then releases the embedded file (its writer
+    /// thread and connections) before it returns; a server connection closes as its last
+    /// in-flight call ends. Closing again does nothing.
+    pub async fn close(&self) {
+        if self.inner.closed.send_replace(true) {
+            return;
+        }
+        self.inner.snapshot_writes.settled().await;
+        self.inner.backend.close().await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.inner.closed.borrow()
     }
 
     pub fn options(&self) -> &ClientOptions {
@@ -129,20 +174,23 @@ impl Client {
 
     /// Waits until the snapshots that sessions of this client began writing are written (or
     /// failed): before a process exits, or in a test that reads them.
-    pub async fn flush_snapshots(&self) {
+    pub async fn flush_snapshots(&self) -> Result<()> {
+        self.inner.backend()?;
         self.inner.snapshot_writes.settled().await;
+        Ok(())
     }
 
     /// Entries and bytes the local state cache holds now.
-    pub fn cache_usage(&self) -> (usize, u64) {
-        self.inner.cache.usage()
+    pub fn cache_usage(&self) -> Result<(usize, u64)> {
+        self.inner.backend()?;
+        Ok(self.inner.cache.usage())
     }
 
     /// Appends one or more events to one state, atomically, under the request's expectation.
     /// Sent once: see [`Client::append_resending`] for re-sends after a lost answer.
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         validate::append(&request, &self.inner.limits)?;
-        self.inner.backend.append(request).await
+        self.inner.backend()?.append(request).await
     }
 
     /// Appends, and when the server cannot be reached or the answer is lost, sends the same
@@ -150,20 +198,22 @@ impl Client {
     /// it), up to the retry policy's `max_resends`.
     pub async fn append_resending(&self, request: AppendRequest) -> Result<AppendOutcome> {
         validate::append(&request, &self.inner.limits)?;
-        self.resending(&request.state_id, || self.inner.backend.append(request.clone())).await
+        let backend = self.inner.backend()?;
+        self.resending(&request.state_id, || backend.append(request.clone())).await
     }
 
     /// Appends to several states atomically: every part is stored, or none (a part's conflict
     /// names its state). Sent once: see [`Client::append_states_resending`].
     pub async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         validate::append_states(&parts, &self.inner.limits)?;
-        self.inner.backend.append_states(parts).await
+        self.inner.backend()?.append_states(parts).await
     }
 
     /// [`Client::append_states`], re-sent after a lost answer as [`Client::append_resending`] is.
     pub async fn append_states_resending(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         validate::append_states(&parts, &self.inner.limits)?;
-        self.resending(&parts[0].state_id, || self.inner.backend.append_states(parts.clone())).await
+        let backend = self.inner.backend()?;
+        self.resending(&parts[0].state_id, || backend.append_states(parts.clone())).await
     }
 
     /// Sends, and sends the same again after a retryable failure, up to `max_resends`.
@@ -190,7 +240,7 @@ impl Client {
     pub async fn head(&self, state_id: &str) -> Result<StateHead> {
         validate::head(state_id)?;
         self.inner
-            .backend
+            .backend()?
             .head(state_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("state {state_id:?} has no events")))
@@ -198,17 +248,19 @@ impl Client {
 
     /// One state's events, page by page, as the query asks.
     pub fn read_state(&self, query: StateQuery) -> EventPages {
-        match validate::state_query(&query) {
-            Ok(()) => self.inner.backend.read_state(query),
-            Err(error) => failed(error.into()),
+        match (validate::state_query(&query), self.inner.backend()) {
+            (Ok(()), Ok(backend)) => self.inner.guarded(backend.read_state(query)),
+            (Err(error), _) => failed(error.into()),
+            (_, Err(closed)) => failed(closed),
         }
     }
 
     /// Every event of the store in global-position order, page by page.
     pub fn read_all(&self, query: AllQuery) -> EventPages {
-        match validate::all_query(&query) {
-            Ok(()) => self.inner.backend.read_all(query),
-            Err(error) => failed(error.into()),
+        match (validate::all_query(&query), self.inner.backend()) {
+            (Ok(()), Ok(backend)) => self.inner.guarded(backend.read_all(query)),
+            (Err(error), _) => failed(error.into()),
+            (_, Err(closed)) => failed(closed),
         }
     }
 
@@ -221,33 +273,39 @@ impl Client {
 
     pub async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         validate::snapshot(&snapshot, &self.inner.limits)?;
+        self.inner.backend()?.put_snapshot(snapshot).await
+    }
+
+    /// A snapshot a session began writing: written even if the client closes meanwhile
+    /// ([`Client::close`] waits for it).
+    pub(crate) async fn put_snapshot_begun(&self, snapshot: Snapshot) -> Result<()> {
+        validate::snapshot(&snapshot, &self.inner.limits)?;
         self.inner.backend.put_snapshot(snapshot).await
     }
 
     /// The newest snapshot of the revision, at or below the query's version; `None` if none.
     pub async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>> {
         validate::snapshot_query(&query)?;
-        self.inner.backend.get_snapshot(query).await
+        self.inner.backend()?.get_snapshot(query).await
     }
 
     /// Deletes a state's snapshots of every revision; answers how many were stored.
     pub async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
         validate::head(state_id)?;
-        self.inner.backend.delete_snapshots(state_id).await
+        self.inner.backend()?.delete_snapshots(state_id).await
     }
 
     pub async fn server_info(&self) -> Result<ServerInfo> {
-        self.inner.backend.server_info().await
+        self.inner.backend()?.server_info().await
     }
 
     /// The log's head: how far it is settled (a reader polling [`Client::read_all`] goes on
     /// after it, or after its last event, and misses nothing) and how many events that covers.
     pub async fn log_head(&self) -> Result<LogHead> {
-        self.inner.backend.log_head().await
+        self.inner.backend()?.log_head().await
     }
 }
 
 fn failed(error: Error) -> EventPages {
-    use futures::StreamExt;
-    futures::stream::iter([Err(error)]).boxed()
+    stream::iter([Err(error)]).boxed()
 }

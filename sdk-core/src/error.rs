@@ -49,6 +49,11 @@ pub enum Error {
     #[error("unavailable: {0}")]
     Unavailable(String),
 
+    /// The call was made on a client after [`crate::Client::close`], or a read or
+    /// subscription it had begun went on after it. Trying again cannot help.
+    #[error("the client is closed")]
+    Closed,
+
     /// A subscription's reader took nothing for the server's stall timeout; the server ended
     /// it. Subscribing again after `position` loses nothing (a [`crate::Subscription`] does).
     #[error("the subscriber fell behind; resume after position {position}")]
@@ -75,6 +80,7 @@ pub enum ErrorCode {
     Unauthenticated,
     PermissionDenied,
     Unavailable,
+    Closed,
     FellBehind,
     Rejected,
     Internal,
@@ -93,6 +99,7 @@ impl ErrorCode {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied => "PERMISSION_DENIED",
             Self::Unavailable => "UNAVAILABLE",
+            Self::Closed => "CLOSED",
             Self::FellBehind => "FELL_BEHIND",
             Self::Rejected => "REJECTED",
             Self::Internal => "INTERNAL",
@@ -116,6 +123,7 @@ impl Error {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Closed => ErrorCode::Closed,
             Self::FellBehind { .. } => ErrorCode::FellBehind,
             Self::Rejected(_) => ErrorCode::Rejected,
             Self::Internal(_) => ErrorCode::Internal,

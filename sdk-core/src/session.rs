@@ -147,7 +147,7 @@ impl Session {
             reducer_revision: self.revision.clone(),
             max_version: None,
         };
-        match self.client.inner.backend.get_snapshot(query).await {
+        match self.client.get_snapshot(query).await {
             Ok(Some(snapshot)) => {
                 self.snapshot_version = snapshot.version;
                 Some(Base { version: snapshot.version, state: snapshot.payload.into() })
@@ -166,7 +166,7 @@ impl Session {
             as_of: self.as_of,
             ..StateQuery::all(self.state_id.clone())
         };
-        self.pages = Some(Pages(self.client.inner.backend.read_state(query)));
+        self.pages = Some(Pages(self.client.read_state(query)));
     }
 
     pub fn state_id(&self) -> &str {
@@ -359,7 +359,7 @@ impl Session {
         self.snapshot_version = self.version;
         let client = self.client.clone();
         tokio::spawn(async move {
-            if let Err(error) = client.put_snapshot(snapshot).await {
+            if let Err(error) = client.put_snapshot_begun(snapshot).await {
                 tracing::warn!(%error, "snapshot not written");
             }
             client.inner.snapshot_writes.done();

@@ -4,6 +4,7 @@
 //! once and in order when a connection breaks, a server stops, or the server drops a subscriber
 //! that fell behind.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -27,6 +28,8 @@ pub struct Subscription {
     /// Failed resumptions since the last message.
     failures: u32,
     waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Ready once the client is closed: the subscription ends then, even while it waits.
+    closing: Pin<Box<dyn Future<Output = ()> + Send>>,
     ended: bool,
 }
 
@@ -34,7 +37,11 @@ impl Subscription {
     pub(crate) fn new(client: Client, query: SubscriptionQuery) -> Self {
         let invalid = validate::subscription(&query).err();
         let stream = invalid.map(|error| futures::stream::iter([Err(Error::from(error))]).boxed());
-        Self { client, query, stream, position: None, failures: 0, waiting: None, ended: false }
+        let mut closed = client.inner.closed.subscribe();
+        let closing = Box::pin(async move {
+            let _ = closed.wait_for(|closed| *closed).await;
+        });
+        Self { client, query, stream, position: None, failures: 0, waiting: None, closing, ended: false }
     }
 
     /// The position to save as a checkpoint: every event at or below it was handed out or
@@ -58,12 +65,22 @@ impl Stream for Subscription {
             if this.ended {
                 return Poll::Ready(None);
             }
+            if this.closing.as_mut().poll(cx).is_ready() {
+                this.ended = true;
+                return Poll::Ready(Some(Err(Error::Closed)));
+            }
             if let Some(waiting) = &mut this.waiting {
                 ready!(waiting.as_mut().poll(cx));
                 this.waiting = None;
             }
             if this.stream.is_none() {
-                this.stream = Some(this.client.inner.backend.subscribe(this.resume_query()));
+                match this.client.inner.backend() {
+                    Ok(backend) => this.stream = Some(backend.subscribe(this.resume_query())),
+                    Err(closed) => {
+                        this.ended = true;
+                        return Poll::Ready(Some(Err(closed)));
+                    }
+                }
             }
             let stream = this.stream.as_mut().expect("a stream was just set");
             let error = match ready!(stream.poll_next_unpin(cx)) {

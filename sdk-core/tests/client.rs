@@ -4,10 +4,10 @@
 #[macro_use]
 mod common;
 
-use common::{Fixture, Mode, event, plain, state_id};
+use common::{Fixture, Mode, event, plain, state_id, temp_db};
 use flipbook_sdk_core::{
     AllQuery, AppendRequest, Direction, ErrorCode, Expectation, Snapshot, SnapshotQuery, StateKind, StateQuery,
-    Timestamp,
+    SubscriptionQuery, Timestamp,
 };
 use futures::TryStreamExt;
 
@@ -19,7 +19,47 @@ in_every_mode!(
     read_all_follows_global_positions_with_filters,
     snapshots_put_get_and_delete,
     server_info_reports_limits,
+    close_refuses_calls_and_ends_reads_and_subscriptions_begun_before,
 );
+
+async fn close_refuses_calls_and_ends_reads_and_subscriptions_begun_before(mode: Mode) {
+    let fixture = Fixture::new(mode).await;
+    let client = fixture.client(plain()).await;
+    let id = state_id("closing");
+    let events = (1..=100).map(|i| event("Deposited", i, "")).collect();
+    client.append(AppendRequest::new(id.clone(), Expectation::NoState, events)).await.expect("append");
+    let mut read = client.read_state(StateQuery::all(&id));
+    assert!(!read.try_next().await.expect("a first page").expect("events").is_empty());
+    let query = SubscriptionQuery { state_id_prefix: id.clone(), ..SubscriptionQuery::default() };
+    let mut subscription = client.subscribe(query.clone());
+    assert!(subscription.try_next().await.expect("a delivery").is_some());
+
+    let copy = client.clone();
+    client.close().await;
+    assert!(copy.is_closed(), "every copy is closed");
+    let refused = [
+        copy.append(AppendRequest::new(id.clone(), Expectation::Any, vec![event("Late", 1, "")])).await.map(drop),
+        copy.head(&id).await.map(drop),
+        copy.log_head().await.map(drop),
+        copy.server_info().await.map(drop),
+        copy.flush_snapshots().await,
+        copy.read_state(StateQuery::all(&id)).try_collect::<Vec<_>>().await.map(drop),
+        read.try_collect::<Vec<_>>().await.map(drop),
+        subscription.try_collect::<Vec<_>>().await.map(drop),
+        copy.subscribe(query).try_collect::<Vec<_>>().await.map(drop),
+    ];
+    for (i, result) in refused.into_iter().enumerate() {
+        let error = result.expect_err("refused after close");
+        assert_eq!((i, error.code(), error.is_retryable()), (i, ErrorCode::Closed, false), "{error}");
+    }
+    client.close().await; // again: nothing happens
+
+    // Another client of the same store sees everything, and the late append is not there.
+    if let Mode::ServerSqlite | Mode::ServerPostgres = mode {
+        let other = fixture.client(plain()).await;
+        assert_eq!(other.head(&id).await.expect("head").event_count, 100);
+    }
+}
 
 async fn append_head_and_read_a_state(mode: Mode) {
     let client = Fixture::new(mode).await.client(plain()).await;
@@ -259,4 +299,40 @@ async fn the_client_receives_snapshots_as_large_as_the_server_takes() {
     let found = client.get_snapshot(query).await.expect("get").expect("found");
     assert_eq!(found.payload.len(), snapshot.payload.len());
     server.stop().await.expect("stop");
+}
+
+/// This process's open files of the SQLite database at `path` (with its -wal and -shm).
+fn open_files(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let fds = std::fs::read_dir("/proc/self/fd").expect("list this process's files");
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok()).filter(|file| file.starts_with(path)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn close_releases_the_embedded_file_before_it_returns() {
+    let path = temp_db();
+    let client = flipbook_sdk_core::Client::open_embedded(&path, plain()).await.expect("open");
+    let id = state_id("file");
+    // Appends racing the close: each is stored or refused as closed, none is lost halfway.
+    let appends: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, id) = (client.clone(), id.clone());
+            tokio::spawn(async move {
+                client.append(AppendRequest::new(id, Expectation::Any, vec![event("Deposited", i, "")])).await
+            })
+        })
+        .collect();
+    let _reading = client.read_all(AllQuery::default());
+    assert!(!open_files(&path).is_empty());
+    client.close().await;
+    assert_eq!(open_files(&path), Vec::<std::path::PathBuf>::new(), "released when close returns");
+    let mut stored = 0u64;
+    for append in appends {
+        match append.await.expect("the task") {
+            Ok(_) => stored += 1,
+            Err(error) => assert_eq!(error.code(), ErrorCode::Closed, "{error}"),
+        }
+    }
+    let again = flipbook_sdk_core::Client::open_embedded(&path, plain()).await.expect("open again");
+    let head = again.head(&id).await.map(|h| h.event_count).unwrap_or(0);
+    assert_eq!(head, stored, "what was acknowledged is there, nothing else");
 }

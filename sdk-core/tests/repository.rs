@@ -131,7 +131,7 @@ async fn losing_every_snapshot_loses_nothing(mode: Mode) {
     let id = state_id("wallet");
     let writer = Repository::new(fixture.client(snapshots_every(3)).await, WalletReducer);
     history(&writer, &id, 20).await;
-    writer.client().flush_snapshots().await;
+    writer.client().flush_snapshots().await.expect("flushed");
     let client = fixture.client(ClientOptions::default()).await;
     let newest = client
         .get_snapshot(flipbook_sdk_core::SnapshotQuery {
@@ -377,7 +377,7 @@ async fn the_cache_is_bounded(mode: Mode) {
     for _ in 0..20 {
         history(&wallets, &state_id("wallet"), 1).await;
     }
-    let (entries, _) = wallets.client().cache_usage();
+    let (entries, _) = wallets.client().cache_usage().expect("open");
     assert!((1..=3).contains(&entries), "{entries} cached states");
 }
 
@@ -428,7 +428,7 @@ async fn a_failing_snapshot_store_never_fails_a_command_or_a_load() {
     let wallets = Repository::new(client.clone(), WalletReducer);
     let id = state_id("wallet");
     history(&wallets, &id, 5).await;
-    client.flush_snapshots().await;
+    client.flush_snapshots().await.expect("flushed");
     let fresh = Repository::new(client.clone(), WalletReducer).load(&id).await.expect("load");
     assert_eq!((fresh.state.balance, fresh.version), (15, 5));
     let mut no_cache = snapshots_every(1);

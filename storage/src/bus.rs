@@ -109,6 +109,9 @@ impl Bus {
     /// elsewhere), and refuses new ones.
     pub fn close(&self) {
         self.shared.closed.send_replace(true);
+        if let Some(watcher) = self.watcher.get() {
+            watcher.0.abort();
+        }
     }
 
     /// The subscription's messages, until the subscriber drops the stream or an error ends it.

@@ -77,6 +77,14 @@ impl Engine {
         self.bus.close();
     }
 
+    /// Ends every subscription, then releases the stores (an embedded file: its writer and
+    /// connections) once the calls running now have ended ([`EventStore::close`]).
+    pub async fn close(&self) {
+        self.bus.close();
+        self.events.close().await;
+        self.snapshots.close().await;
+    }
+
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         validate::append(&request, &self.limits)?;
         let outcome = self.events.append(request).await?;

@@ -88,6 +88,11 @@ pub trait EventStore: Send + Sync + Debug + 'static {
 
     /// How many events have a global position at or below `until`.
     async fn event_count(&self, until: u64) -> Result<u64>;
+
+    /// Releases what the store holds in this process (threads, connections, files) once the
+    /// calls running now have ended, even while clones of it live on; calls after it fail with
+    /// `Unavailable`. The default does nothing: network pools close as their last clone drops.
+    async fn close(&self) {}
 }
 
 #[async_trait]
@@ -102,6 +107,9 @@ pub trait SnapshotStore: Send + Sync + Debug + 'static {
 
     /// Deletes every snapshot of the state, of every revision; returns how many.
     async fn delete(&self, state_id: &str) -> Result<u64>;
+
+    /// See [`EventStore::close`].
+    async fn close(&self) {}
 }
 
 /// A state's kind and last sequence number, as a backend reads it before appending.

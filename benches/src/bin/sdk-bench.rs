@@ -196,7 +196,7 @@ async fn snapshots(dir: &Path, sizes: &Sizes) -> anyhow::Result<bool> {
     // One load with the snapshot policy writes the snapshot the timed loads start from.
     let writer = Repository::new(connect(&server, snapshot_options()).await?, WalletReducer);
     writer.load(state).await?;
-    writer.client().flush_snapshots().await;
+    writer.client().flush_snapshots().await.expect("flushed");
     anyhow::ensure!(snapshot_version(&plain, state).await? == Some(sizes.snapshot_state), "no snapshot written");
 
     let (mut baseline, mut flipbook) = (Vec::new(), Vec::new());

@@ -12,7 +12,7 @@ use flipbook_sdk_core::{
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::errors::{OrRaise, closed, locked, to_py};
+use crate::errors::{OrRaise, locked, to_py};
 use crate::reads::Pages;
 use crate::runtime::{runtime, wait};
 use crate::session::{PyMultiSession, PySession};
@@ -33,7 +33,8 @@ enum Origin {
 pub struct NativeClient {
     origin: Origin,
     options: ClientOptions,
-    /// The process the client is that of, and the client: `None` once closed.
+    /// The process the client is that of, and the client: `None` once closed in a process
+    /// that inherited it by fork() (a client closed where it was made stays, and refuses).
     current: Mutex<(u32, Option<Client>)>,
 }
 
@@ -112,8 +113,8 @@ impl NativeClient {
         let pid = std::process::id();
         {
             let current = locked(&self.current)?;
-            let Some(client) = &current.1 else { return Err(closed(py)) };
-            if current.0 == pid || matches!(self.origin, Origin::Memory) {
+            let Some(client) = &current.1 else { return Err(to_py(py, Error::Closed)) };
+            if current.0 == pid || matches!(self.origin, Origin::Memory) || client.is_closed() {
                 return Ok(client.clone());
             }
         }
@@ -130,7 +131,7 @@ impl NativeClient {
         });
         match reopened {
             Ok(Some(client)) => Ok(client),
-            Ok(None) => Err(closed(py)), // closed by another thread meanwhile
+            Ok(None) => Err(to_py(py, Error::Closed)), // closed by another thread meanwhile
             Err(Reopen::Lock(error)) => Err(error),
             Err(Reopen::Core(error)) => Err(to_py(py, error)),
         }
@@ -179,25 +180,24 @@ impl NativeClient {
         Self::make(py, Origin::Memory, options)
     }
 
-    /// Releases this client's connection or embedded file, once the snapshots it is writing are
-    /// written. Calls after it raise; closing again does nothing. A call already running, and
-    /// a read, session or subscription begun before, keep their own handle until they end.
+    /// The core's close: calls after it, and reads and subscriptions begun before, raise
+    /// `CLOSED`; it returns once the snapshots being written are and the embedded file is
+    /// released. Closing again does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let (owner, closing) = {
+        let client = {
             let mut current = locked(&self.current)?;
-            (current.0, current.1.take())
+            if current.0 != std::process::id() {
+                // The parent's client, inherited by fork(): its tasks and threads are the
+                // parent's, so there is nothing here to wait for or release.
+                std::mem::forget(current.1.take());
+                return Ok(());
+            }
+            current.1.clone()
         };
-        let Some(client) = closing else { return Ok(()) };
-        if owner != std::process::id() {
-            // The parent's client, inherited by fork(): its tasks are the parent runtime's.
-            std::mem::forget(client);
-            return Ok(());
+        match client {
+            Some(client) => wait(py, async move { client.close().await }),
+            None => Ok(()),
         }
-        // Dropped on the runtime, with the GIL released: the connection's tasks end there.
-        wait(py, async move {
-            client.flush_snapshots().await;
-            drop(client);
-        })
     }
 
     /// `expected`: "any", "no_state", or "exactly" with `version`.
@@ -417,11 +417,11 @@ impl NativeClient {
     /// Waits for the snapshots this client's sessions are writing in the background.
     fn flush_snapshots(&self, py: Python<'_>) -> PyResult<()> {
         let client = self.client(py)?;
-        wait(py, async move { client.flush_snapshots().await })
+        wait(py, async move { client.flush_snapshots().await })?.or_raise(py)
     }
 
     /// `(entries, bytes)` in the local state cache.
     fn cache_usage(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
-        Ok(self.client(py)?.cache_usage())
+        self.client(py)?.cache_usage().or_raise(py)
     }
 }

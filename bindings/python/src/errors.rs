@@ -15,12 +15,6 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
     exception(py, code, &error.to_string(), error.field(), error.state_id(), error.actual_version())
 }
 
-/// A call on a closed client. `CLOSED` is the binding's own code (the core has no closed
-/// client): an `Unavailable` that trying again cannot mend, so not `retryable`.
-pub(crate) fn closed(py: Python<'_>) -> PyErr {
-    exception(py, "CLOSED", "the client is closed", None, None, None)
-}
-
 fn exception(
     py: Python<'_>,
     code: &str,

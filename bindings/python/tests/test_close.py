@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +24,7 @@ CALLS: list[Callable[[flipbook.Client, str], object]] = [
     lambda c, s: c.load(s, Ledger()),
     lambda c, s: c.execute(s, Ledger(), deposit(1)),
     lambda c, s: c.execute_states([(s, Ledger())], lambda states: [[]]),
-    lambda c, s: c.subscribe(),
+    lambda c, s: next(c.subscribe()),
     lambda c, s: c.get_snapshot(s, "rev"),
     lambda c, s: c.server_info(),
     lambda c, s: c.cache_usage(),
@@ -53,11 +52,8 @@ def open_files(path: Path) -> list[str]:
     return found
 
 
-def wait_until_released(path: Path) -> None:
-    # The store's writer threads close their connections as they stop, just after close().
-    deadline = time.monotonic() + 5
-    while open_files(path) and time.monotonic() < deadline:
-        time.sleep(0.01)
+def assert_released(path: Path) -> None:
+    # close() returns once the store's writer thread has stopped and its connections are closed.
     assert open_files(path) == []
 
 
@@ -79,7 +75,7 @@ def test_close_releases_the_embedded_file(tmp_path: Path, state_id: str) -> None
     client.execute(state_id, Ledger(), deposit(5))  # a snapshot write in the background too
     assert open_files(path)
     client.close()
-    wait_until_released(path)
+    assert_released(path)
     client.close()
 
     again = flipbook.Client.open_embedded(path)
@@ -87,7 +83,7 @@ def test_close_releases_the_embedded_file(tmp_path: Path, state_id: str) -> None
     snapshot = again.get_snapshot(state_id, Ledger.revision)
     assert snapshot is not None and snapshot.version == 1, "the snapshot being written was written"
     again.close()
-    wait_until_released(path)
+    assert_released(path)
 
 
 def test_with_closes_the_client(backend: Backend, state_id: str) -> None:
@@ -107,18 +103,25 @@ def test_with_releases_the_embedded_file(tmp_path: Path, state_id: str) -> None:
     path = tmp_path / "with.db"
     with flipbook.Client.open_embedded(path) as client:
         client.append(state_id, Event("A"))
-    wait_until_released(path)
+    assert_released(path)
     with flipbook.Client.open_embedded(path) as client:
         assert [e.name for e in client.read(state_id)] == ["A"]
 
 
-def test_a_read_begun_before_close_finishes(backend: Backend, state_id: str) -> None:
+def test_a_read_begun_before_close_raises_closed_when_it_goes_on(backend: Backend, state_id: str) -> None:
     client = backend.connect()
     for _ in range(2):  # several pages
         client.append(state_id, [Event("E") for _ in range(1000)])
     events = client.read(state_id)
+    assert next(events).version == 1
+    subscription = client.subscribe(prefix=state_id)
     client.close()
-    assert [e.version for e in events] == list(range(1, 2001))
+    with pytest.raises(flipbook.Unavailable) as raised:
+        list(events)
+    assert_closed(raised.value)
+    with pytest.raises(flipbook.Unavailable) as raised:
+        list(subscription)
+    assert_closed(raised.value)
 
 
 def test_close_in_memory() -> None:
@@ -147,7 +150,7 @@ def test_asyncio_close_and_async_with(backend: Backend, state_id: str, tmp_path:
         embedded = await aio.Client.open_embedded(path)
         await embedded.append(state_id, Event("A"))
         await embedded.close()
-        wait_until_released(path)
+        assert_released(path)
         async with await aio.Client.open_embedded(path) as reopened:
             assert [e.name async for e in reopened.read(state_id)] == ["A"]
 

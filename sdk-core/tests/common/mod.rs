@@ -39,7 +39,7 @@ pub enum Fixture {
     Local { events: Arc<dyn EventStore>, snapshots: Arc<dyn SnapshotStore> },
 }
 
-fn temp_db() -> std::path::PathBuf {
+pub fn temp_db() -> std::path::PathBuf {
     tempfile::Builder::new().prefix("flipbook-sdk-").tempdir().expect("temp dir").keep().join("flipbook.db")
 }
 

@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use flipbook_model::{
@@ -16,12 +16,19 @@ use crate::store::{Checked, Decision, EventStore, Page, Tip, decide, merged_meta
 use crate::wire::{WirePage, decode_body, proposed_body};
 
 /// The SQLite event store. Cheap to clone; the writer thread stops when the last clone is
-/// dropped, after finishing the appends already queued.
+/// dropped or the store is closed, after finishing the appends already queued.
 #[derive(Clone, Debug)]
 pub struct SqliteEventStore {
-    appends: mpsc::Sender<Job>,
+    writer: Arc<Writer>,
     reads: Arc<Connections>,
     durability: Durability,
+}
+
+/// The writer thread and its queue; `None` once closed.
+#[derive(Debug)]
+struct Writer {
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -41,12 +48,13 @@ impl SqliteEventStore {
         .await
         .map_err(|e| Error::Internal(format!("opening the SQLite file failed: {e}")))??;
         let (appends, queue) = mpsc::channel(MAX_GROUP * 4);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("flipbook-sqlite-writer".to_owned())
             .spawn(move || write_loop(writer, queue))
             .map_err(|e| Error::Internal(format!("starting the SQLite writer: {e}")))?;
+        let writer = Writer { queue: Mutex::new(Some(appends)), thread: Mutex::new(Some(thread)) };
         let reads = Connections::new(config, config.read_connections.max(1), true);
-        Ok(Self { appends, reads, durability: config.durability })
+        Ok(Self { writer: Arc::new(writer), reads, durability: config.durability })
     }
 }
 
@@ -63,7 +71,9 @@ impl EventStore for SqliteEventStore {
     async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::Unavailable("the SQLite writer has stopped".to_owned());
-        self.appends.send(Job { parts, reply }).await.map_err(|_| stopped())?;
+        let queue = self.writer.queue.lock().map_err(|_| stopped())?.clone().ok_or_else(stopped)?;
+        queue.send(Job { parts, reply }).await.map_err(|_| stopped())?;
+        drop(queue);
         answer.await.map_err(|_| stopped())?
     }
 
@@ -122,6 +132,22 @@ impl EventStore for SqliteEventStore {
             })
             .await?;
         Ok(to_u64(last))
+    }
+
+    /// The writer finishes the appends queued (its queue ends once the appends being sent
+    /// now are in it), then the read connections close.
+    async fn close(&self) {
+        let thread = match (self.writer.queue.lock(), self.writer.thread.lock()) {
+            (Ok(mut queue), Ok(mut thread)) => {
+                queue.take();
+                thread.take()
+            }
+            _ => None,
+        };
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        self.reads.close().await;
     }
 
     async fn event_count(&self, until: u64) -> Result<u64> {

@@ -15,18 +15,37 @@ use super::SqliteConfig;
 pub(super) struct Connections {
     config: SqliteConfig,
     read_only: bool,
+    size: u32,
     permits: Semaphore,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl Connections {
     pub(super) fn new(config: &SqliteConfig, size: u32, read_only: bool) -> Arc<Self> {
+        let size = size.max(1);
         Arc::new(Self {
             config: config.clone(),
             read_only,
-            permits: Semaphore::new(size.max(1) as usize),
+            size,
+            permits: Semaphore::new(size as usize),
             idle: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Waits for the calls running now, then closes every connection; calls after it fail.
+    pub(super) async fn close(self: &Arc<Self>) {
+        if let Ok(every) = self.permits.acquire_many(self.size).await {
+            every.forget();
+        }
+        self.permits.close();
+        let pool = Arc::clone(self);
+        // Closing the file's last connection checkpoints the WAL: blocking work.
+        let closing = tokio::task::spawn_blocking(move || {
+            if let Ok(mut idle) = pool.idle.lock() {
+                idle.clear();
+            }
+        });
+        let _ = closing.await;
     }
 
     /// Runs `work` on a connection of the pool, in a blocking thread.

@@ -29,6 +29,10 @@ impl SnapshotStore for SqliteSnapshotStore {
         "sqlite"
     }
 
+    async fn close(&self) {
+        self.connections.close().await;
+    }
+
     async fn put(&self, snapshot: Snapshot) -> Result<()> {
         self.connections
             .run(move |connection| {

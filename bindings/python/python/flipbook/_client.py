@@ -167,8 +167,8 @@ class Client:
         """Releases the connection, or the embedded SQLite file, now (after waiting for the
         snapshots being written in the background). Every call after it raises
         :class:`~flipbook.errors.Unavailable` with code ``"CLOSED"`` (not retryable); closing
-        again does nothing. A call already running finishes, and reads and subscriptions begun
-        before keep their own handle until they end or are closed."""
+        again does nothing. A call already running finishes first; a read or subscription begun
+        before raises the same when it goes on."""
         self._native.close()
 
     def __enter__(self) -> Client:
