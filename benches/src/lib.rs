@@ -365,6 +365,85 @@ pub async fn grpc_appends(addr: std::net::SocketAddr, clients: u64, batch: u64, 
     .await
 }
 
+/// How [`grpc_transfers`] writes one event to each of two states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// One `AppendStates` of two parts: both or neither.
+    Atomic,
+    /// Two `Append`s, one after the other: what a client without it does (and may half do).
+    TwoAppends,
+}
+
+/// `clients` tasks with a connection each, each writing `total / clients` transfers (one event
+/// to each of two states of its own, each with its exact version): transfers per second.
+pub async fn grpc_transfers(
+    addr: std::net::SocketAddr,
+    clients: u64,
+    total: u64,
+    how: Transfer,
+) -> anyhow::Result<f64> {
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        connections.push(client(addr).await?);
+    }
+    rate(total, || async {
+        let mut tasks = Vec::new();
+        for (n, mut client) in connections.into_iter().enumerate() {
+            let states = [format!("from-{prefix}-{n}"), format!("to-{prefix}-{n}")];
+            tasks.push(tokio::spawn(async move {
+                for version in 0..total / clients {
+                    let parts = states.iter().map(|state| v1::AppendRequest {
+                        state_id: state.clone(),
+                        events: vec![wire_event()],
+                        expected: Some(v1::append_request::Expected::ExactVersion(version)),
+                        ..Default::default()
+                    });
+                    match how {
+                        Transfer::Atomic => {
+                            client.append_states(v1::AppendStatesRequest { parts: parts.collect() }).await?;
+                        }
+                        Transfer::TwoAppends => {
+                            for part in parts {
+                                client.append(part).await?;
+                            }
+                        }
+                    }
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs both kinds of transfer `repeats` times, alternating, and prints the line.
+pub async fn report_transfers(
+    addr: std::net::SocketAddr,
+    clients: u64,
+    total: u64,
+    repeats: usize,
+) -> anyhow::Result<()> {
+    let (mut atomic, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..repeats {
+        two.push(grpc_transfers(addr, clients, total, Transfer::TwoAppends).await?);
+        atomic.push(grpc_transfers(addr, clients, total, Transfer::Atomic).await?);
+    }
+    report(
+        &format!("append to 2 states x 1 event, {clients} clients"),
+        "writes/s",
+        median(atomic),
+        "2 appends",
+        median(two),
+        Target::None,
+    );
+    Ok(())
+}
+
 /// Reads a whole `count`-event state through gRPC `rounds` times: events per second.
 pub async fn grpc_reads(
     client: &mut EventStoreClient<Channel>,

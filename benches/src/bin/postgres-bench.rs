@@ -11,11 +11,12 @@
 //! At 32 clients it also measures the design the event bus did not take: positions from a
 //! counter row updated in each append's transaction (serialised assignment: a subscriber could
 //! then trust a plain `MAX(position)`), against the same raw appends.
-//! `--only appends|reads|serialised` runs one part.
+//! `multi`: appends to two states at once (`AppendStates`) against two appends, 16 clients.
+//! `--only appends|multi|reads|serialised` runs one part.
 
 use flipbook_benches::{
     Args, BackendSizes as Sizes, ChildServer, Fold, PAYLOAD, Target, child_main, client, fill_state, grpc_appends,
-    grpc_reads, median, rate, report,
+    grpc_reads, median, rate, report, report_transfers,
 };
 use flipbook_storage::postgres::{PostgresConfig, PostgresEventStore};
 use sqlx::postgres::PgPoolOptions;
@@ -26,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args = Args::from_env(&["appends", "reads", "serialised"], &["--url URL"]);
+    let args = Args::from_env(&["appends", "multi", "reads", "serialised"], &["--url URL"]);
     let smoke = args.smoke();
     let url = args.url("FLIPBOOK_TEST_POSTGRES_URL")?;
     let sizes = if smoke {
@@ -60,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
                 target,
             );
         }
+    }
+    if args.runs("multi") {
+        report_transfers(server.addr, 16, sizes.appends_per_client * 16, sizes.repeats).await?;
     }
     if args.runs("serialised") {
         sqlx::raw_sql(

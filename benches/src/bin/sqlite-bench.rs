@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use flipbook_benches::{
     Args, ChildServer, Fold, PAYLOAD, Target, child_main, client, grpc_appends, median, rate, read_through, report,
+    report_transfers,
 };
 use flipbook_model::{AppendRequest, Expectation, ProposedEvent};
 use flipbook_storage::EventStore;
@@ -38,9 +39,10 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = child_main().await {
         return child;
     }
-    let args = Args::from_env(&["appends", "reads", "memory"], &[]);
+    let args = Args::from_env(&["appends", "multi", "reads", "memory"], &[]);
     let smoke = args.smoke();
-    // `--only appends|reads|memory` runs one part.
+    // `--only appends|multi|reads|memory` runs one part; `multi`: appends to two states at
+    // once (`AppendStates`) against two appends, 16 clients.
     let sizes = if smoke {
         Sizes { appends: 64, read_events: 1_000, read_rounds: 2, large_state: 20_000, repeats: 1 }
     } else {
@@ -66,6 +68,13 @@ async fn main() -> anyhow::Result<()> {
             report(&format!("append 1 event, {clients} client(s)"), "appends/s", flipbook, "sqlite", baseline, target);
     }
 
+    if args.runs("multi") {
+        let db = dir.path().join("multi.db");
+        SqliteEventStore::open(&SqliteConfig::new(&db)).await?;
+        let server = ChildServer::sqlite(&db).await?;
+        report_transfers(server.addr, 16, sizes.appends, sizes.repeats).await?;
+        server.stop().await?;
+    }
     if args.runs("reads") {
         met &= reads(dir.path(), &sizes).await?;
     }
