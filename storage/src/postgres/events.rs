@@ -374,12 +374,14 @@ async fn append_with_retries(pool: &PgPool, parts: &[AppendRequest]) -> Result<V
 }
 
 /// The common case in one round trip: one statement (its own transaction) that checks the
-/// state's tip against the request as [`plan_append`] would, finds none of the batch's event
-/// ids stored, and only then inserts the events and moves the head. It answers `None` when any
-/// check fails: the two-step path ([`try_append`]) then reads the tip and decides with the
-/// shared rules (the conflict to report, a replay, a duplicate, a kind mismatch), so the rules
-/// keep one home. A concurrent append that takes the same sequence numbers makes the insert
-/// fail on the unique index (`Lost::Race`), as on the two-step path.
+/// state's tip against the request as [`plan_append`] would, and only then inserts the events
+/// and moves the head. It answers `None` when a check fails: the two-step path ([`try_append`])
+/// then reads the tip and decides with the shared rules (the conflict to report, a replay, a
+/// duplicate, a kind mismatch), so the rules keep one home. A batch with an event id already
+/// stored (a re-send, or a duplicate) fails on `UNIQUE (state_id, event_id)`, and a concurrent
+/// append that took the same sequence numbers on `UNIQUE (state_id, state_seq)`: both are a
+/// `Lost::Race`, which the two-step path sorts out. (Looking the ids up first cost a probe per
+/// event that the unique index makes again.)
 async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Result<Option<AppendOutcome>, Lost> {
     let (expectation, expected_version) = match request.expected {
         Expectation::Any => (0i16, 0i64),
@@ -400,7 +402,6 @@ async fn append_in_one_statement(pool: &PgPool, request: &AppendRequest) -> Resu
                AND CASE $8 WHEN 0 THEN true WHEN 1 THEN NOT EXISTS (SELECT 1 FROM tip) \
                    ELSE COALESCE((SELECT last_seq FROM tip), 0) = $9 END \
                AND ($10::bigint IS NULL OR $10 = COALESCE((SELECT last_seq FROM tip), 0) + 1) \
-               AND NOT EXISTS (SELECT 1 FROM flipbook_events WHERE state_id = $1 AND event_id = ANY($4)) \
          ), new AS ( \
              INSERT INTO flipbook_events (position, state_id, state_seq, version, event_id, name, timestamp, body) \
              SELECT ",
@@ -467,7 +468,7 @@ async fn try_append(pool: &PgPool, parts: &[AppendRequest]) -> Result<Vec<Append
          (SELECT min(e.state_seq) FROM flipbook_events e JOIN UNNEST($2::uuid[], $3::bigint[]) AS x(id, part) \
              ON e.event_id = x.id WHERE x.part = p.i AND e.state_id = p.state_id) \
          FROM UNNEST($1::text[]) WITH ORDINALITY AS p(state_id, i) \
-         LEFT JOIN flipbook_states s ON s.state_id = p.state_id ORDER BY p.i",
+         LEFT JOIN LATERAL (SELECT * FROM flipbook_states WHERE state_id = p.state_id) s ON true ORDER BY p.i",
     )
     .bind(&state_ids)
     .bind(&ids)
