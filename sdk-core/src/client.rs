@@ -148,9 +148,9 @@ impl Client {
 
     /// Closes the client (every clone): calls after it, and reads and subscriptions begun
     /// before when they go on, fail with [`Error::Closed`]. It waits for the snapshots being
-    /// written and for the calls running now, then releases the embedded file (its writer
-    /// thread and connections) before it returns; a server connection closes as its last
-    /// in-flight call ends. Closing again does nothing.
+    /// written; embedded, it also waits for the calls running now and releases the file (its
+    /// writer thread and connections) before it returns. A server connection closes as its
+    /// last in-flight call ends. Closing again does nothing.
     pub async fn close(&self) {
         if self.inner.closed.send_replace(true) {
             return;
