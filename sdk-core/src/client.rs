@@ -45,6 +45,15 @@ impl Inner {
         if *self.closed.borrow() { Err(Error::Closed) } else { Ok(&*self.backend) }
     }
 
+    /// A call's answer, but `Closed` for one that failed because the client closed while it
+    /// ran (an embedded store refuses what reaches it once released).
+    pub fn answer<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Err(error) if error.is_retryable() && *self.closed.borrow() => Err(Error::Closed),
+            other => other,
+        }
+    }
+
     /// Pages that end with [`Error::Closed`] at the first page asked for after the client is
     /// closed: a read begun before does not go on reading a released store.
     pub fn guarded(&self, pages: EventPages) -> EventPages {
@@ -190,7 +199,7 @@ impl Client {
     /// Sent once: see [`Client::append_resending`] for re-sends after a lost answer.
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         validate::append(&request, &self.inner.limits)?;
-        self.inner.backend()?.append(request).await
+        self.inner.answer(self.inner.backend()?.append(request).await)
     }
 
     /// Appends, and when the server cannot be reached or the answer is lost, sends the same
@@ -198,34 +207,33 @@ impl Client {
     /// it), up to the retry policy's `max_resends`.
     pub async fn append_resending(&self, request: AppendRequest) -> Result<AppendOutcome> {
         validate::append(&request, &self.inner.limits)?;
-        let backend = self.inner.backend()?;
-        self.resending(&request.state_id, || backend.append(request.clone())).await
+        self.resending(&request.state_id, |backend| backend.append(request.clone())).await
     }
 
     /// Appends to several states atomically: every part is stored, or none (a part's conflict
     /// names its state). Sent once: see [`Client::append_states_resending`].
     pub async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         validate::append_states(&parts, &self.inner.limits)?;
-        self.inner.backend()?.append_states(parts).await
+        self.inner.answer(self.inner.backend()?.append_states(parts).await)
     }
 
     /// [`Client::append_states`], re-sent after a lost answer as [`Client::append_resending`] is.
     pub async fn append_states_resending(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         validate::append_states(&parts, &self.inner.limits)?;
-        let backend = self.inner.backend()?;
-        self.resending(&parts[0].state_id, || backend.append_states(parts.clone())).await
+        self.resending(&parts[0].state_id, |backend| backend.append_states(parts.clone())).await
     }
 
     /// Sends, and sends the same again after a retryable failure, up to `max_resends`.
-    async fn resending<T, F, Sent>(&self, state_id: &str, send: F) -> Result<T>
+    async fn resending<'a, T, F, Sent>(&'a self, state_id: &str, send: F) -> Result<T>
     where
-        F: Fn() -> Sent,
-        Sent: std::future::Future<Output = Result<T>>,
+        F: Fn(&'a dyn Backend) -> Sent,
+        Sent: std::future::Future<Output = Result<T>> + 'a,
     {
         let retry = &self.inner.options.retry;
         let mut resends = 0;
         loop {
-            match send().await {
+            // Checked before every send: a client closed meanwhile sends nothing more.
+            match self.inner.answer(send(self.inner.backend()?).await) {
                 Err(error) if error.is_retryable() && resends < retry.max_resends => {
                     resends += 1;
                     tracing::debug!(%error, resends, state_id, "re-sending an append");
@@ -240,9 +248,7 @@ impl Client {
     pub async fn head(&self, state_id: &str) -> Result<StateHead> {
         validate::head(state_id)?;
         self.inner
-            .backend()?
-            .head(state_id)
-            .await?
+            .answer(self.inner.backend()?.head(state_id).await)?
             .ok_or_else(|| Error::NotFound(format!("state {state_id:?} has no events")))
     }
 
@@ -273,7 +279,7 @@ impl Client {
 
     pub async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         validate::snapshot(&snapshot, &self.inner.limits)?;
-        self.inner.backend()?.put_snapshot(snapshot).await
+        self.inner.answer(self.inner.backend()?.put_snapshot(snapshot).await)
     }
 
     /// A snapshot a session began writing: written even if the client closes meanwhile
@@ -286,23 +292,23 @@ impl Client {
     /// The newest snapshot of the revision, at or below the query's version; `None` if none.
     pub async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>> {
         validate::snapshot_query(&query)?;
-        self.inner.backend()?.get_snapshot(query).await
+        self.inner.answer(self.inner.backend()?.get_snapshot(query).await)
     }
 
     /// Deletes a state's snapshots of every revision; answers how many were stored.
     pub async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
         validate::head(state_id)?;
-        self.inner.backend()?.delete_snapshots(state_id).await
+        self.inner.answer(self.inner.backend()?.delete_snapshots(state_id).await)
     }
 
     pub async fn server_info(&self) -> Result<ServerInfo> {
-        self.inner.backend()?.server_info().await
+        self.inner.answer(self.inner.backend()?.server_info().await)
     }
 
     /// The log's head: how far it is settled (a reader polling [`Client::read_all`] goes on
     /// after it, or after its last event, and misses nothing) and how many events that covers.
     pub async fn log_head(&self) -> Result<LogHead> {
-        self.inner.backend()?.log_head().await
+        self.inner.answer(self.inner.backend()?.log_head().await)
     }
 }
 
