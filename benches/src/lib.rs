@@ -332,35 +332,48 @@ pub async fn client(addr: std::net::SocketAddr) -> anyhow::Result<EventStoreClie
 }
 
 /// `clients` tasks with a connection each (as separate application processes would have),
-/// each appending `batch` events at a time with `exact_version` to a state of its own, `total`
-/// appends in all: the rate of appends per second.
-pub async fn grpc_appends(addr: std::net::SocketAddr, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
-    let prefix = uuid::Uuid::new_v4().simple().to_string();
+/// each running `work(its number, its connection, total / clients)`: `total` per second.
+async fn per_client<F, Work>(addr: std::net::SocketAddr, clients: u64, total: u64, work: F) -> anyhow::Result<f64>
+where
+    F: Fn(usize, EventStoreClient<Channel>, u64) -> Work,
+    Work: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let mut connections = Vec::new();
     for _ in 0..clients {
         connections.push(client(addr).await?);
     }
     rate(total, || async {
-        let mut tasks = Vec::new();
-        for (n, mut client) in connections.into_iter().enumerate() {
-            let state = format!("flipbook-{prefix}-{n}");
-            tasks.push(tokio::spawn(async move {
-                for version in 0..total / clients {
-                    let request = v1::AppendRequest {
-                        state_id: state.clone(),
-                        events: (0..batch).map(|_| wire_event()).collect(),
-                        expected: Some(v1::append_request::Expected::ExactVersion(version * batch)),
-                        ..Default::default()
-                    };
-                    client.append(request).await?;
-                }
-                anyhow::Ok(())
-            }));
-        }
+        let tasks: Vec<_> = connections
+            .into_iter()
+            .enumerate()
+            .map(|(n, client)| tokio::spawn(work(n, client, total / clients)))
+            .collect();
         for task in tasks {
             task.await??;
         }
         Ok(())
+    })
+    .await
+}
+
+/// Each of `clients` connections appends `batch` events at a time with `exact_version` to a
+/// state of its own, `total` appends in all: the rate of appends per second.
+pub async fn grpc_appends(addr: std::net::SocketAddr, clients: u64, batch: u64, total: u64) -> anyhow::Result<f64> {
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    per_client(addr, clients, total, |n, mut client, appends| {
+        let state = format!("flipbook-{prefix}-{n}");
+        async move {
+            for version in 0..appends {
+                let request = v1::AppendRequest {
+                    state_id: state.clone(),
+                    events: (0..batch).map(|_| wire_event()).collect(),
+                    expected: Some(v1::append_request::Expected::ExactVersion(version * batch)),
+                    ..Default::default()
+                };
+                client.append(request).await?;
+            }
+            Ok(())
+        }
     })
     .await
 }
@@ -374,8 +387,8 @@ pub enum Transfer {
     TwoAppends,
 }
 
-/// `clients` tasks with a connection each, each writing `total / clients` transfers (one event
-/// to each of two states of its own, each with its exact version): transfers per second.
+/// Each of `clients` connections writes `total / clients` transfers (one event to each of two
+/// states of its own, each with its exact version): transfers per second.
 pub async fn grpc_transfers(
     addr: std::net::SocketAddr,
     clients: u64,
@@ -383,40 +396,29 @@ pub async fn grpc_transfers(
     how: Transfer,
 ) -> anyhow::Result<f64> {
     let prefix = uuid::Uuid::new_v4().simple().to_string();
-    let mut connections = Vec::new();
-    for _ in 0..clients {
-        connections.push(client(addr).await?);
-    }
-    rate(total, || async {
-        let mut tasks = Vec::new();
-        for (n, mut client) in connections.into_iter().enumerate() {
-            let states = [format!("from-{prefix}-{n}"), format!("to-{prefix}-{n}")];
-            tasks.push(tokio::spawn(async move {
-                for version in 0..total / clients {
-                    let parts = states.iter().map(|state| v1::AppendRequest {
-                        state_id: state.clone(),
-                        events: vec![wire_event()],
-                        expected: Some(v1::append_request::Expected::ExactVersion(version)),
-                        ..Default::default()
-                    });
-                    match how {
-                        Transfer::Atomic => {
-                            client.append_states(v1::AppendStatesRequest { parts: parts.collect() }).await?;
-                        }
-                        Transfer::TwoAppends => {
-                            for part in parts {
-                                client.append(part).await?;
-                            }
+    per_client(addr, clients, total, |n, mut client, transfers| {
+        let states = [format!("from-{prefix}-{n}"), format!("to-{prefix}-{n}")];
+        async move {
+            for version in 0..transfers {
+                let parts = states.iter().map(|state| v1::AppendRequest {
+                    state_id: state.clone(),
+                    events: vec![wire_event()],
+                    expected: Some(v1::append_request::Expected::ExactVersion(version)),
+                    ..Default::default()
+                });
+                match how {
+                    Transfer::Atomic => {
+                        client.append_states(v1::AppendStatesRequest { parts: parts.collect() }).await?;
+                    }
+                    Transfer::TwoAppends => {
+                        for part in parts {
+                            client.append(part).await?;
                         }
                     }
                 }
-                anyhow::Ok(())
-            }));
+            }
+            Ok(())
         }
-        for task in tasks {
-            task.await??;
-        }
-        Ok(())
     })
     .await
 }

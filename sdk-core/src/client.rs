@@ -45,10 +45,14 @@ impl Inner {
         if *self.closed.borrow() { Err(Error::Closed) } else { Ok(&*self.backend) }
     }
 
-    /// A call's answer, but `Closed` for one that failed because the client closed while it
-    /// ran (an embedded store refuses what reaches it once released).
-    pub fn answer<T>(&self, result: Result<T>) -> Result<T> {
-        match result {
+    /// One call on the backend, unless the client is closed; a call that fails because the
+    /// client closed while it ran (an embedded store refuses what reaches it once released)
+    /// answers `Closed` too.
+    pub async fn call<'a, T, Sent>(&'a self, send: impl FnOnce(&'a dyn Backend) -> Sent) -> Result<T>
+    where
+        Sent: std::future::Future<Output = Result<T>> + 'a,
+    {
+        match send(self.backend()?).await {
             Err(error) if error.is_retryable() && *self.closed.borrow() => Err(Error::Closed),
             other => other,
         }
@@ -199,7 +203,7 @@ impl Client {
     /// Sent once: see [`Client::append_resending`] for re-sends after a lost answer.
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         validate::append(&request, &self.inner.limits)?;
-        self.inner.answer(self.inner.backend()?.append(request).await)
+        self.inner.call(|backend| backend.append(request)).await
     }
 
     /// Appends, and when the server cannot be reached or the answer is lost, sends the same
@@ -214,7 +218,7 @@ impl Client {
     /// names its state). Sent once: see [`Client::append_states_resending`].
     pub async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         validate::append_states(&parts, &self.inner.limits)?;
-        self.inner.answer(self.inner.backend()?.append_states(parts).await)
+        self.inner.call(|backend| backend.append_states(parts)).await
     }
 
     /// [`Client::append_states`], re-sent after a lost answer as [`Client::append_resending`] is.
@@ -233,7 +237,7 @@ impl Client {
         let mut resends = 0;
         loop {
             // Checked before every send: a client closed meanwhile sends nothing more.
-            match self.inner.answer(send(self.inner.backend()?).await) {
+            match self.inner.call(&send).await {
                 Err(error) if error.is_retryable() && resends < retry.max_resends => {
                     resends += 1;
                     tracing::debug!(%error, resends, state_id, "re-sending an append");
@@ -248,7 +252,8 @@ impl Client {
     pub async fn head(&self, state_id: &str) -> Result<StateHead> {
         validate::head(state_id)?;
         self.inner
-            .answer(self.inner.backend()?.head(state_id).await)?
+            .call(|backend| backend.head(state_id))
+            .await?
             .ok_or_else(|| Error::NotFound(format!("state {state_id:?} has no events")))
     }
 
@@ -279,7 +284,7 @@ impl Client {
 
     pub async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         validate::snapshot(&snapshot, &self.inner.limits)?;
-        self.inner.answer(self.inner.backend()?.put_snapshot(snapshot).await)
+        self.inner.call(|backend| backend.put_snapshot(snapshot)).await
     }
 
     /// A snapshot a session began writing: written even if the client closes meanwhile
@@ -292,23 +297,23 @@ impl Client {
     /// The newest snapshot of the revision, at or below the query's version; `None` if none.
     pub async fn get_snapshot(&self, query: SnapshotQuery) -> Result<Option<Snapshot>> {
         validate::snapshot_query(&query)?;
-        self.inner.answer(self.inner.backend()?.get_snapshot(query).await)
+        self.inner.call(|backend| backend.get_snapshot(query)).await
     }
 
     /// Deletes a state's snapshots of every revision; answers how many were stored.
     pub async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
         validate::head(state_id)?;
-        self.inner.answer(self.inner.backend()?.delete_snapshots(state_id).await)
+        self.inner.call(|backend| backend.delete_snapshots(state_id)).await
     }
 
     pub async fn server_info(&self) -> Result<ServerInfo> {
-        self.inner.answer(self.inner.backend()?.server_info().await)
+        self.inner.call(|backend| backend.server_info()).await
     }
 
     /// The log's head: how far it is settled (a reader polling [`Client::read_all`] goes on
     /// after it, or after its last event, and misses nothing) and how many events that covers.
     pub async fn log_head(&self) -> Result<LogHead> {
-        self.inner.answer(self.inner.backend()?.log_head().await)
+        self.inner.call(|backend| backend.log_head()).await
     }
 }
 
