@@ -28,7 +28,9 @@ pub enum Error {
     #[error("state {state_id:?} is {}; an append cannot change that", kind_words(*.stored))]
     StateKindMismatch { state_id: String, stored: StateKind },
 
-    /// A value the backend cannot hold (e.g. more items than one DynamoDB transaction).
+    /// Data over a limit (a payload, a metadata map, the events or parts of a request, a whole
+    /// request) or more than the backend can hold (more items than one DynamoDB transaction);
+    /// nothing was stored. `limit` says the bound and how far the input went past it.
     #[error("too large: {field}: {limit}")]
     TooLarge { field: String, limit: String },
 
@@ -59,11 +61,17 @@ impl Error {
         Self::InvalidArgument { field: field.to_string(), rule: rule.into() }
     }
 
+    /// `field` may be a `Display` that spells the name only now, when a limit was passed.
+    pub fn too_large(field: impl std::fmt::Display, limit: impl Into<String>) -> Self {
+        Self::TooLarge { field: field.to_string(), limit: limit.into() }
+    }
+
     /// The same error, with the field it names (if any) inside `outer`: part 1's
     /// `events[0].name` is `parts[1].events[0].name`.
     pub fn within(self, outer: impl std::fmt::Display) -> Self {
         match self {
             Self::InvalidArgument { field, rule } => Self::InvalidArgument { field: format!("{outer}.{field}"), rule },
+            Self::TooLarge { field, limit } => Self::TooLarge { field: format!("{outer}.{field}"), limit },
             other => other,
         }
     }

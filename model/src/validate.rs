@@ -1,6 +1,8 @@
 //! The input rules of `docs/spec.md`, checked at the edge (the server) before anything reaches a
 //! backend, and again in the SDK where that saves a round trip. Each failure names the field
-//! (`events[2].name`) and the rule it broke.
+//! (`events[2].name`) and the rule it broke. One rule for size (spec §2, "Limits"): data over a
+//! limit (a payload, a metadata map, the events or parts of a request) is [`Error::TooLarge`];
+//! an identifier over its length (a state id, a name) is malformed, [`Error::InvalidArgument`].
 
 use std::collections::HashSet;
 use std::fmt::{self, Display};
@@ -95,14 +97,17 @@ fn metadata(field: impl Display, map: &Metadata) -> Result<()> {
         size += key.len() + value.len();
     }
     if size > MAX_METADATA_BYTES {
-        return Err(Error::invalid(field, format!("keys and values must total at most {MAX_METADATA_BYTES} bytes")));
+        return Err(Error::too_large(
+            field,
+            format!("at most {MAX_METADATA_BYTES} bytes of keys and values (holds {size})"),
+        ));
     }
     Ok(())
 }
 
 fn payload(field: impl Display, len: usize, max: u64) -> Result<()> {
     if len as u64 > max {
-        return Err(Error::invalid(field, format!("must be at most {max} bytes (is {len})")));
+        return Err(Error::too_large(field, format!("at most {max} bytes (is {len})")));
     }
     Ok(())
 }
@@ -123,9 +128,9 @@ pub fn append(request: &AppendRequest, limits: &Limits) -> Result<()> {
         return Err(Error::invalid("events", "must hold at least one event"));
     }
     if count > limits.max_events_per_append as usize {
-        return Err(Error::invalid(
+        return Err(Error::too_large(
             "events",
-            format!("must hold at most {} events (holds {count})", limits.max_events_per_append),
+            format!("at most {} events per append (holds {count})", limits.max_events_per_append),
         ));
     }
     let neutral = request.kind == StateKind::VersionNeutral;
@@ -186,16 +191,16 @@ pub fn append_states(parts: &[AppendRequest], limits: &Limits) -> Result<()> {
         return Err(Error::invalid("parts", "must hold at least one part"));
     }
     if parts.len() > limits.max_states_per_append as usize {
-        return Err(Error::invalid(
+        return Err(Error::too_large(
             "parts",
-            format!("must hold at most {} parts (holds {})", limits.max_states_per_append, parts.len()),
+            format!("at most {} states per append (holds {})", limits.max_states_per_append, parts.len()),
         ));
     }
     let events: usize = parts.iter().map(|p| p.events.len()).sum();
     if events > limits.max_events_per_append as usize {
-        return Err(Error::invalid(
+        return Err(Error::too_large(
             "parts",
-            format!("must hold at most {} events in all (hold {events})", limits.max_events_per_append),
+            format!("at most {} events per append in all its parts (hold {events})", limits.max_events_per_append),
         ));
     }
     let (mut states, mut ids) = (HashSet::with_capacity(parts.len()), HashSet::with_capacity(events));

@@ -1,5 +1,5 @@
 //! Errors on the wire: one exhaustive mapping from the storage error to a gRPC status carrying a
-//! `google.rpc.ErrorInfo` (a stable reason and metadata) and, for invalid input, a
+//! `google.rpc.ErrorInfo` (a stable reason and metadata) and, for invalid or too large input, a
 //! `google.rpc.BadRequest` naming the field; and back, for clients.
 
 use std::collections::HashMap;
@@ -77,7 +77,14 @@ pub fn to_status(error: &Error) -> Status {
             &[("state_id", state_id.clone()), ("versioned", (*stored == StateKind::Versioned).to_string())],
         ),
         Error::TooLarge { field, limit } => {
-            status(code, message, reason::TOO_LARGE, &[("field", field.clone()), ("limit", limit.clone())])
+            let mut details = ErrorDetails::with_error_info(
+                reason::TOO_LARGE,
+                DOMAIN,
+                HashMap::from([("field".to_owned(), field.clone()), ("limit".to_owned(), limit.clone())]),
+            );
+            // The field in the standard detail too, so generic gRPC tooling shows it.
+            details.add_bad_request_violation(field.clone(), limit.clone());
+            Status::with_error_details(code, message, details)
         }
         Error::FellBehind { position, waited_ms } => status(
             code,

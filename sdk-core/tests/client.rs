@@ -266,11 +266,11 @@ async fn an_in_process_client_refuses_what_the_server_refuses() {
     let id = state_id("batch");
     let batch = AppendRequest::new(id.clone(), Expectation::Any, (1..=65).map(|i| event("Deposited", i, "")).collect());
     let refused = local.append(batch.clone()).await.expect_err("65 events are refused in-process");
-    let Error::InvalidArgument { field, rule } = &refused else { panic!("{refused:?}") };
+    let Error::TooLarge { field, limit: rule } = &refused else { panic!("{refused:?}") };
     assert_eq!(field, "events");
     assert!(rule.contains("64"), "{rule}");
     let status = grpc.append(v1::AppendRequest::from(batch)).await.expect_err("and by the server");
-    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     assert!(status.message().contains(rule.as_str()), "the same rule: {status:?} and {refused:?}");
     assert_eq!(local.head(&id).await.expect_err("nothing stored").code(), ErrorCode::NotFound);
     server.stop().await.expect("stop");

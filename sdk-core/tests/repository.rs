@@ -389,12 +389,14 @@ async fn invalid_input_is_refused_with_the_field(mode: Mode) {
         (AppendRequest::new("", Expectation::Any, vec![event("Deposited", 1, "")]), "state_id"),
         (AppendRequest::new(id.clone(), Expectation::Any, vec![]), "events"),
         (AppendRequest::new(id.clone(), Expectation::Any, vec![event("", 1, "")]), "events[0].name"),
-        (AppendRequest::new(id.clone(), Expectation::Any, vec![event("Deposited", 1, ""); 1001]), "events"),
     ];
     for (request, field) in cases {
         let error = client.append(request).await.expect_err("refused");
         assert_eq!((error.code(), error.field()), (ErrorCode::InvalidArgument, Some(field)), "{error}");
     }
+    let over = AppendRequest::new(id.clone(), Expectation::Any, vec![event("Deposited", 1, ""); 1001]);
+    let error = client.append(over).await.expect_err("refused");
+    assert_eq!((error.code(), error.field()), (ErrorCode::TooLarge, Some("events")), "{error}");
     let wallets = Repository::new(client.clone(), WalletReducer);
     let error = wallets.load("bad\nid").await.expect_err("refused");
     assert_eq!(error.field(), Some("state_id"));

@@ -130,7 +130,7 @@ async fn server_info_reports_dynamodb_s_batch_limit() {
     let append =
         |count| v1::AppendRequest { state_id: "batch".into(), events: events_of(count, 10), ..Default::default() };
     let status = client.append(append(65)).await.expect_err("65 events are refused");
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("64"), "the error names the limit: {status:?}");
     let outcome = client.append(append(64)).await.expect("64 events fit one transaction").into_inner();
     assert_eq!(outcome.last_version, Some(64));
@@ -146,7 +146,7 @@ async fn server_info_reports_dynamodb_s_batch_limit() {
             .collect(),
     };
     let status = client.append_states(parts(25)).await.expect_err("25 parts are refused");
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     let outcome = client.append_states(parts(24)).await.expect("24 parts fit one transaction").into_inner();
     assert_eq!(outcome.parts.len(), 24);
     // Fewer parts and events, but more items than one transaction holds (1 + 56 + 11 x 4).

@@ -1,12 +1,12 @@
-//! Bad input at the edge: one test per rule. Each asserts INVALID_ARGUMENT, the reason, the
-//! field named in `google.rpc.BadRequest`, that nothing was stored, and that the server goes on
-//! serving.
+//! Bad input at the edge: one test per rule. Each asserts INVALID_ARGUMENT (or, for data over a
+//! limit, RESOURCE_EXHAUSTED / TOO_LARGE), the reason, the field named in `google.rpc.BadRequest`,
+//! that nothing was stored, and that the server goes on serving.
 
 mod common;
 
 use std::collections::BTreeMap;
 
-use common::assert_invalid;
+use common::{assert_invalid, assert_too_large};
 use flipbook_proto::v1::event_store_client::EventStoreClient;
 use flipbook_proto::v1::snapshot_store_client::SnapshotStoreClient;
 use flipbook_proto::v1::{self, append_request::Expected};
@@ -61,15 +61,20 @@ impl Fixture {
         assert_invalid(self.events.append(request).await, field);
         self.assert_nothing_stored_and_still_serving().await;
     }
+
+    async fn refuse_too_large(&mut self, request: v1::AppendRequest, field: &str) {
+        assert_too_large(self.events.append(request).await, field);
+        self.assert_nothing_stored_and_still_serving().await;
+    }
 }
 
 macro_rules! bad_append {
-    ($($name:ident: $request:expr => $field:expr;)+) => {
+    ($refuse:ident { $($name:ident: $request:expr => $field:expr;)+ }) => {
         $(
             #[tokio::test]
             async fn $name() {
                 let mut fixture = fixture().await;
-                fixture.refuse_append($request, $field).await;
+                fixture.$refuse($request, $field).await;
             }
         )+
     };
@@ -85,12 +90,11 @@ fn versioned(versions: &[Option<u64>]) -> Vec<v1::ProposedEvent> {
     versions.iter().map(|&version| v1::ProposedEvent { version, ..event(1) }).collect()
 }
 
-bad_append! {
+bad_append! { refuse_append {
     state_id_empty: v1::AppendRequest { state_id: String::new(), ..append(vec![event(1)]) } => "state_id";
     state_id_too_long: v1::AppendRequest { state_id: "s".repeat(257), ..append(vec![event(1)]) } => "state_id";
     state_id_control_character: v1::AppendRequest { state_id: "wallet\n1".into(), ..append(vec![event(1)]) } => "state_id";
     no_events: append(vec![]) => "events";
-    too_many_events: append((0..1001).map(event).collect()) => "events";
     event_id_not_a_uuid: with_event(|e| e.event_id = "not-a-uuid".into()) => "events[1].event_id";
     event_id_twice_in_one_append: {
         let e = event(1);
@@ -99,12 +103,10 @@ bad_append! {
     name_empty: with_event(|e| e.name = String::new()) => "events[1].name";
     name_too_long: with_event(|e| e.name = "n".repeat(129)) => "events[1].name";
     name_control_character: with_event(|e| e.name = "Depo\u{7}sited".into()) => "events[1].name";
-    payload_too_large: with_event(|e| e.payload = vec![b'x'; 1024 * 1024 + 1]) => "events[1].payload";
     content_type_control_character: with_event(|e| e.content_type = "text/\tplain".into()) => "events[1].content_type";
     timestamp_out_of_range: with_event(|e| e.timestamp = Some(prost_types::Timestamp { seconds: 0, nanos: -5 })) => "events[1].timestamp";
     timestamp_past_2262: with_event(|e| e.timestamp = Some(prost_types::Timestamp { seconds: i64::MAX / 2, nanos: 0 })) => "events[1].timestamp";
     metadata_empty_key: with_event(|e| e.metadata = BTreeMap::from([(String::new(), "v".into())])) => "events[1].metadata[\"\"]";
-    metadata_too_large: with_event(|e| e.metadata = BTreeMap::from([("k".into(), "v".repeat(70_000))])) => "events[1].metadata";
     versions_on_some_events_only: append(versioned(&[Some(1), None])) => "events[1].version";
     version_zero: append(versioned(&[Some(0)])) => "events[0].version";
     versions_with_a_gap: append(versioned(&[Some(1), Some(3)])) => "events[1].version";
@@ -122,7 +124,18 @@ bad_append! {
         state_metadata: BTreeMap::from([("own\u{0}er".into(), "ada".into())]),
         ..append(vec![event(1)])
     } => "state_metadata[\"own\\0er\"]";
-}
+}}
+
+// Data over a limit: one rule, TOO_LARGE naming the field (docs/spec.md §2, "Limits").
+bad_append! { refuse_too_large {
+    too_many_events: append((0..1001).map(event).collect()) => "events";
+    payload_too_large: with_event(|e| e.payload = vec![b'x'; 1024 * 1024 + 1]) => "events[1].payload";
+    metadata_too_large: with_event(|e| e.metadata = BTreeMap::from([("k".into(), "v".repeat(70_000))])) => "events[1].metadata";
+    state_metadata_too_large: v1::AppendRequest {
+        state_metadata: BTreeMap::from([("k".into(), "v".repeat(70_000))]),
+        ..append(vec![event(1)])
+    } => "state_metadata";
+}}
 
 fn parts(parts: Vec<v1::AppendRequest>) -> v1::AppendStatesRequest {
     v1::AppendStatesRequest { parts }
@@ -158,16 +171,30 @@ async fn bad_appends_to_several_states_are_refused() {
         ),
         (parts(vec![part(STATE, vec![event(1)]), part(STATE, vec![event(2)])]), "parts[1].state_id"),
         (parts(vec![part(STATE, vec![shared.clone()]), part("other", vec![shared])]), "parts[1].events[0].event_id"),
+    ];
+    let too_large = [
         (parts((0..65).map(|i| part(&format!("s{i}"), vec![event(i)])).collect()), "parts"),
         (
             parts(vec![part(STATE, (0..600).map(event).collect()), part("other", (0..401).map(event).collect())]),
             "parts",
+        ),
+        (
+            parts(vec![
+                part(STATE, vec![event(1)]),
+                part("other", vec![v1::ProposedEvent { payload: vec![0; 1024 * 1024 + 1], ..event(2) }]),
+            ]),
+            "parts[1].events[0].payload",
         ),
     ];
     for (request, field) in cases {
         assert_invalid(fixture.events.append_states(request).await, field);
         fixture.assert_nothing_stored_and_still_serving().await;
         // What the check left behind is removed so the next case starts from nothing.
+        fixture = self::fixture().await;
+    }
+    for (request, field) in too_large {
+        assert_too_large(fixture.events.append_states(request).await, field);
+        fixture.assert_nothing_stored_and_still_serving().await;
         fixture = self::fixture().await;
     }
 }
@@ -240,12 +267,13 @@ async fn bad_snapshots_are_refused_and_not_stored() {
         (snapshot(|s| s.reducer_revision = "r".repeat(129)), "snapshot.reducer_revision"),
         (snapshot(|s| s.version = 0), "snapshot.version"),
         (snapshot(|s| s.content_type = "\u{1b}[31m".into()), "snapshot.content_type"),
-        (snapshot(|s| s.payload = vec![0; 16 * 1024 * 1024 + 1]), "snapshot.payload"),
         (snapshot(|s| s.created_at = Some(prost_types::Timestamp { seconds: 0, nanos: -1 })), "snapshot.created_at"),
     ];
     for (request, field) in puts {
         assert_invalid(f.snapshots.put_snapshot(request).await, field);
     }
+    let over = snapshot(|s| s.payload = vec![0; 4 * 1024 * 1024 - 64 * 1024 + 1]);
+    assert_too_large(f.snapshots.put_snapshot(over).await, "snapshot.payload");
     let get =
         v1::GetSnapshotRequest { state_id: STATE.into(), reducer_revision: "wallet-v1".into(), max_version: None };
     assert_eq!(f.snapshots.get_snapshot(get.clone()).await.expect_err("nothing stored").code(), Code::NotFound);

@@ -157,8 +157,37 @@ def test_too_large_request(sqlite_server: Server, state_id: str) -> None:
     with pytest.raises(flipbook.TooLarge) as raised:
         client.append(state_id, [Event("Big", payload=payload) for _ in range(count)])
     assert_error(raised.value, flipbook.TooLarge, "TOO_LARGE")
+    assert raised.value.field is None  # the request as a whole
     with pytest.raises(flipbook.NotFound):
         client.head(state_id)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c, s, big: c.append(s, [Event("A"), Event("Big", payload=big)]), "events[1].payload"),
+        (lambda c, s, big: c.append(s, [Event("A")] * 1001), "events"),
+        (lambda c, s, big: c.append(s, Event("A", metadata={"k": "v" * 70_000})), "events[0].metadata"),
+        (lambda c, s, big: c.append(s, Event("A"), state_metadata={"k": "v" * 70_000}), "state_metadata"),
+        (
+            lambda c, s, big: c.append_states(
+                [AppendPart(s, Event("A")), AppendPart(s + "-2", Event("B", payload=big))]
+            ),
+            "parts[1].events[0].payload",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_data_over_a_limit_is_too_large_naming_the_field(
+    client: flipbook.Client, state_id: str, call: Callable[[flipbook.Client, str, bytes], object], field: str
+) -> None:
+    big = b"x" * (client.server_info().max_payload_bytes + 1)
+    with pytest.raises(flipbook.TooLarge) as raised:
+        call(client, state_id, big)
+    assert_error(raised.value, flipbook.TooLarge, "TOO_LARGE")
+    assert raised.value.field == field
+    with pytest.raises(flipbook.NotFound):
+        client.head(state_id)  # nothing was stored
 
 
 @pytest.mark.parametrize("token", [None, "not-the-token"])

@@ -124,14 +124,33 @@ pub async fn start_postgres_server() -> flipbook_server::Running {
 /// The call was refused as INVALID_ARGUMENT, with the reason and a `google.rpc.BadRequest`
 /// naming `field` and the rule it broke.
 pub fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
+    assert_refused(result, tonic::Code::InvalidArgument, reason::INVALID_ARGUMENT, field);
+}
+
+/// The call was refused as RESOURCE_EXHAUSTED / TOO_LARGE, naming `field` and the limit in the
+/// `ErrorInfo` and in a `google.rpc.BadRequest` (docs/spec.md §2, "Limits").
+pub fn assert_too_large(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
+    let status = assert_refused(result, tonic::Code::ResourceExhausted, reason::TOO_LARGE, field);
+    let info = tonic_types::StatusExt::get_error_details(&status).error_info().cloned().expect("an ErrorInfo");
+    assert_eq!(info.metadata.get("field").map(String::as_str), Some(field), "{status:?}");
+    assert!(info.metadata.get("limit").is_some_and(|limit| limit.contains("at most")), "{status:?}");
+}
+
+fn assert_refused(
+    result: Result<impl std::fmt::Debug, tonic::Status>,
+    code: tonic::Code,
+    expected_reason: &str,
+    field: &str,
+) -> tonic::Status {
     use tonic_types::StatusExt;
     let status = result.expect_err("bad input must be refused");
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    assert_eq!(reason_of(&status).as_deref(), Some(reason::INVALID_ARGUMENT));
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(reason_of(&status).as_deref(), Some(expected_reason), "{status:?}");
     let details = status.get_error_details();
     let violations = &details.bad_request().expect("a BadRequest detail").field_violations;
     assert_eq!(violations[0].field, field, "{status:?}");
     assert!(!violations[0].description.is_empty());
+    status
 }
 
 pub async fn channel(addr: std::net::SocketAddr) -> Channel {

@@ -92,7 +92,7 @@ impl SnapshotStore for DynamoSnapshotStore {
     async fn put(&self, snapshot: Snapshot) -> Result<()> {
         if snapshot.payload.len() > MAX_PAYLOAD {
             return Err(Error::TooLarge {
-                field: "payload".to_owned(),
+                field: "snapshot.payload".to_owned(),
                 limit: format!("at most {MAX_PAYLOAD} bytes per snapshot on DynamoDB (400 KB per item)"),
             });
         }

@@ -1,8 +1,8 @@
 """Flipbook's errors: one class per kind of failure, the same kinds in every language.
 
 Catch :class:`FlipbookError` for all of them, or a subclass for one. Every error carries
-``code`` (the stable name, e.g. ``"VERSION_CONFLICT"``); :class:`InvalidArgument` also names
-the ``field``, :class:`ConflictError` the ``state_id`` it is about and that state's
+``code`` (the stable name, e.g. ``"VERSION_CONFLICT"``); :class:`InvalidArgument` and
+:class:`TooLarge` also name the ``field``, :class:`ConflictError` the ``state_id`` it is about and that state's
 ``actual_version`` (in an append to several states, the part that failed). An exception raised
 by your own reducer or decide function is never wrapped: it reaches you unchanged.
 """
@@ -67,7 +67,9 @@ class StateKindMismatch(FlipbookError):
 
 
 class TooLarge(FlipbookError):
-    """Over a limit of the server or its backend."""
+    """Data over a limit of the server or its backend (a payload, a metadata map, the events or
+    states of one append, a whole request); nothing was stored. ``field`` names what passed the
+    limit (``None`` for a whole request)."""
 
 
 class Unauthenticated(FlipbookError):
@@ -102,7 +104,7 @@ _BY_CODE: dict[str, type[FlipbookError]] = {
     "UNAUTHENTICATED": Unauthenticated,
     "PERMISSION_DENIED": PermissionDenied,
     "UNAVAILABLE": Unavailable,
-    # The binding's own: a call on a client after close() (nothing the core reports).
+    # A call on a client after close(): the core's CLOSED, raised as Unavailable, not retryable.
     "CLOSED": Unavailable,
     "FELL_BEHIND": FellBehind,
     "INTERNAL": InternalError,
