@@ -19,25 +19,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[PathBuf::from("flipbook/v1/flipbook.proto")],
         &[PathBuf::from("."), well_known],
     )?;
-    event_store_server(&FileDescriptorSet::decode(fs::read(&descriptors)?.as_slice())?);
+    let descriptors = FileDescriptorSet::decode(fs::read(&descriptors)?.as_slice())?;
+    for service in ["EventStore", "SnapshotStore", "EventBus", "ServerInfo"] {
+        server(&descriptors, service);
+    }
     Ok(())
 }
 
-/// The event store's server as the Flipbook server runs it: every method of the proto's
-/// `EventStore` (read from the descriptors, so the two cannot drift apart), except that the
-/// events of `ReadState` and `ReadAll` are sent as the store encoded them (`crate::encoded`).
-fn event_store_server(descriptors: &FileDescriptorSet) {
+/// A service's server as the Flipbook server runs it: every method of the proto's service (read
+/// from the descriptors, so the two cannot drift apart), with requests decoded by
+/// `crate::request` (a request that does not decode is INVALID_ARGUMENT naming the field), and
+/// the events of `ReadState` and `ReadAll` sent as the store encoded them (`crate::encoded`).
+fn server(descriptors: &FileDescriptorSet, name: &str) {
     let service = descriptors
         .file
         .iter()
         .filter(|file| file.package() == "flipbook.v1")
         .flat_map(|file| &file.service)
-        .find(|service| service.name() == "EventStore")
-        .expect("flipbook.v1.EventStore");
-    let mut builder = tonic_build::manual::Service::builder().name("EventStore").package("flipbook.v1");
+        .find(|service| service.name() == name)
+        .unwrap_or_else(|| panic!("flipbook.v1.{name}"));
+    let mut builder = tonic_build::manual::Service::builder().name(name).package("flipbook.v1");
     for method in &service.method {
         let rust_type = |proto: &str| format!("crate::v1::{}", proto.trim_start_matches(".flipbook.v1."));
-        let pre_encoded = matches!(method.name(), "ReadState" | "ReadAll");
+        let pre_encoded = name == "EventStore" && matches!(method.name(), "ReadState" | "ReadAll");
         let mut built = tonic_build::manual::Method::builder()
             .name(snake_case(method.name()))
             .route_name(method.name())
@@ -47,7 +51,7 @@ fn event_store_server(descriptors: &FileDescriptorSet) {
             } else {
                 rust_type(method.output_type())
             })
-            .codec_path(if pre_encoded { "crate::encoded::EncodedCodec" } else { "tonic_prost::ProstCodec" });
+            .codec_path(if pre_encoded { "crate::encoded::EncodedCodec" } else { "crate::request::RequestCodec" });
         if method.server_streaming() {
             built = built.server_streaming();
         }

@@ -7,7 +7,8 @@ use std::marker::PhantomData;
 use bytes::{BufMut, Bytes};
 use tonic::Status;
 use tonic::codec::{Codec, EncodeBuf, Encoder};
-use tonic_prost::ProstDecoder;
+
+use crate::request::RequestDecoder;
 
 /// One response message, encoded: its events (field 1, shared with the page they were cut from)
 /// and what follows them (later fields, such as ReadAll's settled position; often empty).
@@ -17,7 +18,8 @@ pub struct Encoded {
     pub trailer: Bytes,
 }
 
-/// Sends [`Encoded`] messages and decodes requests of type `U` with prost.
+/// Sends [`Encoded`] messages and decodes requests of type `U` as every server method does
+/// ([`RequestDecoder`]).
 #[derive(Debug)]
 pub struct EncodedCodec<U>(PhantomData<U>);
 
@@ -31,14 +33,14 @@ impl<U: prost::Message + Default + Send + 'static> Codec for EncodedCodec<U> {
     type Encode = Encoded;
     type Decode = U;
     type Encoder = EncodedEncoder;
-    type Decoder = ProstDecoder<U>;
+    type Decoder = RequestDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
         EncodedEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder::default()
+        RequestDecoder::default()
     }
 }
 

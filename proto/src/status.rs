@@ -55,7 +55,9 @@ pub fn to_status(error: &Error) -> Status {
                 DOMAIN,
                 HashMap::from([("field".to_owned(), field.clone()), ("rule".to_owned(), rule.clone())]),
             );
-            details.add_bad_request_violation(field.clone(), rule.clone());
+            if !field.is_empty() {
+                details.add_bad_request_violation(field.clone(), rule.clone());
+            }
             Status::with_error_details(code, message, details)
         }
         Error::VersionConflict { state_id, actual_version } => status(
@@ -82,8 +84,11 @@ pub fn to_status(error: &Error) -> Status {
                 DOMAIN,
                 HashMap::from([("field".to_owned(), field.clone()), ("limit".to_owned(), limit.clone())]),
             );
-            // The field in the standard detail too, so generic gRPC tooling shows it.
-            details.add_bad_request_violation(field.clone(), limit.clone());
+            // The field in the standard detail too, so generic gRPC tooling shows it (a whole
+            // request names none).
+            if !field.is_empty() {
+                details.add_bad_request_violation(field.clone(), limit.clone());
+            }
             Status::with_error_details(code, message, details)
         }
         Error::FellBehind { position, waited_ms } => status(

@@ -8,6 +8,7 @@
 mod backends;
 pub mod config;
 mod metrics;
+mod oversize;
 pub mod service;
 pub mod telemetry;
 
@@ -16,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use flipbook_proto::server::event_store_server;
+use flipbook_proto::server::{event_bus_server, event_store_server, server_info_server, snapshot_store_server};
 use flipbook_proto::status::unauthenticated;
-use flipbook_proto::v1::{self, event_bus_server, server_info_server, snapshot_store_server};
+use flipbook_proto::v1;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -32,6 +33,7 @@ pub use crate::config::Config;
 use flipbook_model::Limits;
 use flipbook_storage::engine::Engine;
 
+use crate::oversize::Oversize;
 use crate::service::Flipbook;
 
 /// A server running in this process.
@@ -117,22 +119,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(InterceptedService::new(
-            event_store_server::EventStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),
-            auth.clone(),
-        ))
-        .add_service(InterceptedService::new(
-            snapshot_store_server::SnapshotStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),
-            auth.clone(),
-        ))
         // Every service decodes up to the advertised max_request_bytes, not tonic's 4 MiB.
-        .add_service(InterceptedService::new(
-            event_bus_server::EventBusServer::new(flipbook.clone()).max_decoding_message_size(max_request),
-            auth.clone(),
+        .add_service(api(
+            event_store_server::EventStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),
+            &auth,
+            &info.limits,
         ))
-        .add_service(InterceptedService::new(
+        .add_service(api(
+            snapshot_store_server::SnapshotStoreServer::new(flipbook.clone()).max_decoding_message_size(max_request),
+            &auth,
+            &info.limits,
+        ))
+        .add_service(api(
+            event_bus_server::EventBusServer::new(flipbook.clone()).max_decoding_message_size(max_request),
+            &auth,
+            &info.limits,
+        ))
+        .add_service(api(
             server_info_server::ServerInfoServer::new(flipbook.clone()).max_decoding_message_size(max_request),
-            auth,
+            &auth,
+            &info.limits,
         ));
 
     tracing::info!(
@@ -187,6 +193,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         result.context("serving gRPC")
     });
     Ok(Running { addr, metrics_addr, shutdown, task })
+}
+
+/// A service of the API as served: behind the bearer-token check, with a request over
+/// `max_request_bytes` answered TOO_LARGE.
+fn api<S>(service: S, auth: &BearerAuth, limits: &Limits) -> Oversize<InterceptedService<S, BearerAuth>> {
+    Oversize::new(InterceptedService::new(service, auth.clone()), limits.max_request_bytes)
 }
 
 /// The TLS identity, when configured (the configuration checked that cert and key go together).

@@ -16,9 +16,9 @@ use flipbook_model::{
 };
 use flipbook_proto::convert::{parts_from_wire, snapshot_to_store};
 use flipbook_proto::encoded::Encoded;
-use flipbook_proto::server::event_store_server;
+use flipbook_proto::server::{event_bus_server, event_store_server, server_info_server, snapshot_store_server};
 use flipbook_proto::status::{not_found, to_status};
-use flipbook_proto::v1::{self, event_bus_server, server_info_server, snapshot_store_server};
+use flipbook_proto::v1;
 use flipbook_storage::engine::Engine;
 use flipbook_storage::read::read_ahead;
 use flipbook_storage::wire::WirePage;
