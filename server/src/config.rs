@@ -53,6 +53,12 @@
 //! stall_timeout = 30                  # seconds a subscriber may take nothing before it is
 //!                                     # dropped with FELL_BEHIND (it resumes from its position)
 //!
+//! [health]                            # the health service's readiness follows the probes
+//! probe_interval = 0.5                # seconds between probes of each backend
+//! probe_timeout = 1                   # seconds a probe may take; past it (or on an error) the
+//!                                     # backend is unreachable: calls needing it answer
+//!                                     # UNAVAILABLE at once, its services NOT_SERVING
+//!
 //! [auth]
 //! token = "…"                         # calls must send `authorization: Bearer …`
 //! tokens = ["…", "…"]                 # more accepted at once (rotation)
@@ -75,6 +81,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use flipbook_model::validate::Limits;
 use flipbook_storage::bus::BusOptions;
+use flipbook_storage::engine::ProbeOptions;
 use flipbook_storage::{DynamoConfig, PostgresConfig, RedisConfig, SqliteConfig, seconds};
 use serde::Deserialize;
 
@@ -94,6 +101,7 @@ pub struct Config {
     pub snapshots: SnapshotsConfig,
     pub limits: LimitsConfig,
     pub subscriptions: SubscriptionsConfig,
+    pub health: HealthConfig,
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub tls: TlsConfig,
@@ -114,6 +122,7 @@ impl Default for Config {
             snapshots: SnapshotsConfig::default(),
             limits: LimitsConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
+            health: HealthConfig::default(),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
@@ -240,6 +249,29 @@ impl From<&SubscriptionsConfig> for BusOptions {
             stall_timeout: config.stall_timeout,
             ..Self::default()
         }
+    }
+}
+
+/// The probes of the backends (see `flipbook_storage::engine::Engine::watch_backends`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    #[serde(with = "seconds")]
+    pub probe_interval: Duration,
+    #[serde(with = "seconds")]
+    pub probe_timeout: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        let probe = ProbeOptions::default();
+        Self { probe_interval: probe.interval, probe_timeout: probe.timeout }
+    }
+}
+
+impl From<&HealthConfig> for ProbeOptions {
+    fn from(config: &HealthConfig) -> Self {
+        Self { interval: config.probe_interval, timeout: config.probe_timeout }
     }
 }
 
@@ -466,6 +498,9 @@ impl Config {
         let bus = &self.subscriptions;
         if [bus.poll_interval, bus.checkpoint_interval, bus.stall_timeout].contains(&Duration::ZERO) {
             bail!("subscriptions: poll_interval, checkpoint_interval and stall_timeout must be above 0");
+        }
+        if [self.health.probe_interval, self.health.probe_timeout].contains(&Duration::ZERO) {
+            bail!("health: probe_interval and probe_timeout must be above 0");
         }
         if limits.max_payload_bytes == 0 || limits.max_payload_bytes >= limits.max_request_bytes {
             bail!("limits.max_payload_bytes must be above 0 and below limits.max_request_bytes");

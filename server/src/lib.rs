@@ -7,6 +7,7 @@
 
 mod backends;
 pub mod config;
+mod health;
 mod metrics;
 mod oversize;
 pub mod service;
@@ -94,10 +95,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<event_store_server::EventStoreServer<Flipbook>>().await;
-    health.set_serving::<snapshot_store_server::SnapshotStoreServer<Flipbook>>().await;
-    health.set_serving::<server_info_server::ServerInfoServer<Flipbook>>().await;
-    health.set_serving::<event_bus_server::EventBusServer<Flipbook>>().await;
+    let probe = tokio::spawn(flipbook.0.watch_backends((&config.health).into()));
+    let readiness = tokio::spawn(crate::health::follow(health.clone(), flipbook.0.reach()));
     // Reflection in both versions: grpcurl and older tools still ask v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -159,7 +158,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             async move {
                 stop_requested(receiver).await;
                 tracing::info!("shutting down: finishing calls in flight");
-                health.set_not_serving::<event_store_server::EventStoreServer<Flipbook>>().await;
+                readiness.abort();
+                crate::health::shutting_down(&health).await;
                 // Subscriptions never finish by themselves: end them, so subscribers resume on
                 // another server while this one finishes its other calls.
                 engine.close_subscriptions();
@@ -188,6 +188,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 Ok(())
             }
         };
+        probe.abort();
         drop(flipbook);
         tracing::info!("flipbook stopped");
         result.context("serving gRPC")

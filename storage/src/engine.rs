@@ -1,17 +1,23 @@
 //! The in-process engine: an event store, a snapshot store, the event bus over the events, and
 //! the limits in force, behind one set of calls that validate every request before a store
 //! sees it. The server serves it over gRPC and the SDK runs it in-process (embedded, in
-//! memory): one object, so both refuse the same requests and see the same limits.
+//! memory): one object, so both refuse the same requests and see the same limits. A server
+//! also probes the stores ([`Engine::watch_backends`]): while one does not answer, calls that
+//! need it are refused at once as unavailable, instead of each waiting out the backend's own
+//! timeout.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use flipbook_model::validate::{self, Limits};
 use flipbook_model::{
-    AllQuery, AppendOutcome, AppendRequest, Delivery, LogHead, RecordedEvent, Result, Snapshot, SnapshotQuery,
+    AllQuery, AppendOutcome, AppendRequest, Delivery, Error, LogHead, RecordedEvent, Result, Snapshot, SnapshotQuery,
     StateHead, StateQuery, SubscriptionQuery,
 };
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
+use tokio::sync::watch;
 
 use crate::bus::{Bus, BusOptions};
 use crate::read::{DEFAULT_PAGE_SIZE, all_pages, all_wire_pages, state_pages, state_wire_pages};
@@ -27,6 +33,31 @@ pub struct Engine {
     snapshots: Arc<dyn SnapshotStore>,
     bus: Arc<Bus>,
     limits: Limits,
+    reach: Arc<watch::Sender<Reach>>,
+}
+
+/// What the last probe of each store found ([`Engine::watch_backends`]): `None` while it
+/// answers, else why it did not. An engine that is never probed (embedded, in memory) counts
+/// both as reachable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub events: Option<String>,
+    pub snapshots: Option<String>,
+}
+
+/// How often the stores are probed, and how long a probe may take before the store counts as
+/// unreachable. A call refused while a store is unreachable stored nothing (it never reached
+/// the store), so `Unavailable` is true of it and a client may re-send it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeOptions {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        Self { interval: Duration::from_millis(500), timeout: Duration::from_secs(1) }
+    }
 }
 
 /// What an engine runs on and accepts: what server info reports.
@@ -55,7 +86,63 @@ impl Engine {
             limits.max_states_per_append = limits.max_states_per_append.min(max);
         }
         let bus = Arc::new(Bus::new(Arc::clone(&events), bus));
-        Self { events, snapshots, bus, limits }
+        Self { events, snapshots, bus, limits, reach: Arc::new(watch::Sender::new(Reach::default())) }
+    }
+
+    /// Probes both stores ([`EventStore::ping`], [`SnapshotStore::ping`]) every
+    /// `options.interval`, for as long as the returned future runs (the server spawns it and
+    /// aborts it when it stops). What it finds is [`Engine::reach`].
+    pub fn watch_backends(&self, options: ProbeOptions) -> impl Future<Output = ()> + Send + 'static {
+        let (events, snapshots, reach) =
+            (Arc::clone(&self.events), Arc::clone(&self.snapshots), Arc::clone(&self.reach));
+        async move {
+            let probe = |ping: futures::future::BoxFuture<'static, Result<()>>| async move {
+                match tokio::time::timeout(options.timeout, ping).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error.to_string()),
+                    Err(_) => Some(format!("no answer within {:?}", options.timeout)),
+                }
+            };
+            loop {
+                let (events, snapshots) = (Arc::clone(&events), Arc::clone(&snapshots));
+                let (events, snapshots) = futures::join!(
+                    probe(Box::pin(async move { events.ping().await })),
+                    probe(Box::pin(async move { snapshots.ping().await })),
+                );
+                reach.send_if_modified(|now| {
+                    let found = Reach { events, snapshots };
+                    let changed = *now != found;
+                    *now = found;
+                    changed
+                });
+                tokio::time::sleep(options.interval).await;
+            }
+        }
+    }
+
+    /// What the probes found, as it changes: the server's health service follows it.
+    pub fn reach(&self) -> watch::Receiver<Reach> {
+        self.reach.subscribe()
+    }
+
+    /// `Unavailable` at once while the last probe found the event store unreachable.
+    fn events_reachable(&self) -> Result<()> {
+        match &self.reach.borrow().events {
+            None => Ok(()),
+            Some(why) => {
+                Err(Error::Unavailable(format!("the {} event store is unreachable: {why}", self.events.backend())))
+            }
+        }
+    }
+
+    fn snapshots_reachable(&self) -> Result<()> {
+        match &self.reach.borrow().snapshots {
+            None => Ok(()),
+            Some(why) => Err(Error::Unavailable(format!(
+                "the {} snapshot store is unreachable: {why}",
+                self.snapshots.backend()
+            ))),
+        }
     }
 
     /// What requests are validated against.
@@ -87,6 +174,7 @@ impl Engine {
 
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         validate::append(&request, &self.limits)?;
+        self.events_reachable()?;
         let outcome = self.events.append(request).await?;
         self.bus.appended();
         Ok(outcome)
@@ -95,6 +183,7 @@ impl Engine {
     /// Appends to several states atomically: every part stored, or none.
     pub async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         validate::append_states(&parts, &self.limits)?;
+        self.events_reachable()?;
         let outcomes = self.events.append_states(parts).await?;
         self.bus.appended();
         Ok(outcomes)
@@ -103,18 +192,21 @@ impl Engine {
     /// `None` for a state with no events.
     pub async fn head(&self, state_id: &str) -> Result<Option<StateHead>> {
         validate::head(state_id)?;
+        self.events_reachable()?;
         self.events.head(state_id).await
     }
 
     /// One state's events, page by page, fetched as the consumer takes them.
     pub fn read_state(&self, query: StateQuery) -> Result<Pages<Vec<RecordedEvent>>> {
         validate::state_query(&query)?;
+        self.events_reachable()?;
         Ok(state_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
     }
 
     /// The same pages, encoded as the API sends them (a store that keeps events encoded copies).
     pub fn read_state_encoded(&self, query: StateQuery) -> Result<Pages<WirePage>> {
         validate::state_query(&query)?;
+        self.events_reachable()?;
         Ok(state_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE))
     }
 
@@ -122,6 +214,7 @@ impl Engine {
     /// when the read starts (its first poll; see [`Engine::settled_query`]).
     pub fn read_all(&self, query: AllQuery) -> Result<Pages<Vec<RecordedEvent>>> {
         validate::all_query(&query)?;
+        self.events_reachable()?;
         let engine = self.clone();
         let read = async move {
             match engine.settled_query(query).await {
@@ -135,12 +228,14 @@ impl Engine {
     /// The same pages, encoded as the API sends them, and the highest position they cover.
     pub async fn read_all_encoded(&self, query: AllQuery) -> Result<(u64, Pages<WirePage>)> {
         validate::all_query(&query)?;
+        self.events_reachable()?;
         let query = self.settled_query(query).await?;
         Ok((query.last_position(), all_wire_pages(Arc::clone(&self.events), query, DEFAULT_PAGE_SIZE)))
     }
 
     /// How far the log is settled, and how many events that covers.
     pub async fn log_head(&self) -> Result<LogHead> {
+        self.events_reachable()?;
         let settled_position = self.events.settled_position().await?;
         Ok(LogHead { settled_position, event_count: self.events.event_count(settled_position).await? })
     }
@@ -158,24 +253,28 @@ impl Engine {
     /// when the stream is first polled, so this may be called outside a Tokio runtime.
     pub fn subscribe(&self, query: SubscriptionQuery) -> Result<Pages<Delivery>> {
         validate::subscription(&query)?;
+        self.events_reachable()?;
         let bus = Arc::clone(&self.bus);
         Ok(stream::once(async move { bus.subscribe(query) }).flatten().boxed())
     }
 
     pub async fn put_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         validate::snapshot(&snapshot, &self.limits)?;
+        self.snapshots_reachable()?;
         self.snapshots.put(snapshot).await
     }
 
     /// The newest snapshot of the revision at or below the query's version; `None` if none.
     pub async fn get_snapshot(&self, query: &SnapshotQuery) -> Result<Option<Snapshot>> {
         validate::snapshot_query(query)?;
+        self.snapshots_reachable()?;
         self.snapshots.get(query).await
     }
 
     /// Deletes the state's snapshots of every revision; answers how many there were.
     pub async fn delete_snapshots(&self, state_id: &str) -> Result<u64> {
         validate::head(state_id)?;
+        self.snapshots_reachable()?;
         self.snapshots.delete(state_id).await
     }
 }

@@ -89,6 +89,14 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// How many events have a global position at or below `until`.
     async fn event_count(&self, until: u64) -> Result<u64>;
 
+    /// Whether the backend answers now: `Unavailable` if it cannot be reached. The engine's
+    /// probe asks it (see [`crate::engine::Engine::watch_backends`]); it must not queue behind
+    /// the store's own calls (a busy pool is not an unreachable database). The default, for
+    /// backends in this process, always answers.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Releases what the store holds in this process (threads, connections, files) once the
     /// calls running now have ended, even while clones of it live on; calls after it fail with
     /// `Unavailable`. The default does nothing: network pools close as their last clone drops.
@@ -107,6 +115,11 @@ pub trait SnapshotStore: Send + Sync + Debug + 'static {
 
     /// Deletes every snapshot of the state, of every revision; returns how many.
     async fn delete(&self, state_id: &str) -> Result<u64>;
+
+    /// See [`EventStore::ping`].
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// See [`EventStore::close`].
     async fn close(&self) {}

@@ -136,6 +136,17 @@ pub async fn read_all(store: &Arc<dyn EventStore>, query: AllQuery) -> Vec<Recor
     pages.into_iter().flat_map(|p| p.expect("read a page")).collect()
 }
 
+/// Waits until the store's settled position reaches `position`, so a read bounded by it
+/// (read-all through a server) sees every event up to there. On PostgreSQL a transaction in
+/// flight anywhere in the cluster (a concurrent test's append) holds it back for a moment.
+async fn until_settled(store: &Arc<dyn EventStore>, position: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.settled_position().await.expect("the settled position") < position {
+        assert!(std::time::Instant::now() < deadline, "position {position} never settled");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 fn positions(events: &[RecordedEvent]) -> Vec<u64> {
     events.iter().map(|e| e.global_position).collect()
 }
@@ -603,6 +614,7 @@ pub mod events {
             let outcome = append(&store, AppendRequest::new(state, Expectation::Any, batch)).await;
             expected.extend(outcome.global_positions.into_iter().map(|p| (p, state.clone())));
         }
+        until_settled(&store, expected.last().expect("appended").0).await;
         let everything = read_all(&store, AllQuery { state_id_prefix: prefix.clone(), ..AllQuery::default() }).await;
         let got: Vec<(u64, String)> = everything.iter().map(|e| (e.global_position, e.state_id.clone())).collect();
         assert_eq!(got, expected, "every event once, in global-position order");
@@ -655,6 +667,7 @@ pub mod events {
             let outcome = append(&store, AppendRequest::new(state, Expectation::Any, batch)).await;
             expected.extend(outcome.global_positions);
         }
+        until_settled(&store, *expected.last().expect("appended")).await;
         let newest_first: Vec<u64> = expected.iter().rev().copied().collect();
         let backward = |query: AllQuery| AllQuery { direction: Direction::Backward, ..query };
         let read = |query: AllQuery| read_all(&store, backward(query));
@@ -819,6 +832,7 @@ pub mod multi {
         let head = store.head(&b).await.expect("head").expect("a head");
         assert_eq!((head.event_count, head.metadata.get("owner").map(String::as_str)), (1, Some("ana")));
         assert_eq!(store.head(&a).await.expect("head").expect("a head").last_global_position, positions[1]);
+        until_settled(&store, positions[5]).await;
         let all = read_all(&store, AllQuery { after_position: first - 1, limit: Some(6), ..AllQuery::default() }).await;
         let states: Vec<&str> = all.iter().map(|e| e.state_id.as_str()).collect();
         assert_eq!(states, [&a, &a, &b, &c, &c, &c].map(String::as_str), "read-all shows the parts in order");

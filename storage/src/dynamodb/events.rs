@@ -291,6 +291,10 @@ impl EventStore for DynamoEventStore {
         "dynamodb"
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.table.ping().await
+    }
+
     /// DynamoDB acknowledges a write once it is stored durably in several availability zones.
     fn durable(&self) -> bool {
         true

@@ -91,6 +91,19 @@ impl Table {
         Ok(table)
     }
 
+    /// A store's `ping`: an eventually consistent read of a key nothing writes (half a read
+    /// unit a probe).
+    async fn ping(&self) -> Result<()> {
+        self.client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key("ping", 0)))
+            .send()
+            .await
+            .map(drop)
+            .map_err(sdk_error)
+    }
+
     /// Waits until the table is active, creating it first when it is missing and allowed.
     async fn ensure(&self, create: bool) -> Result<()> {
         for _ in 0..120 {

@@ -89,6 +89,10 @@ impl SnapshotStore for DynamoSnapshotStore {
         "dynamodb"
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.table.ping().await
+    }
+
     async fn put(&self, snapshot: Snapshot) -> Result<()> {
         if snapshot.payload.len() > MAX_PAYLOAD {
             return Err(Error::TooLarge {

@@ -9,7 +9,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::rows::{Columns, decode_rows, each_row, next_cursor};
-use super::{POSITION_SHIFT, PostgresConfig, is_unique_violation, position_of, sql_error};
+use super::{POSITION_SHIFT, PostgresConfig, Probe, is_unique_violation, position_of, sql_error};
 use crate::encoding::{metadata_from_json, metadata_json, to_i64, to_u64};
 use crate::store::{
     BackendLimits, Checked, Decision, EventStore, Page, Tip, decide, merged_metadata, plan_append, replayed,
@@ -23,6 +23,7 @@ const MAX_ATTEMPTS: usize = 16;
 #[derive(Clone, Debug)]
 pub struct PostgresEventStore {
     pool: PgPool,
+    probe: Probe,
 }
 
 impl PostgresEventStore {
@@ -60,7 +61,8 @@ impl PostgresEventStore {
     }
 
     pub async fn open(config: &PostgresConfig) -> Result<Self> {
-        Ok(Self { pool: config.connect().await? })
+        let pool = config.connect().await?;
+        Ok(Self { probe: Probe::new(&pool), pool })
     }
 }
 
@@ -92,6 +94,10 @@ impl EventStore for PostgresEventStore {
 
     fn durable(&self) -> bool {
         true
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.probe.ping().await
     }
 
     /// An event's place in its append has 16 bits of its global position.

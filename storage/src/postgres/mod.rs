@@ -30,8 +30,10 @@ mod events;
 mod rows;
 mod snapshots;
 
-use sqlx::PgPool;
+use std::sync::Arc;
+
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 
 pub use crate::PostgresConfig;
 pub use events::PostgresEventStore;
@@ -67,6 +69,34 @@ impl PostgresConfig {
             .connect_lazy_with(options);
         migrate(&pool).await?;
         Ok(pool)
+    }
+}
+
+/// What a store's `ping` asks: one connection of its own, outside the pool, kept open between
+/// probes and opened again after a failure. A pool busy with appends makes a caller wait, but
+/// the database is reachable: only a refused or broken connection makes the probe fail.
+#[derive(Clone, Debug)]
+struct Probe {
+    options: PgConnectOptions,
+    connection: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
+}
+
+impl Probe {
+    fn new(pool: &PgPool) -> Self {
+        Self { options: (*pool.connect_options()).clone(), connection: Arc::default() }
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        let mut held = self.connection.lock().await;
+        let connection = match held.as_mut() {
+            Some(connection) => connection,
+            None => held.insert(PgConnection::connect_with(&self.options).await.map_err(sql_error)?),
+        };
+        if let Err(error) = connection.ping().await {
+            *held = None;
+            return Err(sql_error(error));
+        }
+        Ok(())
     }
 }
 

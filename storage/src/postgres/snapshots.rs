@@ -2,18 +2,20 @@ use async_trait::async_trait;
 use flipbook_model::{Result, Snapshot, SnapshotQuery, Timestamp};
 use sqlx::{PgPool, Row};
 
-use super::{PostgresConfig, sql_error};
+use super::{PostgresConfig, Probe, sql_error};
 use crate::encoding::{to_i64, to_u64};
 use crate::store::SnapshotStore;
 
 #[derive(Clone, Debug)]
 pub struct PostgresSnapshotStore {
     pool: PgPool,
+    probe: Probe,
 }
 
 impl PostgresSnapshotStore {
     pub async fn open(config: &PostgresConfig) -> Result<Self> {
-        Ok(Self { pool: config.connect().await? })
+        let pool = config.connect().await?;
+        Ok(Self { probe: Probe::new(&pool), pool })
     }
 }
 
@@ -21,6 +23,10 @@ impl PostgresSnapshotStore {
 impl SnapshotStore for PostgresSnapshotStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.probe.ping().await
     }
 
     async fn put(&self, snapshot: Snapshot) -> Result<()> {

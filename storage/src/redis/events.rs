@@ -358,6 +358,10 @@ impl EventStore for RedisEventStore {
         "redis"
     }
 
+    async fn ping(&self) -> Result<()> {
+        super::ping(&mut self.conn.clone()).await
+    }
+
     fn durable(&self) -> bool {
         self.durable
     }

@@ -42,6 +42,12 @@ impl RedisConfig {
     }
 }
 
+/// A store's `ping`: PING on its connection (commands on it are short, so one waits little
+/// behind the others).
+async fn ping(conn: &mut impl redis::aio::ConnectionLike) -> Result<(), Error> {
+    redis::cmd("PING").query_async::<()>(conn).await.map_err(redis_error)
+}
+
 /// Connection trouble, timeouts and the server's transient states (loading, cluster down,
 /// try again) can pass; the rest are bugs.
 fn redis_error(error: redis::RedisError) -> Error {

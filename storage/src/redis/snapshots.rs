@@ -78,6 +78,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> SnapshotStore for RedisS
         self.backend
     }
 
+    async fn ping(&self) -> Result<()> {
+        super::ping(&mut self.conn.clone()).await
+    }
+
     async fn put(&self, snapshot: Snapshot) -> Result<()> {
         let (index, values) = keys(&snapshot.state_id);
         let member = member(&snapshot.reducer_revision, snapshot.version);
