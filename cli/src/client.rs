@@ -32,8 +32,9 @@ Exit codes of the client commands:
   2  invalid argument or usage
   3  not found
   4  version conflict, duplicate event or state kind mismatch
-  5  unavailable (server unreachable, backend down)
-  6  unauthenticated or permission denied";
+  5  unavailable (server unreachable, backend down or read-only)
+  6  unauthenticated or permission denied
+  7  the backend's storage is full";
 
 /// Where a client command goes, and how it answers.
 #[derive(Args, Debug)]
@@ -288,8 +289,9 @@ fn exit_code(code: ErrorCode) -> u8 {
         InvalidArgument | TooLarge => 2,
         NotFound => 3,
         VersionConflict | Duplicate | StateKindMismatch => 4,
-        Unavailable | Closed | FellBehind => 5,
+        Unavailable | ReadOnly | Closed | FellBehind => 5,
         Unauthenticated | PermissionDenied => 6,
+        StorageFull => 7,
         Rejected | Internal => 1,
     }
 }

@@ -34,6 +34,18 @@ pub enum Error {
     #[error("too large: {field}: {limit}")]
     TooLarge { field: String, limit: String },
 
+    /// The backend has no room to store more: a full disk, Redis at its `maxmemory` or unable
+    /// to persist. Nothing was stored; reads go on. Retrying cannot help until an operator
+    /// makes room, so it is not retryable (unlike `Unavailable`), and not a bug (unlike
+    /// `Internal`).
+    #[error("the backend's storage is full: {0}")]
+    StorageFull(String),
+
+    /// The backend refuses writes: a read-only file or database, a replica. Nothing was stored;
+    /// reads go on. Retryable: a failover ends it.
+    #[error("the backend is read-only: {0}")]
+    ReadOnly(String),
+
     /// A subscriber did not take what was delivered to it within the server's patience; the
     /// server dropped the subscription instead of buffering. Resume after `position`.
     #[error("the subscriber fell behind (took nothing for {waited_ms} ms); resume after position {position}")]
@@ -79,6 +91,6 @@ impl Error {
     /// Whether the same call may succeed if tried again unchanged. Retry loops read this, never
     /// messages. (A version conflict needs a reload first, so it is not retryable as is.)
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::ReadOnly(_))
     }
 }

@@ -19,6 +19,8 @@ pub mod reason {
     pub const DUPLICATE_EVENT: &str = "DUPLICATE_EVENT";
     pub const STATE_KIND_MISMATCH: &str = "STATE_KIND_MISMATCH";
     pub const TOO_LARGE: &str = "TOO_LARGE";
+    pub const STORAGE_FULL: &str = "STORAGE_FULL";
+    pub const READ_ONLY: &str = "READ_ONLY";
     pub const FELL_BEHIND: &str = "FELL_BEHIND";
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
@@ -39,8 +41,9 @@ pub fn code_of(error: &Error) -> Code {
         Error::Duplicate { .. } => Code::AlreadyExists,
         Error::StateKindMismatch { .. } => Code::FailedPrecondition,
         Error::TooLarge { .. } => Code::ResourceExhausted,
+        Error::StorageFull(_) => Code::ResourceExhausted,
         Error::FellBehind { .. } => Code::ResourceExhausted,
-        Error::Unavailable(_) => Code::Unavailable,
+        Error::ReadOnly(_) | Error::Unavailable(_) => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
     }
 }
@@ -97,6 +100,8 @@ pub fn to_status(error: &Error) -> Status {
             reason::FELL_BEHIND,
             &[("position", position.to_string()), ("waited_ms", waited_ms.to_string())],
         ),
+        Error::StorageFull(_) => status(code, message, reason::STORAGE_FULL, &[]),
+        Error::ReadOnly(_) => status(code, message, reason::READ_ONLY, &[]),
         Error::Unavailable(_) => status(code, message, reason::UNAVAILABLE, &[]),
         Error::Internal(_) => status(code, message, reason::INTERNAL, &[]),
     }
@@ -143,6 +148,8 @@ pub fn from_status(status: &Status) -> Error {
             stored: if meta("versioned") == "true" { StateKind::Versioned } else { StateKind::VersionNeutral },
         },
         Some(reason::TOO_LARGE) => Error::TooLarge { field: meta("field"), limit: meta("limit") },
+        Some(reason::STORAGE_FULL) => Error::StorageFull(message),
+        Some(reason::READ_ONLY) => Error::ReadOnly(message),
         Some(reason::FELL_BEHIND) => Error::FellBehind {
             position: meta("position").parse().unwrap_or_default(),
             waited_ms: meta("waited_ms").parse().unwrap_or_default(),
@@ -182,6 +189,14 @@ mod tests {
         let unavailable = to_status(&Error::Unavailable("down".into()));
         assert!(matches!(from_status(&unavailable), Error::Unavailable(m) if m.contains("down")));
         assert!(from_status(&unavailable).is_retryable());
+        let full = to_status(&Error::StorageFull("no space left on device".into()));
+        assert_eq!((full.code(), reason_of(&full).as_deref()), (Code::ResourceExhausted, Some(reason::STORAGE_FULL)));
+        assert!(matches!(from_status(&full), Error::StorageFull(m) if m.contains("no space")));
+        assert!(!from_status(&full).is_retryable());
+        let read_only = to_status(&Error::ReadOnly("a replica".into()));
+        assert_eq!((read_only.code(), reason_of(&read_only).as_deref()), (Code::Unavailable, Some(reason::READ_ONLY)));
+        assert!(matches!(from_status(&read_only), Error::ReadOnly(m) if m.contains("replica")));
+        assert!(from_status(&read_only).is_retryable());
         let internal = to_status(&Error::Internal("boom".into()));
         assert_eq!(internal.code(), Code::Internal);
         assert_eq!(reason_of(&internal).as_deref(), Some(reason::INTERNAL));

@@ -39,6 +39,16 @@ pub enum Error {
     #[error("too large: {field}: {limit}")]
     TooLarge { field: String, limit: String },
 
+    /// The backend has no room to store more (a full disk, Redis at `maxmemory`); nothing was
+    /// stored. Not retryable: an operator must make room.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+
+    /// The backend refuses writes (a read-only database, a replica); nothing was stored.
+    /// Retryable: a failover ends it.
+    #[error("read-only: {0}")]
+    ReadOnly(String),
+
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
 
@@ -77,6 +87,8 @@ pub enum ErrorCode {
     Duplicate,
     StateKindMismatch,
     TooLarge,
+    StorageFull,
+    ReadOnly,
     Unauthenticated,
     PermissionDenied,
     Unavailable,
@@ -96,6 +108,8 @@ impl ErrorCode {
             Self::Duplicate => "DUPLICATE_EVENT",
             Self::StateKindMismatch => "STATE_KIND_MISMATCH",
             Self::TooLarge => "TOO_LARGE",
+            Self::StorageFull => "STORAGE_FULL",
+            Self::ReadOnly => "READ_ONLY",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied => "PERMISSION_DENIED",
             Self::Unavailable => "UNAVAILABLE",
@@ -120,6 +134,8 @@ impl Error {
             Self::Duplicate { .. } => ErrorCode::Duplicate,
             Self::StateKindMismatch { .. } => ErrorCode::StateKindMismatch,
             Self::TooLarge { .. } => ErrorCode::TooLarge,
+            Self::StorageFull(_) => ErrorCode::StorageFull,
+            Self::ReadOnly(_) => ErrorCode::ReadOnly,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Self::Unavailable(_) => ErrorCode::Unavailable,
@@ -134,7 +150,7 @@ impl Error {
     /// itself: their event ids make that safe; a subscription resumes after what it delivered).
     /// A conflict needs a reload first, so it is not.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::FellBehind { .. })
+        matches!(self, Self::Unavailable(_) | Self::ReadOnly(_) | Self::FellBehind { .. })
     }
 
     /// The field an invalid argument names.
@@ -192,6 +208,8 @@ impl From<flipbook_model::Error> for Error {
                 Self::StateKindMismatch { state_id, versioned: stored == flipbook_model::StateKind::Versioned }
             }
             E::TooLarge { field, limit } => Self::TooLarge { field, limit },
+            E::StorageFull(message) => Self::StorageFull(message),
+            E::ReadOnly(message) => Self::ReadOnly(message),
             E::Unavailable(message) => Self::Unavailable(message),
             E::FellBehind { position, .. } => Self::FellBehind { position },
             E::Internal(message) => Self::Internal(message),
@@ -223,5 +241,10 @@ mod tests {
         let not_found = flipbook_proto::status::not_found("head", "s");
         assert_eq!(Error::from(not_found).code(), ErrorCode::NotFound);
         assert_eq!(Error::invalid("state_id", "must not be empty").field(), Some("state_id"));
+        let status = |error| flipbook_proto::status::to_status(&error);
+        let full = Error::from(status(flipbook_model::Error::StorageFull("disk".into())));
+        assert_eq!((full.code().as_str(), full.is_retryable()), ("STORAGE_FULL", false));
+        let read_only = Error::from(status(flipbook_model::Error::ReadOnly("a replica".into())));
+        assert_eq!((read_only.code().as_str(), read_only.is_retryable()), ("READ_ONLY", true));
     }
 }

@@ -237,18 +237,7 @@ async fn postgres_two_servers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_servers_with_slow_transactions() {
     use sqlx::Connection;
-    let admin = postgres_url();
-    let database = format!("flipbook_slow_{}", Uuid::new_v4().simple());
-    let mut connection = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
-    // The name is ours: a fixed word and a UUID's hex digits.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .execute(&mut connection)
-        .await
-        .expect("create a database");
-    let url = match admin.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{database}"),
-        None => panic!("the PostgreSQL URL names no database: {admin}"),
-    };
+    let (url, database) = common::fresh_postgres_database("flipbook_slow").await;
     flipbook_server::migrate(&postgres(url.clone())).await.expect("create the schema");
     let mut slow = sqlx::PgConnection::connect(&url).await.expect("connect to the new database");
     sqlx::raw_sql(
@@ -262,10 +251,7 @@ async fn postgres_two_servers_with_slow_transactions() {
     .expect("install the slow trigger");
     scenario(postgres(url)).await;
     slow.close().await.expect("close");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {database} WITH (FORCE)")))
-        .execute(&mut connection)
-        .await
-        .expect("drop the database");
+    common::postgres_admin(&format!("DROP DATABASE {database} WITH (FORCE)")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

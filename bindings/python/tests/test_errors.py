@@ -19,7 +19,7 @@ def assert_error(error: flipbook.FlipbookError, cls: type[flipbook.FlipbookError
     assert type(error) is cls
     assert isinstance(error, flipbook.FlipbookError)
     assert error.code == code
-    assert error.retryable is (code in ("UNAVAILABLE", "FELL_BEHIND"))
+    assert error.retryable is (code in ("UNAVAILABLE", "READ_ONLY", "FELL_BEHIND"))
     assert str(error)
 
 
@@ -31,6 +31,8 @@ def test_every_class_is_a_flipbook_error_named_by_its_code() -> None:
         "DUPLICATE_EVENT": flipbook.DuplicateEvent,
         "STATE_KIND_MISMATCH": flipbook.StateKindMismatch,
         "TOO_LARGE": flipbook.TooLarge,
+        "STORAGE_FULL": flipbook.StorageFull,
+        "READ_ONLY": flipbook.ReadOnly,
         "UNAUTHENTICATED": flipbook.Unauthenticated,
         "PERMISSION_DENIED": flipbook.PermissionDenied,
         "UNAVAILABLE": flipbook.Unavailable,
@@ -43,8 +45,9 @@ def test_every_class_is_a_flipbook_error_named_by_its_code() -> None:
         assert errors.class_for_code(code) is cls
         error = cls("message", code=code)
         assert (error.code, error.field, error.state_id, error.actual_version) == (code, None, None, None)
-        assert error.retryable is (cls in (flipbook.Unavailable, flipbook.FellBehind))
+        assert error.retryable is (cls in (flipbook.Unavailable, flipbook.ReadOnly, flipbook.FellBehind))
     assert errors.class_for_code("SOMETHING_NEW") is flipbook.FlipbookError
+    assert issubclass(flipbook.ReadOnly, flipbook.Unavailable)  # caught where Unavailable is
     # The binding's own code, for a closed client: unavailable for good.
     assert errors.class_for_code("CLOSED") is flipbook.Unavailable
     assert not flipbook.Unavailable("closed", code="CLOSED").retryable

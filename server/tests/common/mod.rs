@@ -39,6 +39,30 @@ pub fn postgres_url() -> String {
         .expect("FLIPBOOK_TEST_POSTGRES_URL must name a PostgreSQL database (scripts/test starts one)")
 }
 
+/// Runs statements of the test's own making (fixed words, UUID digits, a temporary path) on the
+/// test PostgreSQL server, as its superuser.
+pub async fn postgres_admin(sql: &str) {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(&postgres_url()).await.expect("connect to PostgreSQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut connection)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A database of its own on the test PostgreSQL server, named `{prefix}_{uuid}`: its URL and
+/// name (`DROP DATABASE … WITH (FORCE)` it at the end).
+pub async fn fresh_postgres_database(prefix: &str) -> (String, String) {
+    let database = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    postgres_admin(&format!("CREATE DATABASE {database}")).await;
+    let admin = postgres_url();
+    let url = match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{database}"),
+        None => panic!("the PostgreSQL URL names no database: {admin}"),
+    };
+    (url, database)
+}
+
 /// A server keeping events and snapshots in the test PostgreSQL database.
 pub fn postgres_config() -> Config {
     let mut config = Config::local(fresh_db());

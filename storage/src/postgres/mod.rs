@@ -163,6 +163,10 @@ fn sql_error(error: sqlx::Error) -> Error {
             Error::Unavailable(error.to_string())
         }
         E::Database(db) => match db.code().as_deref() {
+            // disk_full: the operator must make room; read_only_sql_transaction: a standby, or
+            // a database set read-only (a failover ends it).
+            Some("53100") => Error::StorageFull(error.to_string()),
+            Some("25006") => Error::ReadOnly(error.to_string()),
             // connection exception, insufficient resources, operator intervention (shutdown),
             // serialization failure, deadlock: all pass.
             Some(code) if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") => {

@@ -52,6 +52,13 @@ async fn ping(conn: &mut impl redis::aio::ConnectionLike) -> Result<(), Error> {
 /// try again) can pass; the rest are bugs.
 fn redis_error(error: redis::RedisError) -> Error {
     use redis::RetryMethod as R;
+    // OOM: at `maxmemory` with nothing to evict; MISCONF: it cannot persist (a full disk,
+    // usually), so it refuses writes. READONLY: a replica.
+    match error.code() {
+        Some("OOM" | "MISCONF") => return Error::StorageFull(error.to_string()),
+        Some("READONLY") => return Error::ReadOnly(error.to_string()),
+        _ => {}
+    }
     let transient = error.is_io_error()
         || error.is_connection_dropped()
         || error.is_timeout()

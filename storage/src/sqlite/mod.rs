@@ -42,15 +42,31 @@ impl SqliteConfig {
         } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
         };
-        // Each connection is used by one thread at a time: SQLite's own mutexes are not needed.
-        let connection = Connection::open_with_flags(&self.path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX).db()?;
-        connection.busy_timeout(self.busy_timeout).db()?;
-        connection.set_prepared_statement_cache_capacity(32);
-        if !read_only {
-            connection.pragma_update(None, "journal_mode", "WAL").db()?;
-            connection.pragma_update(None, "synchronous", self.durability.synchronous()).db()?;
+        let open = || {
+            // Each connection is used by one thread at a time: SQLite's own mutexes are not needed.
+            let connection = Connection::open_with_flags(&self.path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            connection.busy_timeout(self.busy_timeout)?;
+            connection.set_prepared_statement_cache_capacity(32);
+            if !read_only {
+                connection.pragma_update(None, "journal_mode", "WAL")?;
+                connection.pragma_update(None, "synchronous", self.durability.synchronous())?;
+            }
+            Ok(connection)
+        };
+        open().map_err(|error| self.cannot_open(error))
+    }
+
+    /// Why the file did not open, said as the operator can act on it: SQLite says only "unable
+    /// to open database file" for a missing directory, a file it may not write and a read-only
+    /// file system alike (a WAL database needs its `-shm` file beside it).
+    fn cannot_open(&self, error: rusqlite::Error) -> Error {
+        let writable = std::fs::OpenOptions::new().append(true).open(&self.path);
+        match writable.map_err(|e| e.kind()) {
+            Err(std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied) => {
+                Error::ReadOnly(format!("{}: {error} (the file or its file system is read-only)", self.path.display()))
+            }
+            _ => sqlite_error(error),
         }
-        Ok(connection)
     }
 }
 
@@ -103,12 +119,14 @@ fn create_schema(connection: &Connection) -> Result<(), Error> {
     tx.commit().db()
 }
 
-/// A busy or locked file (another writer holds it past `busy_timeout`) can pass; the rest are
-/// bugs or corruption.
+/// A busy or locked file (another writer holds it past `busy_timeout`) can pass; a full disk
+/// and a read-only file are the operator's to fix, not bugs; the rest are bugs or corruption.
 fn sqlite_error(error: rusqlite::Error) -> Error {
-    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, ReadOnly};
     match error.sqlite_error_code() {
         Some(DatabaseBusy | DatabaseLocked) => Error::Unavailable(error.to_string()),
+        Some(DiskFull) => Error::StorageFull(error.to_string()),
+        Some(ReadOnly) => Error::ReadOnly(error.to_string()),
         _ => Error::Internal(error.to_string()),
     }
 }

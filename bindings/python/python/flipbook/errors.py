@@ -10,7 +10,7 @@ by your own reducer or decide function is never wrapped: it reaches you unchange
 from __future__ import annotations
 
 #: The codes of failures that may pass when tried again (the core's ``Error::is_retryable``).
-_RETRYABLE = frozenset({"UNAVAILABLE", "FELL_BEHIND"})
+_RETRYABLE = frozenset({"UNAVAILABLE", "READ_ONLY", "FELL_BEHIND"})
 
 
 class FlipbookError(Exception):
@@ -39,8 +39,9 @@ class FlipbookError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """Whether the same call may succeed if made again: the server was unreachable, or a
-        subscriber fell behind (the same kinds the core retries and resumes itself)."""
+        """Whether the same call may succeed if made again: the server was unreachable or
+        read-only, or a subscriber fell behind (the same kinds the core retries and resumes
+        itself)."""
         return self.code in _RETRYABLE
 
 
@@ -72,6 +73,11 @@ class TooLarge(FlipbookError):
     limit (``None`` for a whole request)."""
 
 
+class StorageFull(FlipbookError):
+    """The backend has no room to store more (a full disk, Redis at ``maxmemory``); nothing was
+    stored, reads go on. Not retryable: an operator must make room."""
+
+
 class Unauthenticated(FlipbookError):
     """No bearer token, or not the server's."""
 
@@ -83,6 +89,11 @@ class PermissionDenied(FlipbookError):
 class Unavailable(FlipbookError):
     """The server or its backend cannot be reached; retrying later can help. Also raised, with
     code ``"CLOSED"`` and not :attr:`~FlipbookError.retryable`, by a call on a closed client."""
+
+
+class ReadOnly(Unavailable):
+    """The backend refuses writes (a read-only database, a replica); nothing was stored, reads go
+    on. Retryable, as every :class:`Unavailable` is: a failover ends it."""
 
 
 class FellBehind(FlipbookError):
@@ -101,6 +112,8 @@ _BY_CODE: dict[str, type[FlipbookError]] = {
     "DUPLICATE_EVENT": DuplicateEvent,
     "STATE_KIND_MISMATCH": StateKindMismatch,
     "TOO_LARGE": TooLarge,
+    "STORAGE_FULL": StorageFull,
+    "READ_ONLY": ReadOnly,
     "UNAUTHENTICATED": Unauthenticated,
     "PERMISSION_DENIED": PermissionDenied,
     "UNAVAILABLE": Unavailable,
