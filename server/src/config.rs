@@ -55,8 +55,9 @@
 //!
 //! [health]                            # the health service's readiness follows the probes
 //! probe_interval = 0.5                # seconds between probes of each backend
-//! probe_timeout = 1                   # seconds a probe may take; past it (or on an error) the
-//!                                     # backend is unreachable: calls needing it answer
+//! probe_timeout = 1                   # seconds a probe may take. A probe that fails (a refused
+//!                                     # connection), or three in a row without an answer, make
+//!                                     # the backend unreachable: calls needing it answer
 //!                                     # UNAVAILABLE at once, its services NOT_SERVING
 //!
 //! [auth]

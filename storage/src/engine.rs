@@ -54,6 +54,37 @@ pub struct ProbeOptions {
     pub timeout: Duration,
 }
 
+/// How many probes in a row must get no answer before a store counts as unreachable.
+pub const TIMEOUTS_IN_A_ROW: u32 = 3;
+
+/// One store's probes: how many in a row got no answer, and the verdict so far.
+#[derive(Default)]
+struct Probe {
+    timeouts: u32,
+    unreachable: Option<String>,
+}
+
+impl Probe {
+    /// `None` if the store is reachable, else why not. A probe without an answer changes the
+    /// verdict only once it is the [`TIMEOUTS_IN_A_ROW`]th.
+    async fn probe(&mut self, options: ProbeOptions, ping: impl Future<Output = Result<()>>) -> Option<String> {
+        match tokio::time::timeout(options.timeout, ping).await {
+            Ok(answer) => {
+                self.timeouts = 0;
+                self.unreachable = answer.err().map(|error| error.to_string());
+            }
+            Err(_) => {
+                self.timeouts += 1;
+                if self.timeouts >= TIMEOUTS_IN_A_ROW {
+                    self.unreachable =
+                        Some(format!("no answer to {} probes in a row ({:?} each)", self.timeouts, options.timeout));
+                }
+            }
+        }
+        self.unreachable.clone()
+    }
+}
+
 impl Default for ProbeOptions {
     fn default() -> Self {
         Self { interval: Duration::from_millis(500), timeout: Duration::from_secs(1) }
@@ -91,23 +122,20 @@ impl Engine {
 
     /// Probes both stores ([`EventStore::ping`], [`SnapshotStore::ping`]) every
     /// `options.interval`, for as long as the returned future runs (the server spawns it and
-    /// aborts it when it stops). What it finds is [`Engine::reach`].
+    /// aborts it when it stops). What it finds is [`Engine::reach`]: a store whose probe fails
+    /// (a refused connection) is unreachable at once; one that does not answer is unreachable
+    /// only once [`TIMEOUTS_IN_A_ROW`] probes in a row got no answer, so a backend that is slow
+    /// for a moment (an emulator under load, throttling) is never cut off for it.
     pub fn watch_backends(&self, options: ProbeOptions) -> impl Future<Output = ()> + Send + 'static {
         let (events, snapshots, reach) =
             (Arc::clone(&self.events), Arc::clone(&self.snapshots), Arc::clone(&self.reach));
         async move {
-            let probe = |ping: futures::future::BoxFuture<'static, Result<()>>| async move {
-                match tokio::time::timeout(options.timeout, ping).await {
-                    Ok(Ok(())) => None,
-                    Ok(Err(error)) => Some(error.to_string()),
-                    Err(_) => Some(format!("no answer within {:?}", options.timeout)),
-                }
-            };
+            let (mut events_probe, mut snapshots_probe) = (Probe::default(), Probe::default());
             loop {
                 let (events, snapshots) = (Arc::clone(&events), Arc::clone(&snapshots));
                 let (events, snapshots) = futures::join!(
-                    probe(Box::pin(async move { events.ping().await })),
-                    probe(Box::pin(async move { snapshots.ping().await })),
+                    events_probe.probe(options, async move { events.ping().await }),
+                    snapshots_probe.probe(options, async move { snapshots.ping().await }),
                 );
                 reach.send_if_modified(|now| {
                     let found = Reach { events, snapshots };
@@ -276,5 +304,30 @@ impl Engine {
         validate::head(state_id)?;
         self.snapshots_reachable()?;
         self.snapshots.delete(state_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_probe_cuts_off_at_once_a_silent_one_only_when_it_stays_silent() {
+        let options = ProbeOptions { interval: Duration::from_millis(1), timeout: Duration::from_millis(5) };
+        let mut probe = Probe::default();
+        let refused = || async { Err(Error::Unavailable("connection refused".into())) };
+        let silent = std::future::pending::<Result<()>>;
+        let answers = || async { Ok(()) };
+
+        assert_eq!(probe.probe(options, answers()).await, None);
+        assert!(probe.probe(options, refused()).await.is_some_and(|why| why.contains("refused")));
+        // Silence below the count keeps the verdict, whichever it is.
+        assert!(probe.probe(options, silent()).await.is_some(), "still unreachable");
+        assert_eq!(probe.probe(options, answers()).await, None);
+        for _ in 1..TIMEOUTS_IN_A_ROW {
+            assert_eq!(probe.probe(options, silent()).await, None, "a slow moment is not an outage");
+        }
+        assert!(probe.probe(options, silent()).await.is_some_and(|why| why.contains("in a row")));
+        assert_eq!(probe.probe(options, answers()).await, None, "an answer ends it");
     }
 }

@@ -92,16 +92,14 @@ impl Table {
     }
 
     /// A store's `ping`: an eventually consistent read of a key nothing writes (half a read
-    /// unit a probe).
+    /// unit a probe). Any answer of the service, even a refusal (throttling), means it is
+    /// reachable; only a request that got no answer (no connection, a timeout) fails.
     async fn ping(&self) -> Result<()> {
-        self.client
-            .get_item()
-            .table_name(&self.name)
-            .set_key(Some(key("ping", 0)))
-            .send()
-            .await
-            .map(drop)
-            .map_err(sdk_error)
+        let read = self.client.get_item().table_name(&self.name).set_key(Some(key("ping", 0))).send().await;
+        match read {
+            Ok(_) | Err(SdkError::ServiceError(_) | SdkError::ResponseError(_)) => Ok(()),
+            Err(error) => Err(sdk_error(error)),
+        }
     }
 
     /// Waits until the table is active, creating it first when it is missing and allowed.
