@@ -4,9 +4,12 @@
 //!
 //! The client, the server, the stores and every binding stand on this crate. It does no I/O
 //! and knows no backend and no wire format: the gRPC messages and their conversions live in
-//! `flipbook-proto`, the stores in `flipbook-storage`.
+//! `flipbook-proto`, the stores in `flipbook-storage`. Feature `jsonl` adds the JSON Lines form
+//! of events and snapshots that tools export and import ([`jsonl`]).
 
 mod error;
+#[cfg(feature = "jsonl")]
+pub mod jsonl;
 pub mod validate;
 
 pub use error::{Error, Result};
