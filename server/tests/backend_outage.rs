@@ -79,7 +79,9 @@ async fn until_ready_is(addr: std::net::SocketAddr, wanted: ServingStatus) {
     }
 }
 
-async fn outage_answers_unavailable_then_recovers(config: Config, backend: Backend) {
+/// `snapshots_there`: whether the snapshot store is on the stopped backend too (its readiness
+/// follows its own store's probes).
+async fn outage_answers_unavailable_then_recovers(config: Config, backend: Backend, snapshots_there: bool) {
     let server = flipbook_server::start(config).await.expect("start");
     let mut client = EventStoreClient::new(common::channel(server.addr).await);
     let state = format!("outage-{}", uuid::Uuid::new_v4().simple());
@@ -91,6 +93,9 @@ async fn outage_answers_unavailable_then_recovers(config: Config, backend: Backe
     until_ready_is(server.addr, ServingStatus::NotServing).await;
     assert_eq!(health(server.addr, "").await, ServingStatus::Serving, "liveness does not follow the backend");
     assert_eq!(health(server.addr, "flipbook.v1.EventBus").await, ServingStatus::NotServing);
+    let snapshots = if snapshots_there { ServingStatus::NotServing } else { ServingStatus::Serving };
+    assert_eq!(health(server.addr, "flipbook.v1.SnapshotStore").await, snapshots);
+    assert_eq!(health(server.addr, "flipbook.v1.ServerInfo").await, ServingStatus::Serving);
     // Refused before it reaches the store: the client re-sends it (same event id) after the
     // outage, as it would one whose answer was lost.
     let lost = append(&state, 1);
@@ -138,28 +143,26 @@ async fn postgres_outage() {
         let ctl = std::env::var("FLIPBOOK_PG_CTL").expect("FLIPBOOK_PG_CTL (scripts/test sets it)");
         format!("{ctl} -m fast {action}")
     };
-    outage_answers_unavailable_then_recovers(config, Backend { stop: pg_ctl("stop"), start: pg_ctl("start") }).await;
+    let backend = Backend { stop: pg_ctl("stop"), start: pg_ctl("start") };
+    outage_answers_unavailable_then_recovers(config, backend, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage() {
     let config = common::redis_config();
-    outage_answers_unavailable_then_recovers(config, Backend::from_env("FLIPBOOK_REDIS_STOP", "FLIPBOOK_REDIS_START"))
-        .await;
+    // Snapshots are on the Redis Cluster, which stays up.
+    let backend = Backend::from_env("FLIPBOOK_REDIS_STOP", "FLIPBOOK_REDIS_START");
+    outage_answers_unavailable_then_recovers(config, backend, false).await;
 }
 
 /// moto paused (SIGSTOP): requests are accepted and never answered, so only timeouts end them
-/// (the probe's first).
+/// (three probes in a row without an answer cut the store off).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_outage() {
     let config = common::dynamodb_config();
-    // The table is made first, with the default timeouts: moto, still busy with earlier tests'
-    // requests, once took more than the short timeout below to create one (a CI run failed at
-    // start). This test is about an outage, not a slow start.
+    // The table is made first: moto, still busy with earlier tests' requests, once took long
+    // to create one (a CI run failed at start). This test is about an outage, not a slow start.
     flipbook_server::migrate(&config).await.expect("create the table");
-    outage_answers_unavailable_then_recovers(
-        config,
-        Backend::from_env("FLIPBOOK_DYNAMODB_STOP", "FLIPBOOK_DYNAMODB_START"),
-    )
-    .await;
+    let backend = Backend::from_env("FLIPBOOK_DYNAMODB_STOP", "FLIPBOOK_DYNAMODB_START");
+    outage_answers_unavailable_then_recovers(config, backend, true).await;
 }
