@@ -32,6 +32,19 @@ fn status(code: Code, message: String, reason: &str, metadata: &[(&str, String)]
     Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, DOMAIN, metadata))
 }
 
+/// A status about one field of the request: `field` and `detail` in the `ErrorInfo`, and the two
+/// in a `google.rpc.BadRequest` too, so generic gRPC tooling shows them (unless no field is
+/// named: a whole request over its limit, a message that does not decode at its top).
+fn field_status(code: Code, message: String, reason: &str, field: &str, detail: (&str, &str)) -> Status {
+    let (key, value) = detail;
+    let metadata = HashMap::from([("field".to_owned(), field.to_owned()), (key.to_owned(), value.to_owned())]);
+    let mut details = ErrorDetails::with_error_info(reason, DOMAIN, metadata);
+    if !field.is_empty() {
+        details.add_bad_request_violation(field, value);
+    }
+    Status::with_error_details(code, message, details)
+}
+
 /// The gRPC code of a storage error. Exhaustive on purpose: a new error kind does not compile
 /// until it has a code.
 pub fn code_of(error: &Error) -> Code {
@@ -53,15 +66,7 @@ pub fn to_status(error: &Error) -> Status {
     let (code, message) = (code_of(error), error.to_string());
     match error {
         Error::InvalidArgument { field, rule } => {
-            let mut details = ErrorDetails::with_error_info(
-                reason::INVALID_ARGUMENT,
-                DOMAIN,
-                HashMap::from([("field".to_owned(), field.clone()), ("rule".to_owned(), rule.clone())]),
-            );
-            if !field.is_empty() {
-                details.add_bad_request_violation(field.clone(), rule.clone());
-            }
-            Status::with_error_details(code, message, details)
+            field_status(code, message, reason::INVALID_ARGUMENT, field, ("rule", rule))
         }
         Error::VersionConflict { state_id, actual_version } => status(
             code,
@@ -81,19 +86,7 @@ pub fn to_status(error: &Error) -> Status {
             reason::STATE_KIND_MISMATCH,
             &[("state_id", state_id.clone()), ("versioned", (*stored == StateKind::Versioned).to_string())],
         ),
-        Error::TooLarge { field, limit } => {
-            let mut details = ErrorDetails::with_error_info(
-                reason::TOO_LARGE,
-                DOMAIN,
-                HashMap::from([("field".to_owned(), field.clone()), ("limit".to_owned(), limit.clone())]),
-            );
-            // The field in the standard detail too, so generic gRPC tooling shows it (a whole
-            // request names none).
-            if !field.is_empty() {
-                details.add_bad_request_violation(field.clone(), limit.clone());
-            }
-            Status::with_error_details(code, message, details)
-        }
+        Error::TooLarge { field, limit } => field_status(code, message, reason::TOO_LARGE, field, ("limit", limit)),
         Error::FellBehind { position, waited_ms } => status(
             code,
             message,

@@ -45,6 +45,7 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("--lazy").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
     }
 }
 
@@ -238,23 +239,33 @@ impl Drop for RedisSetting {
 /// The Redis cases change the one test Redis node: one at a time.
 static REDIS_NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_at_maxmemory_answers_storage_full() {
+/// Appends to the test Redis node while `change` holds (a guard that undoes it when dropped):
+/// the append is refused with `code` and `expected_reason`, nothing is stored and reads go on;
+/// once it is undone, appends work again.
+async fn refused_while<G>(change: impl std::future::Future<Output = G>, code: Code, expected_reason: &str) {
     let _node = REDIS_NODE.lock().await;
     let server = flipbook_server::start(common::redis_config()).await.expect("start");
     let mut client = client(&server).await;
-    let state = format!("oom-{}", uuid::Uuid::new_v4().simple());
-    client.append(append(&state, 1, 16)).await.expect("room");
+    let state = format!("refused-{}", uuid::Uuid::new_v4().simple());
+    client.append(append(&state, 1, 16)).await.expect("before the change");
     {
-        let _policy = RedisSetting::set("maxmemory-policy", "noeviction").await;
-        let _max = RedisSetting::set("maxmemory", "1").await;
-        let status = client.append(append(&state, 1, 16)).await.expect_err("no room");
-        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-        assert_eq!(reason_of(&status).as_deref(), Some("STORAGE_FULL"), "{status:?}");
+        let _undo = change.await;
+        let status = client.append(append(&state, 1, 16)).await.expect_err("refused");
+        assert_eq!(status.code(), code, "{status:?}");
+        assert_eq!(reason_of(&status).as_deref(), Some(expected_reason), "{status:?}");
         assert_eq!(event_count(&mut client, &state).await, 1, "reads go on; nothing stored");
     }
-    client.append(append(&state, 1, 16)).await.expect("room again");
+    client.append(append(&state, 1, 16)).await.expect("after the change");
     server.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_at_maxmemory_answers_storage_full() {
+    let full = async {
+        let policy = RedisSetting::set("maxmemory-policy", "noeviction").await;
+        (policy, RedisSetting::set("maxmemory", "1").await)
+    };
+    refused_while(full, Code::ResourceExhausted, "STORAGE_FULL").await;
 }
 
 /// A node turned into a replica (of a primary that is not there): READ_ONLY, reads go on.
@@ -268,19 +279,9 @@ async fn redis_replica_answers_read_only() {
             let _: redis::RedisResult<()> = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut connection);
         }
     }
-    let _node = REDIS_NODE.lock().await;
-    let server = flipbook_server::start(common::redis_config()).await.expect("start");
-    let mut client = client(&server).await;
-    let state = format!("replica-{}", uuid::Uuid::new_v4().simple());
-    client.append(append(&state, 1, 16)).await.expect("a primary");
-    {
-        let _primary = Primary;
+    let replica = async {
         redis(&["REPLICAOF", "127.0.0.1", "1"]).await;
-        let status = client.append(append(&state, 1, 16)).await.expect_err("a replica stores nothing");
-        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-        assert_eq!(reason_of(&status).as_deref(), Some("READ_ONLY"), "{status:?}");
-        assert_eq!(event_count(&mut client, &state).await, 1, "reads go on");
-    }
-    client.append(append(&state, 1, 16)).await.expect("a primary again");
-    server.stop().await.expect("stop");
+        Primary
+    };
+    refused_while(replica, Code::Unavailable, "READ_ONLY").await;
 }
