@@ -75,6 +75,10 @@ impl Running {
 /// for operators who run schema changes as a step of their own. Answers the backends' names.
 pub async fn migrate(config: &Config) -> anyhow::Result<(&'static str, &'static str)> {
     let (events, snapshots) = backends::open(config).await?;
+    // Released before it returns: an embedded file's writer thread and connections would
+    // otherwise hold it open for a moment after the stores are dropped.
+    events.close().await;
+    snapshots.close().await;
     Ok((events.backend(), snapshots.backend()))
 }
 
