@@ -37,6 +37,8 @@ pub async fn follow(reporter: HealthReporter, mut reach: watch::Receiver<Reach>)
             reporter.set_service_status(name, status(now.events.is_none())).await;
         }
         reporter.set_service_status(SNAPSHOTS, status(now.snapshots.is_none())).await;
+        crate::metrics::record_reachable("events", now.events.is_none());
+        crate::metrics::record_reachable("snapshots", now.snapshots.is_none());
         if let Some(last) = &last {
             log_change("event store", &last.events, &now.events);
             log_change("snapshot store", &last.snapshots, &now.snapshots);

@@ -3,7 +3,10 @@
 //! - `flipbook_requests_total{method, code}` and `flipbook_request_duration_seconds{method}`
 //! - `flipbook_events_appended_total`
 //! - `flipbook_version_conflicts_total`
-//! - `flipbook_backend_errors_total{kind}` (`unavailable` or `internal`)
+//! - `flipbook_backend_errors_total{kind}` (`unavailable`, `read_only`, `storage_full` or
+//!   `internal`)
+//! - `flipbook_backend_reachable{store}` (`events`, `snapshots`): 1 while the store answers the
+//!   server's probes, 0 while it does not (see `crate::health`)
 //! - `flipbook_subscriptions` (open now) and `flipbook_events_delivered_total`
 
 use std::net::SocketAddr;
@@ -71,12 +74,25 @@ fn record_error(method: &'static str, error: &Error) {
             tracing::warn!(method, %message, "backend unavailable");
             metrics::counter!("flipbook_backend_errors_total", "kind" => "unavailable").increment(1);
         }
+        Error::ReadOnly(message) => {
+            tracing::warn!(method, %message, "backend read-only");
+            metrics::counter!("flipbook_backend_errors_total", "kind" => "read_only").increment(1);
+        }
+        Error::StorageFull(message) => {
+            tracing::error!(method, %message, "backend storage full: nothing more can be stored until room is made");
+            metrics::counter!("flipbook_backend_errors_total", "kind" => "storage_full").increment(1);
+        }
         Error::Internal(message) => {
             tracing::error!(method, %message, "internal error");
             metrics::counter!("flipbook_backend_errors_total", "kind" => "internal").increment(1);
         }
         _ => {}
     }
+}
+
+/// Whether a store (`"events"`, `"snapshots"`) answers the probes.
+pub fn record_reachable(store: &'static str, reachable: bool) {
+    metrics::gauge!("flipbook_backend_reachable", "store" => store).set(if reachable { 1.0 } else { 0.0 });
 }
 
 pub fn record_appended(events: u64) {

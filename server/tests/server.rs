@@ -193,6 +193,7 @@ async fn metrics_count_requests_appends_and_conflicts() {
     assert!(metrics.contains("flipbook_requests_total{method=\"Append\",code=\"Ok\"}"), "{metrics}");
     assert!(metrics.contains("flipbook_requests_total{method=\"Append\",code=\"Aborted\"}"), "{metrics}");
     assert!(metrics.contains("flipbook_request_duration_seconds_bucket{method=\"Append\""), "{metrics}");
+    assert!(metrics.contains("flipbook_backend_reachable{store=\"events\"} 1"), "{metrics}");
     server.stop().await.expect("stop");
 }
 
