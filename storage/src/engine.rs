@@ -45,13 +45,20 @@ pub struct Reach {
     pub snapshots: Option<String>,
 }
 
-/// How often the stores are probed, and how long a probe may take before the store counts as
-/// unreachable. A call refused while a store is unreachable stored nothing (it never reached
-/// the store), so `Unavailable` is true of it and a client may re-send it.
+/// How often the stores are probed, and how long a probe may wait for an answer (see
+/// [`Engine::watch_backends`] for when a store counts as unreachable). A call refused while a
+/// store is unreachable stored nothing (it never reached the store), so `Unavailable` is true
+/// of it and a client may re-send it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeOptions {
     pub interval: Duration,
     pub timeout: Duration,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        Self { interval: Duration::from_millis(500), timeout: Duration::from_secs(1) }
+    }
 }
 
 /// How many probes in a row must get no answer before a store counts as unreachable.
@@ -82,12 +89,6 @@ impl Probe {
             }
         }
         self.unreachable.clone()
-    }
-}
-
-impl Default for ProbeOptions {
-    fn default() -> Self {
-        Self { interval: Duration::from_millis(500), timeout: Duration::from_secs(1) }
     }
 }
 
