@@ -1,0 +1,333 @@
+//! The conformance suite's Rust driver (`conformance/README.md`, "The protocol"): reads one
+//! request a line on stdin, answers one line on stdout, using only flipbook-sdk-core's public
+//! API, as an application would.
+
+use std::io::{BufRead, Write};
+
+use flipbook_sdk_core::{
+    AllQuery, AppendOutcome, AppendRequest, BoxError, Client, ClientOptions, Direction, Error, Expectation, Metadata,
+    ProposedEvent, RecordedEvent, Reducer, Repository, StateKind, StateQuery,
+};
+use futures::TryStreamExt;
+use serde_json::{Map, Value, json};
+
+/// A deliberately wrong driver, for the runner's own test that the suite catches a binding that
+/// breaks the contract (`FLIPBOOK_CONFORMANCE_FAULT`): `ignore-expected` sends every append as
+/// `any`; `new-ids` gives every event a new id, so a re-send is not one.
+fn fault() -> Option<String> {
+    std::env::var("FLIPBOOK_CONFORMANCE_FAULT").ok().filter(|f| !f.is_empty())
+}
+
+fn main() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+    let mut client: Option<Client> = None;
+    let stdout = std::io::stdout();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("a line from the runner");
+        let request: Value = serde_json::from_str(&line).expect("a JSON request");
+        let answer = runtime.block_on(answer(&mut client, &request));
+        let reply = match answer {
+            Ok(ok) => json!({ "ok": ok }),
+            Err(Failure::Flipbook(error)) => json!({ "error": error_json(&error) }),
+            Err(Failure::Driver(message)) => json!({ "error": { "code": "DRIVER", "message": message } }),
+        };
+        let mut out = stdout.lock();
+        writeln!(out, "{reply}").and_then(|()| out.flush()).expect("answer the runner");
+    }
+    if let Some(client) = client {
+        runtime.block_on(client.close());
+    }
+}
+
+/// An error of the binding (compared with the case), or of the driver itself (a bad request).
+enum Failure {
+    Flipbook(Error),
+    Driver(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self::Flipbook(error)
+    }
+}
+
+type Answer = Result<Value, Failure>;
+
+fn bad(message: impl Into<String>) -> Failure {
+    Failure::Driver(message.into())
+}
+
+fn error_json(error: &Error) -> Value {
+    let mut fields = Map::new();
+    fields.insert("code".into(), json!(error.code().as_str()));
+    if let Some(field) = error.field() {
+        fields.insert("field".into(), json!(field));
+    }
+    if let Some(state) = error.state_id() {
+        fields.insert("state".into(), json!(state));
+    }
+    if let Some(version) = error.actual_version() {
+        fields.insert("actual_version".into(), json!(version));
+    }
+    fields.insert("message".into(), json!(error.to_string()));
+    Value::Object(fields)
+}
+
+async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
+    let op = request["op"].as_str().ok_or_else(|| bad("no op"))?;
+    let args = &request["args"];
+    if op == "connect" {
+        let connected = match (args["server"].as_str(), args["embedded"].as_str()) {
+            (Some(url), _) => Client::connect(url).await?,
+            (None, Some(path)) => Client::open_embedded(path, ClientOptions::default()).await?,
+            _ => return Err(bad("connect: server or embedded")),
+        };
+        *client = Some(connected);
+        return Ok(json!({}));
+    }
+    let client = client.as_ref().ok_or_else(|| bad("not connected"))?;
+    match op {
+        "append" => Ok(outcome(&client.append(append_request(args)?).await?)),
+        "append_states" => {
+            let parts = args["parts"].as_array().ok_or_else(|| bad("parts"))?;
+            let parts = parts.iter().map(append_request).collect::<Result<Vec<_>, _>>()?;
+            let outcomes = client.append_states(parts).await?;
+            Ok(json!({ "parts": outcomes.iter().map(outcome).collect::<Vec<_>>() }))
+        }
+        "read" => {
+            let query = StateQuery {
+                state_id: text(args, "state")?,
+                direction: direction(args),
+                min_version: args["min_version"].as_u64(),
+                max_version: args["max_version"].as_u64(),
+                limit: args["limit"].as_u64(),
+                names: names(args),
+                as_of: None,
+            };
+            events(client.read_state(query)).await
+        }
+        "read_all" => {
+            let query = AllQuery {
+                after_position: args["after"].as_u64().unwrap_or(0),
+                until_position: args["until"].as_u64(),
+                state_id_prefix: text(args, "prefix")?,
+                names: names(args),
+                limit: args["limit"].as_u64(),
+                direction: direction(args),
+            };
+            events(client.read_all(query)).await
+        }
+        "head" => {
+            let head = client.head(&text(args, "state")?).await?;
+            Ok(json!({
+                "last_version": head.last_version(),
+                "event_count": head.event_count,
+                "kind": if head.kind == StateKind::Versioned { "versioned" } else { "version-neutral" },
+                "metadata": head.metadata,
+                "last_position": head.last_global_position,
+            }))
+        }
+        "log_head" => {
+            let head = client.log_head().await?;
+            Ok(json!({ "settled_position": head.settled_position, "event_count": head.event_count }))
+        }
+        "load" => {
+            let state = text(args, "state")?;
+            match text(args, "reducer")?.as_str() {
+                "wallet" => loaded(Repository::new(client.clone(), Wallet).load(&state).await?),
+                "counter" => loaded(Repository::new(client.clone(), Counter).load(&state).await?),
+                other => Err(bad(format!("no reducer {other}"))),
+            }
+        }
+        "execute" => execute(client, args).await,
+        other => Err(bad(format!("no op {other}"))),
+    }
+}
+
+fn text(args: &Value, key: &str) -> Result<String, Failure> {
+    args[key].as_str().map(str::to_owned).ok_or_else(|| bad(format!("{key}: a string")))
+}
+
+fn names(args: &Value) -> Vec<String> {
+    args["names"]
+        .as_array()
+        .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn direction(args: &Value) -> Direction {
+    if args["backward"].as_bool() == Some(true) { Direction::Backward } else { Direction::Forward }
+}
+
+fn append_request(args: &Value) -> Result<AppendRequest, Failure> {
+    let expected = match &args["expected"] {
+        Value::String(s) if s == "any" => Expectation::Any,
+        Value::String(s) if s == "no_state" => Expectation::NoState,
+        Value::Number(n) => Expectation::Exactly(n.as_u64().ok_or_else(|| bad("expected: a version"))?),
+        _ => Expectation::Any,
+    };
+    let expected = if fault().as_deref() == Some("ignore-expected") { Expectation::Any } else { expected };
+    let events = args["events"].as_array().ok_or_else(|| bad("events"))?;
+    let mut events = events.iter().map(proposed).collect::<Result<Vec<_>, _>>()?;
+    if fault().as_deref() == Some("new-ids") {
+        events.iter_mut().for_each(|event| event.event_id = uuid::Uuid::new_v4());
+    }
+    let state = text(args, "state")?;
+    let mut request = if args["neutral"].as_bool() == Some(true) {
+        AppendRequest::neutral(state, expected, events)
+    } else {
+        AppendRequest::new(state, expected, events)
+    };
+    request.state_metadata = metadata(&args["state_metadata"]);
+    Ok(request)
+}
+
+fn proposed(event: &Value) -> Result<ProposedEvent, Failure> {
+    let name = event["name"].as_str().unwrap_or_default();
+    let mut proposed = match event["payload_size"].as_u64() {
+        Some(size) => ProposedEvent {
+            content_type: "application/octet-stream".into(),
+            ..ProposedEvent::new(name, vec![b'x'; size as usize])
+        },
+        None => ProposedEvent::new(name, event.get("payload").unwrap_or(&json!({})).to_string()),
+    };
+    if let Some(id) = event["id"].as_str() {
+        proposed.event_id = id.parse().map_err(|e| bad(format!("id: {e}")))?;
+    }
+    proposed.version = event["version"].as_u64();
+    proposed.metadata = metadata(&event["metadata"]);
+    Ok(proposed)
+}
+
+fn metadata(value: &Value) -> Metadata {
+    value
+        .as_object()
+        .map(|map| map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+        .unwrap_or_default()
+}
+
+fn outcome(outcome: &AppendOutcome) -> Value {
+    json!({ "last_version": outcome.last_version, "positions": outcome.global_positions })
+}
+
+async fn events(pages: flipbook_sdk_core::EventPages) -> Answer {
+    let pages: Vec<Vec<RecordedEvent>> = pages.try_collect().await?;
+    Ok(json!({ "events": pages.iter().flatten().map(event_json).collect::<Vec<_>>() }))
+}
+
+fn event_json(event: &RecordedEvent) -> Value {
+    let payload = if event.content_type == "application/json" {
+        serde_json::from_slice(&event.payload).unwrap_or_else(|_| json!({ "size": event.payload.len() }))
+    } else {
+        json!({ "size": event.payload.len() })
+    };
+    json!({
+        "state": event.state_id,
+        "version": event.version,
+        "position": event.global_position,
+        "id": event.event_id.to_string(),
+        "name": event.name,
+        "payload": payload,
+        "metadata": event.metadata,
+    })
+}
+
+fn loaded(loaded: flipbook_sdk_core::Loaded<Value>) -> Answer {
+    Ok(json!({ "state": loaded.state, "version": loaded.version }))
+}
+
+// ---- the named reducers and decide functions (conformance/README.md) ------------------------
+
+fn amount(event: &RecordedEvent) -> i64 {
+    serde_json::from_slice::<Value>(&event.payload).ok().and_then(|p| p["amount"].as_i64()).unwrap_or(0)
+}
+
+struct Wallet;
+
+impl Reducer for Wallet {
+    type State = Value;
+    const REVISION: &'static str = "conformance-wallet-1";
+
+    fn initial(&self) -> Value {
+        json!({ "balance": 0 })
+    }
+
+    fn apply(&self, state: &mut Value, event: &RecordedEvent) -> Result<(), BoxError> {
+        let balance = state["balance"].as_i64().unwrap_or(0);
+        let change = match event.name.as_str() {
+            "Deposited" => amount(event),
+            "Withdrawn" => -amount(event),
+            _ => 0,
+        };
+        state["balance"] = json!(balance + change);
+        Ok(())
+    }
+}
+
+struct Counter;
+
+impl Reducer for Counter {
+    type State = Value;
+    const REVISION: &'static str = "conformance-counter-1";
+
+    fn initial(&self) -> Value {
+        json!({ "count": 0 })
+    }
+
+    fn apply(&self, state: &mut Value, _: &RecordedEvent) -> Result<(), BoxError> {
+        state["count"] = json!(state["count"].as_i64().unwrap_or(0) + 1);
+        Ok(())
+    }
+}
+
+async fn execute(client: &Client, args: &Value) -> Answer {
+    let state_id = text(args, "state")?;
+    let decide = &args["decide"];
+    if text(args, "reducer")? != "wallet" {
+        return Err(bad("execute: the wallet reducer"));
+    }
+    let wallets = Repository::new(client.clone(), Wallet);
+    // The competing writer appends while the first decision is made, so that decision's append
+    // conflicts and the command must decide again on the new state. The decide function is
+    // synchronous: the append runs to its end on a thread of its own.
+    let mut competitor = decide["competitor"].as_i64();
+    let handle = tokio::runtime::Handle::current();
+    let executed = wallets
+        .execute(&state_id, |state| {
+            if let Some(amount) = competitor.take() {
+                let event = ProposedEvent::new("Deposited", json!({ "amount": amount }).to_string());
+                let request = AppendRequest::new(state_id.clone(), Expectation::Any, vec![event]);
+                let (client, handle) = (client.clone(), handle.clone());
+                std::thread::spawn(move || handle.block_on(client.append(request)))
+                    .join()
+                    .map_err(|_| "the competing writer panicked")??;
+            }
+            decision(decide, state)
+        })
+        .await?;
+    executed_json(executed)
+}
+
+fn decision(decide: &Value, state: &Value) -> Result<Vec<ProposedEvent>, BoxError> {
+    let balance = state["balance"].as_i64().unwrap_or(0);
+    if let Some(amount) = decide["deposit"].as_i64() {
+        return Ok(vec![ProposedEvent::new("Deposited", json!({ "amount": amount }).to_string())]);
+    }
+    if let Some(amount) = decide["withdraw"].as_i64() {
+        if balance < amount {
+            return Err(format!("insufficient funds: {balance} < {amount}").into());
+        }
+        return Ok(vec![ProposedEvent::new("Withdrawn", json!({ "amount": amount }).to_string())]);
+    }
+    Ok(Vec::new())
+}
+
+fn executed_json(executed: flipbook_sdk_core::Executed<Value>) -> Answer {
+    Ok(json!({
+        "state": executed.state,
+        "version": executed.version,
+        "tries": executed.tries,
+        "appended": executed.appended.is_some(),
+    }))
+}
