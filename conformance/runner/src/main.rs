@@ -17,9 +17,9 @@ use serde::Deserialize;
 use crate::report::{Cell, Verdict};
 
 /// The bindings and how their drivers start (each beside the runner or on its interpreter).
-const BINDINGS: [&str; 1] = ["rust"];
+const BINDINGS: [&str; 2] = ["rust", "python"];
 
-fn driver_command(binding: &str) -> anyhow::Result<Command> {
+fn driver_command(binding: &str, root: &Path) -> anyhow::Result<Command> {
     match binding {
         "rust" => {
             let path = std::env::current_exe()?.with_file_name("flipbook-conformance-driver");
@@ -30,8 +30,32 @@ fn driver_command(binding: &str) -> anyhow::Result<Command> {
             );
             Ok(Command::new(path))
         }
+        "python" => {
+            let mut command = Command::new(python()?);
+            command.arg(root.join("drivers/python/driver.py"));
+            Ok(command)
+        }
         other => bail!("no binding {other}"),
     }
+}
+
+/// The Python with the `flipbook` package installed: `FLIPBOOK_PYTHON`, else the virtualenv
+/// `scripts/test` installs it in (`FLIPBOOK_VENV`, default `~/.cache/flipbook/venv`).
+fn python() -> anyhow::Result<PathBuf> {
+    if let Ok(python) = std::env::var("FLIPBOOK_PYTHON") {
+        return Ok(python.into());
+    }
+    let venv = match std::env::var("FLIPBOOK_VENV") {
+        Ok(venv) => PathBuf::from(venv),
+        Err(_) => PathBuf::from(std::env::var("HOME").context("HOME")?).join(".cache/flipbook/venv"),
+    };
+    let python = venv.join("bin/python");
+    anyhow::ensure!(
+        python.is_file(),
+        "no Python at {} (pip install ./bindings/python into it, or set FLIPBOOK_PYTHON)",
+        python.display()
+    );
+    Ok(python)
 }
 
 struct Options {
@@ -151,7 +175,7 @@ fn run_all() -> anyhow::Result<bool> {
         let mut answers: BTreeMap<&str, Vec<(String, Vec<serde_json::Value>)>> = BTreeMap::new();
         for binding in &options.bindings {
             let known = KnownFailing::load(&root, binding)?;
-            let mut driver = driver::Driver::start(driver_command(binding)?, &target.connect(binding))?;
+            let mut driver = driver::Driver::start(driver_command(binding, &root)?, &target.connect(binding))?;
             let cell = cells.entry((binding.clone(), target.name.to_owned())).or_default();
             for (index, case) in selected.iter().enumerate() {
                 let prefix = format!("cf-{run}-{binding}-{index}-");
@@ -184,7 +208,12 @@ fn run_all() -> anyhow::Result<bool> {
         }
         println!("conformance: {} done", target.name);
     }
-    let report = report::Report { cells, cases: selected.len(), provisioner: options.provisioner.clone() };
+    let report = report::Report {
+        bindings: options.bindings.clone(),
+        cells,
+        cases: selected.len(),
+        provisioner: options.provisioner.clone(),
+    };
     report.print();
     if let Some(path) = &options.junit {
         std::fs::write(path, report.junit()).with_context(|| format!("writing {}", path.display()))?;

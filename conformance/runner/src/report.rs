@@ -40,6 +40,8 @@ impl Cell {
 }
 
 pub struct Report {
+    /// The matrix's rows, in this order.
+    pub bindings: Vec<String>,
     pub cells: BTreeMap<(String, String), Cell>,
     pub cases: usize,
     pub provisioner: String,
@@ -51,9 +53,7 @@ impl Report {
     }
 
     fn bindings(&self) -> Vec<&str> {
-        let mut bindings: Vec<&str> = self.cells.keys().map(|(b, _)| b.as_str()).collect();
-        bindings.dedup();
-        bindings
+        self.bindings.iter().map(String::as_str).collect()
     }
 
     fn targets(&self) -> Vec<&'static str> {

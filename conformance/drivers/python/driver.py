@@ -1,0 +1,238 @@
+"""The conformance suite's Python driver (``conformance/README.md``, "The protocol"): reads one
+request a line on stdin and answers one line on stdout, using only the ``flipbook`` package's
+public API, as an application would."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import flipbook
+from flipbook import ANY, NO_STATE, AppendPart, Event, RecordedEvent, Reducer
+
+Json = dict[str, Any]
+
+
+class DriverError(Exception):
+    """A request the driver cannot run (a bug in the case or the runner, not the binding)."""
+
+
+def expected(value: Any) -> Any:
+    if value == "no_state":
+        return NO_STATE
+    if isinstance(value, int):
+        return value
+    return ANY
+
+
+def event(spec: Json) -> Event:
+    if "payload_size" in spec:
+        payload = b"x" * spec["payload_size"]
+        return Event(
+            spec.get("name", ""),
+            payload=payload,
+            content_type="application/octet-stream",
+            event_id=spec.get("id"),
+            metadata=spec.get("metadata"),
+            version=spec.get("version"),
+        )
+    return Event(
+        spec.get("name", ""),
+        spec.get("payload", {}),
+        event_id=spec.get("id"),
+        metadata=spec.get("metadata"),
+        version=spec.get("version"),
+    )
+
+
+def part(args: Json) -> AppendPart:
+    return AppendPart(
+        args["state"],
+        [event(e) for e in args["events"]],
+        expected=expected(args.get("expected")),
+        version_neutral=bool(args.get("neutral")),
+        state_metadata=args.get("state_metadata"),
+    )
+
+
+def outcome(result: flipbook.AppendResult) -> Json:
+    return {"last_version": result.last_version, "positions": list(result.global_positions)}
+
+
+def event_json(e: RecordedEvent) -> Json:
+    if e.content_type == "application/json":
+        try:
+            payload = json.loads(e.payload)
+        except ValueError:
+            payload = {"size": len(e.payload)}
+    else:
+        payload = {"size": len(e.payload)}
+    return {
+        "state": e.state_id,
+        "version": e.version,
+        "position": e.global_position,
+        "id": e.event_id,
+        "name": e.name,
+        "payload": payload,
+        "metadata": dict(e.metadata),
+    }
+
+
+# ---- the named reducers and decide functions (conformance/README.md) --------------------------
+
+
+def amount(e: RecordedEvent) -> int:
+    try:
+        return int(json.loads(e.payload).get("amount", 0))
+    except (ValueError, AttributeError):
+        return 0
+
+
+class Wallet(Reducer[Json]):
+    revision = "conformance-wallet-1"
+
+    def initial(self) -> Json:
+        return {"balance": 0}
+
+    def apply(self, state: Json, e: RecordedEvent) -> Json:
+        change = {"Deposited": amount(e), "Withdrawn": -amount(e)}.get(e.name, 0)
+        return {"balance": state["balance"] + change}
+
+
+class Counter(Reducer[Json]):
+    revision = "conformance-counter-1"
+
+    def initial(self) -> Json:
+        return {"count": 0}
+
+    def apply(self, state: Json, e: RecordedEvent) -> Json:
+        return {"count": state["count"] + 1}
+
+
+REDUCERS: dict[str, Reducer[Json]] = {"wallet": Wallet(), "counter": Counter()}
+
+
+class InsufficientFunds(Exception):
+    pass
+
+
+def execute(client: flipbook.Client, args: Json) -> Json:
+    state_id, decide = args["state"], args["decide"]
+    competitor = [decide["competitor"]] if "competitor" in decide else []
+
+    def decision(state: Json) -> list[Event]:
+        # The competing writer appends while the first decision is made, so its append
+        # conflicts and the command must decide again on the new state.
+        if competitor:
+            client.append(state_id, Event("Deposited", {"amount": competitor.pop()}))
+        if "deposit" in decide:
+            return [Event("Deposited", {"amount": decide["deposit"]})]
+        if "withdraw" in decide:
+            if state["balance"] < decide["withdraw"]:
+                raise InsufficientFunds(f"{state['balance']} < {decide['withdraw']}")
+            return [Event("Withdrawn", {"amount": decide["withdraw"]})]
+        return []
+
+    executed = client.execute(state_id, REDUCERS[args["reducer"]], decision)
+    return {
+        "state": executed.state,
+        "version": executed.version,
+        "tries": executed.tries,
+        "appended": executed.appended is not None,
+    }
+
+
+def answer(client: flipbook.Client, op: str, args: Json) -> Json:
+    if op == "append":
+        return outcome(
+            client.append(
+                args["state"],
+                [event(e) for e in args["events"]],
+                expected=expected(args.get("expected")),
+                version_neutral=bool(args.get("neutral")),
+                state_metadata=args.get("state_metadata"),
+            )
+        )
+    if op == "append_states":
+        return {"parts": [outcome(r) for r in client.append_states([part(p) for p in args["parts"]])]}
+    if op == "read":
+        events = client.read(
+            args["state"],
+            backward=bool(args.get("backward")),
+            from_version=args.get("min_version"),
+            to_version=args.get("max_version"),
+            limit=args.get("limit"),
+            names=args.get("names", []),
+        )
+        return {"events": [event_json(e) for e in events]}
+    if op == "read_all":
+        events = client.read_all(
+            prefix=args["prefix"],
+            names=args.get("names", []),
+            after_position=args.get("after", 0),
+            until_position=args.get("until"),
+            backward=bool(args.get("backward")),
+            limit=args.get("limit"),
+        )
+        return {"events": [event_json(e) for e in events]}
+    if op == "head":
+        head = client.head(args["state"])
+        return {
+            "last_version": head.last_version,
+            "event_count": head.event_count,
+            "kind": "version-neutral" if head.version_neutral else "versioned",
+            "metadata": dict(head.metadata),
+            "last_position": head.last_global_position,
+        }
+    if op == "log_head":
+        log = client.log_head()
+        return {"settled_position": log.settled_position, "event_count": log.event_count}
+    if op == "load":
+        loaded = client.load(args["state"], REDUCERS[args["reducer"]])
+        return {"state": loaded.state, "version": loaded.version}
+    if op == "execute":
+        return execute(client, args)
+    raise DriverError(f"no op {op}")
+
+
+def error_json(error: flipbook.FlipbookError) -> Json:
+    out: Json = {"code": error.code, "message": str(error)}
+    for key, value in (("field", error.field), ("state", error.state_id), ("actual_version", error.actual_version)):
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def main() -> None:
+    client: flipbook.Client | None = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        op, args = request["op"], request.get("args") or {}
+        try:
+            if op == "connect":
+                client = (
+                    flipbook.Client.connect(args["server"])
+                    if "server" in args
+                    else flipbook.Client.open_embedded(args["embedded"])
+                )
+                reply: Json = {"ok": {}}
+            elif client is None:
+                raise DriverError("not connected")
+            else:
+                reply = {"ok": answer(client, op, args)}
+        except flipbook.FlipbookError as error:
+            reply = {"error": error_json(error)}
+        except InsufficientFunds as error:
+            # The decide function's own error reaches the caller unchanged: the core calls it REJECTED.
+            reply = {"error": {"code": "REJECTED", "message": str(error)}}
+        except (DriverError, KeyError, TypeError) as error:
+            reply = {"error": {"code": "DRIVER", "message": f"{type(error).__name__}: {error}"}}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+    if client is not None:
+        client.close()
+
+
+if __name__ == "__main__":
+    main()
