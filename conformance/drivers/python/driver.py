@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from typing import Any
 
 import flipbook
@@ -26,24 +27,22 @@ def expected(value: Any) -> Any:
     return ANY
 
 
+def moment(nanos: int | None) -> datetime | None:
+    """A time given in nanoseconds (the cases use whole seconds: a datetime holds microseconds)."""
+    return None if nanos is None else datetime.fromtimestamp(nanos / 1e9, tz=timezone.utc)
+
+
 def event(spec: Json) -> Event:
+    common: Json = {
+        "event_id": spec.get("id"),
+        "metadata": spec.get("metadata"),
+        "version": spec.get("version"),
+        "timestamp": moment(spec.get("timestamp_nanos")),
+    }
     if "payload_size" in spec:
         payload = b"x" * spec["payload_size"]
-        return Event(
-            spec.get("name", ""),
-            payload=payload,
-            content_type="application/octet-stream",
-            event_id=spec.get("id"),
-            metadata=spec.get("metadata"),
-            version=spec.get("version"),
-        )
-    return Event(
-        spec.get("name", ""),
-        spec.get("payload", {}),
-        event_id=spec.get("id"),
-        metadata=spec.get("metadata"),
-        version=spec.get("version"),
-    )
+        return Event(spec.get("name", ""), payload=payload, content_type="application/octet-stream", **common)
+    return Event(spec.get("name", ""), spec.get("payload", {}), **common)
 
 
 def part(args: Json) -> AppendPart:
@@ -76,6 +75,7 @@ def event_json(e: RecordedEvent) -> Json:
         "name": e.name,
         "payload": payload,
         "metadata": dict(e.metadata),
+        "timestamp_nanos": e.timestamp_nanos,
     }
 
 
@@ -143,6 +143,21 @@ def execute(client: flipbook.Client, args: Json) -> Json:
     }
 
 
+def subscribe(client: flipbook.Client, args: Json) -> list[Json]:
+    """The first ``count`` events of a subscription (from the beginning, or after a position)."""
+    start = args.get("after", "beginning")
+    received: list[Json] = []
+    subscription = client.subscribe(prefix=args["prefix"], names=args.get("names", []), start=start)
+    try:
+        for e in subscription:
+            received.append(event_json(e))
+            if len(received) >= args["count"]:
+                break
+    finally:
+        subscription.close()
+    return received
+
+
 def answer(client: flipbook.Client, op: str, args: Json) -> Json:
     if op == "append":
         return outcome(
@@ -164,6 +179,7 @@ def answer(client: flipbook.Client, op: str, args: Json) -> Json:
             to_version=args.get("max_version"),
             limit=args.get("limit"),
             names=args.get("names", []),
+            as_of=moment(args.get("as_of_nanos")),
         )
         return {"events": [event_json(e) for e in events]}
     if op == "read_all":
@@ -189,10 +205,22 @@ def answer(client: flipbook.Client, op: str, args: Json) -> Json:
         log = client.log_head()
         return {"settled_position": log.settled_position, "event_count": log.event_count}
     if op == "load":
-        loaded = client.load(args["state"], REDUCERS[args["reducer"]])
+        loaded = client.load(args["state"], REDUCERS[args["reducer"]], as_of=moment(args.get("as_of_nanos")))
         return {"state": loaded.state, "version": loaded.version}
     if op == "execute":
         return execute(client, args)
+    if op == "subscribe":
+        return {"events": subscribe(client, args)}
+    if op == "put_snapshot":
+        payload = json.dumps(args["payload"]).encode()
+        client.put_snapshot(args["state"], args["version"], args["revision"], payload)
+        return {}
+    if op == "get_snapshot":
+        found = client.get_snapshot(args["state"], args["revision"], max_version=args.get("max_version"))
+        if found is None:
+            return {"snapshot": None}
+        snapshot = {"version": found.version, "revision": found.reducer_revision, "payload": json.loads(found.payload)}
+        return {"snapshot": snapshot}
     raise DriverError(f"no op {op}")
 
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 /// How long one step may take before the driver counts as hung.
-const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Driver {
     child: Child,

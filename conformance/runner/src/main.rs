@@ -197,12 +197,21 @@ fn run_all() -> anyhow::Result<bool> {
         for (case, by_binding) in &answers {
             let Some((first, first_answers)) = by_binding.first() else { continue };
             for (binding, answers) in &by_binding[1..] {
-                if answers != first_answers {
-                    let cell = cells.entry((binding.clone(), target.name.to_owned())).or_default();
-                    cell.record(
-                        case,
-                        Verdict::Failed(format!("answers differ from {first}'s: {answers:?} vs {first_answers:?}")),
+                let differs =
+                    (0..answers.len().max(first_answers.len())).find(|&i| answers.get(i) != first_answers.get(i));
+                if let Some(step) = differs {
+                    let show =
+                        |a: &[serde_json::Value]| a.get(step).map_or_else(|| "nothing".to_owned(), ToString::to_string);
+                    let why = format!(
+                        "answer {} differs from {first}'s: {binding} said {}, {first} said {}",
+                        step + 1,
+                        show(answers),
+                        show(first_answers)
                     );
+                    cells
+                        .entry((binding.clone(), target.name.to_owned()))
+                        .or_default()
+                        .record(case, Verdict::Failed(why));
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! The suite catches a binding that breaks the contract: the Rust driver, made deliberately
-//! wrong, fails the cases that check what it breaks, and the run fails.
+//! wrong, fails the cases that check what it breaks, and the run fails. (The driver is built
+//! with the workspace: `cargo test --workspace`, as `scripts/test` runs it.)
 
 use std::process::Command;
 
@@ -13,25 +14,34 @@ fn run_with_fault(fault: &str, cases: &str) -> (bool, String) {
     (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-#[test]
-fn a_driver_that_ignores_expected_versions_is_caught() {
-    let (passed, report) = run_with_fault("ignore-expected", "appending/");
-    assert!(!passed, "{report}");
-    for case in ["appending/no_state_succeeds_once", "appending/a_stale_expectation_conflicts_and_stores_nothing"] {
-        assert!(report.contains(&format!("FAILED rust × embedded × {case}")), "{case} not caught:\n{report}");
+/// The run fails, and so does each of `caught`.
+fn assert_caught(fault: &str, cases: &str, caught: &[&str]) {
+    let (passed, report) = run_with_fault(fault, cases);
+    assert!(!passed, "{fault}: the run passed:\n{report}");
+    for case in caught {
+        assert!(report.contains(&format!("FAILED rust × embedded × {case}")), "{fault}: {case} not caught:\n{report}");
     }
 }
 
 #[test]
+fn a_driver_that_ignores_expected_versions_is_caught() {
+    let caught = ["appending/no_state_succeeds_once", "appending/a_stale_expectation_conflicts_and_stores_nothing"];
+    assert_caught("ignore-expected", "appending/", &caught);
+}
+
+#[test]
 fn a_driver_that_resends_with_new_event_ids_is_caught() {
-    let (passed, report) = run_with_fault("new-ids", "idempotency/");
-    assert!(!passed, "{report}");
-    let case = "idempotency/a_resent_append_returns_the_original_result";
-    assert!(report.contains(&format!("FAILED rust × embedded × {case}")), "{case} not caught:\n{report}");
+    assert_caught("new-ids", "idempotency/", &["idempotency/a_resent_append_returns_the_original_result"]);
+}
+
+#[test]
+fn a_driver_that_drops_a_delivered_event_is_caught() {
+    let caught = ["subscriptions/a_subscription_from_the_beginning_delivers_stored_events_in_order"];
+    assert_caught("drop-delivered", "subscriptions/", &caught);
 }
 
 #[test]
 fn the_right_driver_passes_the_same_cases() {
-    let (passed, report) = run_with_fault("", "appending/,idempotency/");
+    let (passed, report) = run_with_fault("", "appending/,idempotency/,subscriptions/");
     assert!(passed, "{report}");
 }

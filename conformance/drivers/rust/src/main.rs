@@ -5,15 +5,17 @@
 use std::io::{BufRead, Write};
 
 use flipbook_sdk_core::{
-    AllQuery, AppendOutcome, AppendRequest, BoxError, Client, ClientOptions, Direction, Error, Expectation, Metadata,
-    ProposedEvent, RecordedEvent, Reducer, Repository, StateKind, StateQuery,
+    AllQuery, AppendOutcome, AppendRequest, BoxError, Client, ClientOptions, Delivery, Direction, Error, Expectation,
+    Metadata, ProposedEvent, RecordedEvent, Reducer, Repository, Snapshot, SnapshotQuery, StateKind, StateQuery,
+    SubscriptionQuery, SubscriptionStart, Timestamp,
 };
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
 
 /// A deliberately wrong driver, for the runner's own test that the suite catches a binding that
 /// breaks the contract (`FLIPBOOK_CONFORMANCE_FAULT`): `ignore-expected` sends every append as
-/// `any`; `new-ids` gives every event a new id, so a re-send is not one.
+/// `any`; `new-ids` gives every event a new id, so a re-send is not one; `drop-delivered` loses
+/// the second event of every subscription.
 fn fault() -> Option<String> {
     std::env::var("FLIPBOOK_CONFORMANCE_FAULT").ok().filter(|f| !f.is_empty())
 }
@@ -103,7 +105,7 @@ async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
                 max_version: args["max_version"].as_u64(),
                 limit: args["limit"].as_u64(),
                 names: names(args),
-                as_of: None,
+                as_of: args["as_of_nanos"].as_i64().map(Timestamp::from_unix_nanos),
             };
             events(client.read_state(query)).await
         }
@@ -134,11 +136,38 @@ async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
         }
         "load" => {
             let state = text(args, "state")?;
+            let as_of = args["as_of_nanos"].as_i64().map(Timestamp::from_unix_nanos);
             match text(args, "reducer")?.as_str() {
-                "wallet" => loaded(Repository::new(client.clone(), Wallet).load(&state).await?),
-                "counter" => loaded(Repository::new(client.clone(), Counter).load(&state).await?),
+                "wallet" => loaded(load(&Repository::new(client.clone(), Wallet), &state, as_of).await?),
+                "counter" => loaded(load(&Repository::new(client.clone(), Counter), &state, as_of).await?),
                 other => Err(bad(format!("no reducer {other}"))),
             }
+        }
+        "subscribe" => subscribe(client, args).await,
+        "put_snapshot" => {
+            let snapshot = Snapshot {
+                state_id: text(args, "state")?,
+                version: args["version"].as_u64().ok_or_else(|| bad("version"))?,
+                reducer_revision: text(args, "revision")?,
+                payload: args["payload"].to_string().into_bytes(),
+                content_type: "application/json".into(),
+                created_at: Timestamp::now(),
+            };
+            client.put_snapshot(snapshot).await?;
+            Ok(json!({}))
+        }
+        "get_snapshot" => {
+            let query = SnapshotQuery {
+                state_id: text(args, "state")?,
+                reducer_revision: text(args, "revision")?,
+                max_version: args["max_version"].as_u64(),
+            };
+            let found = client.get_snapshot(query).await?;
+            Ok(json!({ "snapshot": found.map(|s| json!({
+                "version": s.version,
+                "revision": s.reducer_revision,
+                "payload": serde_json::from_slice::<Value>(&s.payload).unwrap_or(Value::Null),
+            })) }))
         }
         "execute" => execute(client, args).await,
         other => Err(bad(format!("no op {other}"))),
@@ -196,6 +225,7 @@ fn proposed(event: &Value) -> Result<ProposedEvent, Failure> {
         proposed.event_id = id.parse().map_err(|e| bad(format!("id: {e}")))?;
     }
     proposed.version = event["version"].as_u64();
+    proposed.timestamp = event["timestamp_nanos"].as_i64().map(Timestamp::from_unix_nanos);
     proposed.metadata = metadata(&event["metadata"]);
     Ok(proposed)
 }
@@ -230,7 +260,51 @@ fn event_json(event: &RecordedEvent) -> Value {
         "name": event.name,
         "payload": payload,
         "metadata": event.metadata,
+        "timestamp_nanos": event.timestamp.map(Timestamp::unix_nanos),
     })
+}
+
+async fn load<R: Reducer>(
+    repository: &Repository<R>,
+    state: &str,
+    as_of: Option<Timestamp>,
+) -> flipbook_sdk_core::Result<flipbook_sdk_core::Loaded<R::State>> {
+    match as_of {
+        Some(as_of) => repository.load_as_of(state, as_of).await,
+        None => repository.load(state).await,
+    }
+}
+
+/// The first `count` events of a subscription (from the beginning, or after a position), or
+/// what arrived of them within 10 s.
+async fn subscribe(client: &Client, args: &Value) -> Answer {
+    let start = args["after"].as_u64().map_or(SubscriptionStart::Beginning, SubscriptionStart::After);
+    let query = SubscriptionQuery { start, state_id_prefix: text(args, "prefix")?, names: names(args) };
+    let count = args["count"].as_u64().ok_or_else(|| bad("count"))? as usize;
+    let mut subscription = client.subscribe(query);
+    let (mut received, mut delivered) = (Vec::new(), 0);
+    let collect = async {
+        while delivered < count {
+            match subscription.next().await {
+                Some(Ok(Delivery::Events(events))) => {
+                    for event in &events {
+                        delivered += 1;
+                        if !(delivered == 2 && fault().as_deref() == Some("drop-delivered")) {
+                            received.push(event_json(event));
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(Failure::from(error)),
+                None => break,
+            }
+        }
+        Ok(())
+    };
+    if let Ok(ended) = tokio::time::timeout(std::time::Duration::from_secs(10), collect).await {
+        ended?;
+    }
+    Ok(json!({ "events": received }))
 }
 
 fn loaded(loaded: flipbook_sdk_core::Loaded<Value>) -> Answer {
