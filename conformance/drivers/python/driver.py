@@ -239,6 +239,11 @@ def main() -> None:
         op, args = request["op"], request.get("args") or {}
         try:
             if op == "connect":
+                # A connect while connected replaces the client (the other server, or a new
+                # client of the same embedded file).
+                if client is not None:
+                    client.close()
+                    client = None
                 client = (
                     flipbook.Client.connect(args["server"])
                     if "server" in args

@@ -16,6 +16,9 @@ struct Feature {
 struct RawCase {
     name: String,
     checks: String,
+    /// The targets the case applies to (none: every one); on the others it is skipped, saying so.
+    #[serde(default)]
+    targets: Vec<String>,
     steps: Vec<Step>,
 }
 
@@ -24,6 +27,7 @@ struct RawCase {
 pub struct Case {
     pub id: String,
     pub checks: String,
+    pub targets: Vec<String>,
     pub steps: Vec<Step>,
 }
 
@@ -38,6 +42,10 @@ pub struct Step {
     /// The step runs this many times, each answer matched against `expect`.
     #[serde(default = "once")]
     pub times: u32,
+    /// The step is sent again while it answers UNAVAILABLE (up to 30 s), as an application
+    /// retries while a backend comes back.
+    #[serde(default)]
+    pub retry_unavailable: bool,
 }
 
 fn once() -> u32 {
@@ -61,7 +69,12 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Case>> {
         let parsed: Feature = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         for case in parsed.cases {
             anyhow::ensure!(!case.steps.is_empty(), "{feature}/{}: no steps", case.name);
-            cases.push(Case { id: format!("{feature}/{}", case.name), checks: case.checks, steps: case.steps });
+            cases.push(Case {
+                id: format!("{feature}/{}", case.name),
+                checks: case.checks,
+                targets: case.targets,
+                steps: case.steps,
+            });
         }
     }
     Ok(cases)

@@ -15,6 +15,8 @@ pub struct Driver {
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
+    /// Which of the target's two servers it is connected to.
+    pub server: usize,
 }
 
 impl Driver {
@@ -36,7 +38,7 @@ impl Driver {
                 }
             }
         });
-        let mut driver = Self { child, stdin, lines };
+        let mut driver = Self { child, stdin, lines, server: 0 };
         let connected = driver.call("connect", target).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(connected.get("ok").is_some(), "the driver did not connect to {target}: {connected}");
         Ok(driver)

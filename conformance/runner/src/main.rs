@@ -175,11 +175,17 @@ fn run_all() -> anyhow::Result<bool> {
         let mut answers: BTreeMap<&str, Vec<(String, Vec<serde_json::Value>)>> = BTreeMap::new();
         for binding in &options.bindings {
             let known = KnownFailing::load(&root, binding)?;
-            let mut driver = driver::Driver::start(driver_command(binding, &root)?, &target.connect(binding))?;
+            let mut driver = driver::Driver::start(driver_command(binding, &root)?, &target.connect(binding, 0))?;
+            let place = run::Place { target: &target, binding };
             let cell = cells.entry((binding.clone(), target.name.to_owned())).or_default();
             for (index, case) in selected.iter().enumerate() {
+                if !case.targets.is_empty() && !case.targets.iter().any(|t| t == target.name) {
+                    let why = format!("applies to {} only", case.targets.join(", "));
+                    cell.record(&case.id, Verdict::Skipped(why));
+                    continue;
+                }
                 let prefix = format!("cf-{run}-{binding}-{index}-");
-                let outcome = run::run(&mut driver, case, prefix);
+                let outcome = run::run(&mut driver, &place, case, prefix);
                 answers.entry(case.id.as_str()).or_default().push((binding.clone(), outcome.answers));
                 let verdict = match (outcome.failure, known.reason(&case.id, target.name)) {
                     (None, None) => Verdict::Passed,

@@ -9,6 +9,8 @@ use crate::servers::TARGETS;
 #[derive(Debug)]
 pub enum Verdict {
     Passed,
+    /// Not run here, and why (the case applies to other targets only).
+    Skipped(String),
     Failed(String),
     /// Failed as its binding's known-failing list says, for that reason.
     KnownFailing {
@@ -29,12 +31,14 @@ impl Cell {
         self.verdicts.insert(case.to_owned(), verdict);
     }
 
-    fn counts(&self) -> (usize, usize, usize) {
+    /// Passed, failed, known-failing, skipped.
+    fn counts(&self) -> (usize, usize, usize, usize) {
         let count = |f: fn(&Verdict) -> bool| self.verdicts.values().filter(|v| f(v)).count();
         (
             count(|v| matches!(v, Verdict::Passed)),
             count(|v| matches!(v, Verdict::Failed(_))),
             count(|v| matches!(v, Verdict::KnownFailing { .. })),
+            count(|v| matches!(v, Verdict::Skipped(_))),
         )
     }
 }
@@ -69,8 +73,8 @@ impl Report {
                 .iter()
                 .map(|target| match self.cells.get(&(binding.to_owned(), (*target).to_owned())) {
                     Some(cell) => {
-                        let (passed, failed, known) = cell.counts();
-                        format!("{passed} passed, {failed} failed, {known} known-failing")
+                        let (passed, failed, known, skipped) = cell.counts();
+                        format!("{passed} passed, {failed} failed, {known} known-failing, {skipped} skipped")
                     }
                     None => "not run".to_owned(),
                 })
@@ -89,7 +93,7 @@ impl Report {
                     Verdict::KnownFailing { reason, failure } => {
                         println!("known-failing {binding} × {target} × {case}: {reason} ({failure})");
                     }
-                    Verdict::Passed => {}
+                    Verdict::Passed | Verdict::Skipped(_) => {}
                 }
             }
         }
@@ -101,11 +105,12 @@ impl Report {
         let mut out =
             String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"flipbook-conformance\">\n");
         for ((binding, target), cell) in &self.cells {
-            let (_, failed, known) = cell.counts();
+            let (_, failed, known, skipped) = cell.counts();
             let _ = writeln!(
                 out,
-                "  <testsuite name=\"{binding}.{target}\" tests=\"{}\" failures=\"{failed}\" skipped=\"{known}\">",
-                cell.verdicts.len()
+                "  <testsuite name=\"{binding}.{target}\" tests=\"{}\" failures=\"{failed}\" skipped=\"{}\">",
+                cell.verdicts.len(),
+                known + skipped
             );
             for (case, verdict) in &cell.verdicts {
                 let name = escape(case);
@@ -125,6 +130,13 @@ impl Report {
                             out,
                             "    <testcase classname=\"{binding}.{target}\" name=\"{name}\"><skipped message=\"known-failing: {}\"/></testcase>",
                             escape(reason)
+                        );
+                    }
+                    Verdict::Skipped(why) => {
+                        let _ = writeln!(
+                            out,
+                            "    <testcase classname=\"{binding}.{target}\" name=\"{name}\"><skipped message=\"{}\"/></testcase>",
+                            escape(why)
                         );
                     }
                 }
@@ -158,7 +170,7 @@ impl Report {
                     Verdict::KnownFailing { reason, .. } => {
                         let _ = writeln!(others, "- known-failing: {binding} × {target} × `{case}`: {reason}");
                     }
-                    Verdict::Passed => {}
+                    Verdict::Passed | Verdict::Skipped(_) => {}
                 }
             }
         }

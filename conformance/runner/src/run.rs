@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::cases::{Case, Step};
 use crate::driver::Driver;
+use crate::servers::Target;
 
 /// How one case ended for one binding on one target.
 #[derive(Debug)]
@@ -198,13 +199,53 @@ fn summary(answer: &Value) -> Value {
     json!({ "ok": { "count": events.len(), "first_version": versions.first(), "last_version": versions.last(), "in_order": in_order } })
 }
 
+/// Where a case runs: the target, and the binding whose driver runs it.
+pub struct Place<'a> {
+    pub target: &'a Target,
+    pub binding: &'a str,
+}
+
+/// The steps the runner performs itself, between the driver's: `switch_server` connects the
+/// driver to the target's other server (embedded: a new client on the same file);
+/// `stop_backend` and `start_backend` stop and start the target's backend.
+fn runner_step(driver: &mut Driver, place: &Place<'_>, op: &str) -> Option<Result<Value, String>> {
+    let done = match op {
+        "switch_server" => connect(driver, place, driver.server + 1),
+        "stop_backend" => place.target.backend(false),
+        "start_backend" => place.target.backend(true),
+        _ => return None,
+    };
+    Some(done.map(|()| json!({ "ok": {} })))
+}
+
+/// Connects the driver to server `server` of the target.
+pub fn connect(driver: &mut Driver, place: &Place<'_>, server: usize) -> Result<(), String> {
+    let answer = driver.call("connect", &place.target.connect(place.binding, server))?;
+    match answer.get("ok") {
+        Some(_) => {
+            driver.server = server % 2;
+            Ok(())
+        }
+        None => Err(format!("the driver did not connect: {answer}")),
+    }
+}
+
 /// Runs one case to its end or its first mismatch.
-pub fn run(driver: &mut Driver, case: &Case, prefix: String) -> Outcome {
+pub fn run(driver: &mut Driver, place: &Place<'_>, case: &Case, prefix: String) -> Outcome {
     let mut names = Names { prefix, ids: HashMap::new(), positions: BTreeSet::new() };
     let mut answers = Vec::new();
+    if driver.server != 0
+        && let Err(failure) = connect(driver, place, 0)
+    {
+        return Outcome { failure: Some(failure), answers };
+    }
     for (index, step) in case.steps.iter().enumerate() {
         for _ in 0..step.times {
-            match run_step(driver, &mut names, step) {
+            let answer = match runner_step(driver, place, &step.op) {
+                Some(done) => done,
+                None => run_step(driver, &mut names, step),
+            };
+            match answer {
                 Ok(answer) => {
                     let checked = matches(&step.expect, &answer, "");
                     answers.push(masked(&step.expect, &answer));
@@ -226,9 +267,14 @@ fn run_step(driver: &mut Driver, names: &mut Names, step: &Step) -> Result<Value
     let mut args = names.args(&step.args);
     let summarize = args.as_object_mut().and_then(|a| a.remove("summary")).is_some();
     let covers = args.as_object_mut().and_then(|a| a.remove("until_covers"));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(if step.retry_unavailable { 30 } else { 10 });
     loop {
         let answer = driver.call(&step.op, &args)?;
+        let code = answer.pointer("/error/code").and_then(Value::as_str);
+        if step.retry_unavailable && code == Some("UNAVAILABLE") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
         if let Some(Value::Object(error)) = answer.get("error")
             && error.get("code").and_then(Value::as_str) == Some("DRIVER")
         {

@@ -16,17 +16,43 @@ pub const TARGETS: [&str; 5] = ["sqlite", "postgres", "redis", "dynamodb", "embe
 /// A running target: what a driver connects to.
 pub struct Target {
     pub name: &'static str,
-    /// `{"server": url}` or `{"embedded": path}` (each binding gets a file of its own).
-    connect: Value,
-    _server: Option<Server>,
+    /// `{"server": url}` or `{"embedded": path}` (each binding gets a file of its own), and the
+    /// same for the second server on the same backend (embedded: the same file, a new client).
+    connect: [Value; 2],
+    _servers: Vec<Server>,
+    /// Shell commands that stop and start the backend (local provisioner, network backends).
+    backend: Option<(String, String)>,
 }
 
 impl Target {
-    pub fn connect(&self, binding: &str) -> Value {
-        match self.connect.get("embedded").and_then(Value::as_str) {
+    /// Where a binding's driver connects: server 0 or 1.
+    pub fn connect(&self, binding: &str, server: usize) -> Value {
+        let connect = &self.connect[server % 2];
+        match connect.get("embedded").and_then(Value::as_str) {
             Some(dir) => json!({ "embedded": Path::new(dir).join(format!("{binding}.db")) }),
-            None => self.connect.clone(),
+            None => connect.clone(),
         }
+    }
+
+    /// Stops (`false`) or starts (`true`) the target's backend; `Err` when it has none to stop.
+    pub fn backend(&self, start: bool) -> Result<(), String> {
+        let Some((stop_command, start_command)) = &self.backend else {
+            return Err(format!("the {} target has no backend the runner can stop", self.name));
+        };
+        let command = if start { start_command } else { stop_command };
+        let status = Command::new("sh").arg("-c").arg(command).status().map_err(|e| format!("{command}: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("{command}: {status}")) }
+    }
+}
+
+/// The commands `scripts/services.sh` exports to stop and start a backend.
+fn backend_commands(name: &str) -> Option<(String, String)> {
+    let var = |name: &str| std::env::var(name).ok();
+    match name {
+        "postgres" => var("FLIPBOOK_PG_CTL").map(|ctl| (format!("{ctl} -m fast stop"), format!("{ctl} start"))),
+        "redis" => Some((var("FLIPBOOK_REDIS_STOP")?, var("FLIPBOOK_REDIS_START")?)),
+        "dynamodb" => Some((var("FLIPBOOK_DYNAMODB_STOP")?, var("FLIPBOOK_DYNAMODB_START")?)),
+        _ => None,
     }
 }
 
@@ -40,7 +66,10 @@ pub fn local(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
     let dir = work.join(name);
     std::fs::create_dir_all(&dir)?;
     let args: Vec<String> = match name {
-        "embedded" => return Ok(Target { name, connect: json!({ "embedded": dir }), _server: None }),
+        "embedded" => {
+            let connect = json!({ "embedded": dir });
+            return Ok(Target { name, connect: [connect.clone(), connect], _servers: Vec::new(), backend: None });
+        }
         "sqlite" => vec!["--sqlite-path".into(), dir.join("flipbook.db").display().to_string()],
         "postgres" => {
             let url = env("FLIPBOOK_TEST_POSTGRES_URL")?;
@@ -62,16 +91,26 @@ pub fn local(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
         }
         other => bail!("no target {other}"),
     };
-    let server = Server::start(name, &dir, &args)?;
-    let url = format!("http://{}", server.addr);
-    Ok(Target { name, connect: json!({ "server": url }), _server: Some(server) })
+    // Two servers on one backend, for the cases that append through one and read through the
+    // other (SQLite: two servers on one file).
+    let servers = [Server::start(name, &dir, &args, 0)?, Server::start(name, &dir, &args, 1)?];
+    let connect = [0, 1].map(|i| json!({ "server": format!("http://{}", servers[i].addr) }));
+    Ok(Target { name, connect, _servers: servers.into(), backend: backend_commands(name) })
 }
 
 /// A target of the `env` provisioner: `FLIPBOOK_CONFORMANCE_<TARGET>_URL`.
 pub fn external(name: &'static str) -> anyhow::Result<Target> {
     anyhow::ensure!(name != "embedded", "the env provisioner runs no embedded target");
     let url = env(&format!("FLIPBOOK_CONFORMANCE_{}_URL", name.to_uppercase()))?;
-    Ok(Target { name, connect: json!({ "server": url }), _server: None })
+    // A second server on the same backend if the user runs one; else the cases switch to the
+    // same one again.
+    let second = std::env::var(format!("FLIPBOOK_CONFORMANCE_{}_URL_2", name.to_uppercase())).unwrap_or(url.clone());
+    Ok(Target {
+        name,
+        connect: [json!({ "server": url }), json!({ "server": second })],
+        _servers: Vec::new(),
+        backend: None,
+    })
 }
 
 /// `flipbook serve` on a free port.
@@ -91,7 +130,7 @@ fn server_binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Server {
-    fn start(name: &str, dir: &Path, args: &[String]) -> anyhow::Result<Self> {
+    fn start(name: &str, dir: &Path, args: &[String], index: usize) -> anyhow::Result<Self> {
         let mut command = Command::new(server_binary()?);
         command.args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", "json"]);
         command.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
@@ -102,7 +141,7 @@ impl Server {
         let mut child = command.spawn().with_context(|| format!("starting the {name} server"))?;
         let stderr = child.stderr.take().context("the server's log")?;
         let (send, serving) = channel();
-        let log = dir.join("server.log");
+        let log = dir.join(format!("server-{index}.log"));
         std::thread::spawn(move || {
             let mut file = std::fs::File::create(log).ok();
             let mut send = Some(send);
@@ -123,7 +162,10 @@ impl Server {
             Ok(addr) => Ok(Self { child, addr }),
             Err(_) => {
                 let _ = child.kill();
-                bail!("the {name} server did not start; its log is in {}", dir.join("server.log").display())
+                bail!(
+                    "the {name} server did not start; its log is in {}",
+                    dir.join(format!("server-{index}.log")).display()
+                )
             }
         }
     }

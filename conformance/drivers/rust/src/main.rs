@@ -80,6 +80,11 @@ async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
     let op = request["op"].as_str().ok_or_else(|| bad("no op"))?;
     let args = &request["args"];
     if op == "connect" {
+        // A connect while connected replaces the client (the runner moves a case to the other
+        // server, or to a new client of the same embedded file).
+        if let Some(old) = client.take() {
+            old.close().await;
+        }
         let connected = match (args["server"].as_str(), args["embedded"].as_str()) {
             (Some(url), _) => Client::connect(url).await?,
             (None, Some(path)) => Client::open_embedded(path, ClientOptions::default()).await?,
