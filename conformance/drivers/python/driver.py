@@ -158,6 +158,22 @@ def subscribe(client: flipbook.Client, args: Json) -> list[Json]:
     return received
 
 
+def execute_states(client: flipbook.Client, args: Json) -> Json:
+    """``{"transfer": n}`` over two wallets: ``Withdrawn n`` from the first, ``Deposited n`` to
+    the second, in one atomic append; refused when the first's balance is below n."""
+    amount = args["decide"]["transfer"]
+
+    def transfer(wallets: list[Json]) -> list[list[Event]]:
+        if wallets[0]["balance"] < amount:
+            raise InsufficientFunds(f"{wallets[0]['balance']} < {amount}")
+        return [[Event("Withdrawn", {"amount": amount})], [Event("Deposited", {"amount": amount})]]
+
+    wallet = REDUCERS["wallet"]
+    executed = client.execute_states([(state, wallet) for state in args["states"]], transfer)
+    results = [{"state": e.state, "version": e.version, "appended": e.appended is not None} for e in executed]
+    return {"results": results}
+
+
 def answer(client: flipbook.Client, op: str, args: Json) -> Json:
     if op == "append":
         return outcome(
@@ -209,6 +225,8 @@ def answer(client: flipbook.Client, op: str, args: Json) -> Json:
         return {"state": loaded.state, "version": loaded.version}
     if op == "execute":
         return execute(client, args)
+    if op == "execute_states":
+        return execute_states(client, args)
     if op == "subscribe":
         return {"events": subscribe(client, args)}
     if op == "put_snapshot":

@@ -60,11 +60,13 @@ impl Names {
     fn args(&mut self, args: &Value) -> Value {
         let mut args = args.clone();
         let Some(map) = args.as_object_mut() else { return args };
-        for key in ["state"] {
-            if let Some(Value::String(name)) = map.get(key) {
-                let state = self.state(name);
-                map.insert(key.into(), json!(state));
-            }
+        if let Some(Value::String(name)) = map.get("state") {
+            let state = self.state(name);
+            map.insert("state".into(), json!(state));
+        }
+        if let Some(Value::Array(states)) = map.get("states") {
+            let states: Vec<Value> = states.iter().map(|s| json!(self.state(s.as_str().unwrap_or_default()))).collect();
+            map.insert("states".into(), Value::Array(states));
         }
         if let Some(Value::String(prefix)) = map.get("prefix") {
             let prefix = if prefix == "$" { self.prefix.clone() } else { self.state(prefix) };

@@ -175,6 +175,7 @@ async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
             })) }))
         }
         "execute" => execute(client, args).await,
+        "execute_states" => execute_states(client, args).await,
         other => Err(bad(format!("no op {other}"))),
     }
 }
@@ -386,6 +387,35 @@ async fn execute(client: &Client, args: &Value) -> Answer {
         })
         .await?;
     executed_json(executed)
+}
+
+/// `{"transfer": n}` over two wallets: `Withdrawn n` from the first, `Deposited n` to the
+/// second, in one atomic append; refused (the decide function's own error) when the first's
+/// balance is below n.
+async fn execute_states(client: &Client, args: &Value) -> Answer {
+    let states: Vec<String> = args["states"]
+        .as_array()
+        .ok_or_else(|| bad("states"))?
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect();
+    let ids: Vec<&str> = states.iter().map(String::as_str).collect();
+    let amount = args["decide"]["transfer"].as_i64().ok_or_else(|| bad("decide: transfer"))?;
+    let executed = Repository::new(client.clone(), Wallet)
+        .execute_states(&ids, |wallets| {
+            let balance = wallets[0]["balance"].as_i64().unwrap_or(0);
+            if balance < amount {
+                return Err(format!("insufficient funds: {balance} < {amount}").into());
+            }
+            let event = |name: &str| ProposedEvent::new(name, json!({ "amount": amount }).to_string());
+            Ok(vec![vec![event("Withdrawn")], vec![event("Deposited")]])
+        })
+        .await?;
+    let results: Vec<Value> = executed
+        .into_iter()
+        .map(|e| json!({ "state": e.state, "version": e.version, "appended": e.appended.is_some() }))
+        .collect();
+    Ok(json!({ "results": results }))
 }
 
 fn decision(decide: &Value, state: &Value) -> Result<Vec<ProposedEvent>, BoxError> {
