@@ -79,6 +79,19 @@ pub enum Command {
     Tail(TailArgs),
     /// Prints what the server runs on and its limits.
     Info(InfoArgs),
+    /// Asks the server's health service (open without a token) whether a service is SERVING:
+    /// exit 0 if so, 5 if not or if the server does not answer. For container health checks
+    /// and scripts; `flipbook.v1.EventStore` (the default) follows the event store's backend.
+    Health(HealthArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The service to ask about; "" is the server as a whole (liveness).
+    #[arg(long, default_value = "flipbook.v1.EventStore")]
+    service: String,
 }
 
 #[derive(Args, Debug)]
@@ -251,6 +264,7 @@ impl Command {
             Self::Import(a) => &a.target,
             Self::Tail(a) => &a.target,
             Self::Info(a) => &a.target,
+            Self::Health(a) => &a.target,
         }
     }
 }
@@ -337,6 +351,9 @@ pub fn run(command: Command) -> ExitCode {
 }
 
 async fn execute(command: Command) -> Outcome {
+    if let Command::Health(args) = &command {
+        return health(args).await;
+    }
     let client = connect(command.target()).await?;
     let json = command.target().json;
     let mut out = BufWriter::new(io::stdout().lock());
@@ -355,6 +372,7 @@ async fn execute(command: Command) -> Outcome {
         Command::Import(args) => import(&client, args, json, &mut out).await?,
         Command::Tail(args) => tail(&client, args, &mut out).await?,
         Command::Info(_) => info(&client, json, &mut out).await?,
+        Command::Health(_) => unreachable!("answered before connecting"),
     }
     Ok(out.flush()?)
 }
@@ -566,6 +584,37 @@ async fn send(client: &Client, request: AppendRequest) -> Result<u64, Error> {
 fn event_size(event: &ProposedEvent) -> u64 {
     let metadata: usize = event.metadata.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
     (event.payload.len() + event.name.len() + event.content_type.len() + metadata + 96) as u64
+}
+
+async fn health(args: &HealthArgs) -> Outcome {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let endpoint = tonic::transport::Endpoint::from_shared(args.target.endpoint.clone())
+        .map_err(|e| Error::invalid("endpoint", e.to_string()))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(5));
+    let endpoint = if args.target.endpoint.starts_with("https://") {
+        endpoint
+            .tls_config(tonic::transport::ClientTlsConfig::new().with_webpki_roots())
+            .map_err(|e| Error::invalid("endpoint", e.to_string()))?
+    } else {
+        endpoint
+    };
+    let channel = endpoint.connect().await.map_err(|e| Error::Unavailable(format!("{}: {e}", args.target.endpoint)))?;
+    let request = HealthCheckRequest { service: args.service.clone() };
+    let answer = HealthClient::new(channel).check(request).await.map_err(Error::from)?.into_inner();
+    let status = ServingStatus::try_from(answer.status).unwrap_or(ServingStatus::Unknown);
+    let name = status.as_str_name();
+    let mut out = io::stdout().lock();
+    if args.target.json {
+        json_line(&mut out, &json!({ "service": args.service, "status": name }))?;
+    } else {
+        writeln!(out, "{name}")?;
+    }
+    if status != ServingStatus::Serving {
+        return Err(Error::Unavailable(format!("{:?} is {name}", args.service)).into());
+    }
+    Ok(())
 }
 
 async fn info(client: &Client, json: bool, out: &mut impl Write) -> Outcome {

@@ -393,3 +393,18 @@ async fn tail_follows_a_state_then_stops_at_its_limit() {
         assert_eq!(invalid.code, 2, "{invalid:?}");
     }
 }
+
+/// `flipbook health`: 0 while the service is SERVING, 5 when the server does not answer (or the
+/// service is not serving), 3 for a service the server does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_for_container_checks() {
+    let (server, target) = server_with(|_| {}).await;
+    let serving = flipbook(&target, &["health"], None).await.ok();
+    assert_eq!(serving.stdout.trim(), "SERVING");
+    let liveness = flipbook(&target, &["health", "--service", "", "--json"], None).await.ok().json_lines();
+    assert_eq!(liveness[0]["status"], "SERVING");
+    assert_eq!(flipbook(&target, &["health", "--service", "flipbook.v1.Nothing"], None).await.code, 3);
+    server.stop().await.expect("stop");
+    let gone = flipbook(&target, &["health"], None).await;
+    assert_eq!(gone.code, 5, "{gone:?}");
+}
