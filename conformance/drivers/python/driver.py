@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -144,16 +145,20 @@ def execute(client: flipbook.Client, args: Json) -> Json:
 
 
 def subscribe(client: flipbook.Client, args: Json) -> list[Json]:
-    """The first ``count`` events of a subscription (from the beginning, or after a position)."""
+    """The first ``count`` events of a subscription (from the beginning, or after a position),
+    or what arrived of them within 10 s (``close`` from another thread ends a waiting iteration)."""
     start = args.get("after", "beginning")
     received: list[Json] = []
     subscription = client.subscribe(prefix=args["prefix"], names=args.get("names", []), start=start)
+    patience = threading.Timer(10, subscription.close)
+    patience.start()
     try:
         for e in subscription:
             received.append(event_json(e))
             if len(received) >= args["count"]:
                 break
     finally:
+        patience.cancel()
         subscription.close()
     return received
 
