@@ -130,6 +130,21 @@ impl KnownFailing {
     }
 }
 
+/// The `conformance` folder: `FLIPBOOK_CONFORMANCE_DIR`, else the one in the current directory
+/// or above it (the checkout being tested: one target dir serves several checkouts, so the
+/// folder this binary was built from may be another's), else that one.
+fn conformance_dir() -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = std::env::var("FLIPBOOK_CONFORMANCE_DIR") {
+        return Ok(dir.into());
+    }
+    let here = std::env::current_dir()?;
+    let found = here.ancestors().map(|dir| dir.join("conformance")).find(|dir| dir.join("cases").is_dir());
+    match found {
+        Some(dir) => Ok(dir),
+        None => Ok(Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("the conformance folder")?.to_owned()),
+    }
+}
+
 fn main() -> ExitCode {
     match run_all() {
         Ok(true) => ExitCode::SUCCESS,
@@ -143,7 +158,7 @@ fn main() -> ExitCode {
 
 fn run_all() -> anyhow::Result<bool> {
     let options = options()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("the conformance folder")?.to_owned();
+    let root = conformance_dir()?;
     let all = cases::load(&root.join("cases"))?;
     let selected: Vec<_> = all
         .iter()
