@@ -61,6 +61,14 @@ impl Default for ProbeOptions {
     }
 }
 
+/// `Unavailable` if a probe found the `what` store (on `backend`) unreachable, saying why.
+fn refuse_if(unreachable: &Option<String>, what: &str, backend: &str) -> Result<()> {
+    match unreachable {
+        None => Ok(()),
+        Some(why) => Err(Error::Unavailable(format!("the {backend} {what} store is unreachable: {why}"))),
+    }
+}
+
 /// How many probes in a row must get no answer before a store counts as unreachable.
 pub const TIMEOUTS_IN_A_ROW: u32 = 3;
 
@@ -156,22 +164,11 @@ impl Engine {
 
     /// `Unavailable` at once while the last probe found the event store unreachable.
     fn events_reachable(&self) -> Result<()> {
-        match &self.reach.borrow().events {
-            None => Ok(()),
-            Some(why) => {
-                Err(Error::Unavailable(format!("the {} event store is unreachable: {why}", self.events.backend())))
-            }
-        }
+        refuse_if(&self.reach.borrow().events, "event", self.events.backend())
     }
 
     fn snapshots_reachable(&self) -> Result<()> {
-        match &self.reach.borrow().snapshots {
-            None => Ok(()),
-            Some(why) => Err(Error::Unavailable(format!(
-                "the {} snapshot store is unreachable: {why}",
-                self.snapshots.backend()
-            ))),
-        }
+        refuse_if(&self.reach.borrow().snapshots, "snapshot", self.snapshots.backend())
     }
 
     /// What requests are validated against.
