@@ -166,3 +166,33 @@ async fn dynamodb_outage() {
     let backend = Backend::from_env("FLIPBOOK_DYNAMODB_STOP", "FLIPBOOK_DYNAMODB_START");
     outage_answers_unavailable_then_recovers(config, backend, true).await;
 }
+
+/// Redis restarted between two probes: the first command on each connection it closed fails
+/// (broken pipe) while the client reconnects. The store sends it again on the new connection,
+/// so neither the next call nor the next probe sees the restart (the conformance suite found
+/// it: a snapshot put right after a container restart answered UNAVAILABLE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_between_probes_does_not_reach_callers() {
+    let config = common::redis_config();
+    let backend = Backend::from_env("FLIPBOOK_REDIS_STOP", "FLIPBOOK_REDIS_START");
+    let server = flipbook_server::start(config).await.expect("start");
+    let mut client = EventStoreClient::new(common::channel(server.addr).await);
+    let state = format!("restart-{}", uuid::Uuid::new_v4().simple());
+    client.append(append(&state, 0)).await.expect("append while Redis is up");
+
+    let restart = Restart(&backend);
+    Backend::run(&backend.stop);
+    Backend::run(&backend.start);
+    std::mem::forget(restart);
+    // Serving again (not loading its data) before any probe can notice it was away.
+    let url = std::env::var("FLIPBOOK_TEST_REDIS_URL").expect("FLIPBOOK_TEST_REDIS_URL");
+    let ping = || Command::new("redis-cli").args(["-u", &url, "ping"]).output().expect("redis-cli").stdout;
+    while ping() != b"PONG\n" {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for version in 1..4 {
+        client.append(append(&state, version)).await.expect("an append right after the restart");
+    }
+    assert_eq!(health(server.addr, "flipbook.v1.EventStore").await, ServingStatus::Serving);
+    server.stop().await.expect("stop");
+}

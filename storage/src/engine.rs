@@ -81,9 +81,19 @@ struct Probe {
 
 impl Probe {
     /// `None` if the store is reachable, else why not. A probe without an answer changes the
-    /// verdict only once it is the [`TIMEOUTS_IN_A_ROW`]th.
-    async fn probe(&mut self, options: ProbeOptions, ping: impl Future<Output = Result<()>>) -> Option<String> {
-        match tokio::time::timeout(options.timeout, ping).await {
+    /// verdict only once it is the [`TIMEOUTS_IN_A_ROW`]th. A failed one is tried again at once
+    /// before it counts: after a backend restarts, the first command on each connection it
+    /// closed fails and makes the client reconnect (Redis), and that is not an outage.
+    async fn probe<F: Future<Output = Result<()>>>(
+        &mut self,
+        options: ProbeOptions,
+        ping: impl Fn() -> F,
+    ) -> Option<String> {
+        let mut answer = tokio::time::timeout(options.timeout, ping()).await;
+        if matches!(answer, Ok(Err(_))) {
+            answer = tokio::time::timeout(options.timeout, ping()).await;
+        }
+        match answer {
             Ok(answer) => {
                 self.timeouts = 0;
                 self.unreachable = answer.err().map(|error| error.to_string());
@@ -141,10 +151,9 @@ impl Engine {
         async move {
             let (mut events_probe, mut snapshots_probe) = (Probe::default(), Probe::default());
             loop {
-                let (events, snapshots) = (Arc::clone(&events), Arc::clone(&snapshots));
                 let (events, snapshots) = futures::join!(
-                    events_probe.probe(options, async move { events.ping().await }),
-                    snapshots_probe.probe(options, async move { snapshots.ping().await }),
+                    events_probe.probe(options, || events.ping()),
+                    snapshots_probe.probe(options, || snapshots.ping()),
                 );
                 reach.send_if_modified(|now| {
                     let found = Reach { events, snapshots };
@@ -317,15 +326,29 @@ mod tests {
         let silent = std::future::pending::<Result<()>>;
         let answers = || async { Ok(()) };
 
-        assert_eq!(probe.probe(options, answers()).await, None);
-        assert!(probe.probe(options, refused()).await.is_some_and(|why| why.contains("refused")));
+        assert_eq!(probe.probe(options, answers).await, None);
+        assert!(probe.probe(options, refused).await.is_some_and(|why| why.contains("refused")));
         // Silence below the count keeps the verdict, whichever it is.
-        assert!(probe.probe(options, silent()).await.is_some(), "still unreachable");
-        assert_eq!(probe.probe(options, answers()).await, None);
+        assert!(probe.probe(options, silent).await.is_some(), "still unreachable");
+        assert_eq!(probe.probe(options, answers).await, None);
         for _ in 1..TIMEOUTS_IN_A_ROW {
-            assert_eq!(probe.probe(options, silent()).await, None, "a slow moment is not an outage");
+            assert_eq!(probe.probe(options, silent).await, None, "a slow moment is not an outage");
         }
-        assert!(probe.probe(options, silent()).await.is_some_and(|why| why.contains("in a row")));
-        assert_eq!(probe.probe(options, answers()).await, None, "an answer ends it");
+        assert!(probe.probe(options, silent).await.is_some_and(|why| why.contains("in a row")));
+        assert_eq!(probe.probe(options, answers).await, None, "an answer ends it");
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_backend_closed_is_not_an_outage() {
+        let options = ProbeOptions { interval: Duration::from_millis(1), timeout: Duration::from_millis(5) };
+        let mut probe = Probe::default();
+        // The first command on it fails (and the client reconnects); the next one answers.
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let stale_once = || {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move { if first { Err(Error::Unavailable("broken pipe".into())) } else { Ok(()) } }
+        };
+        assert_eq!(probe.probe(options, stale_once).await, None);
+        assert_eq!(calls.into_inner(), 2);
     }
 }

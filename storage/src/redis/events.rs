@@ -4,7 +4,6 @@ use flipbook_model::{
     StateQuery, Timestamp,
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::codec::{decode_event, encode_event, split_event};
@@ -109,7 +108,7 @@ return first_position
 
 #[derive(Clone)]
 pub struct RedisEventStore {
-    conn: ConnectionManager,
+    conn: super::Connection,
     append: Script,
     durable: bool,
 }
@@ -541,7 +540,7 @@ fn list_index(seq: u64) -> isize {
 }
 
 /// The stored values at `positions` (`None` where there is none).
-async fn hmget(mut conn: ConnectionManager, positions: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
+async fn hmget(mut conn: super::Connection, positions: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
     redis::cmd("HMGET").arg(EVENTS).arg(positions).query_async(&mut conn).await.map_err(redis_error)
 }
 

@@ -22,7 +22,7 @@ mod codec;
 mod events;
 mod snapshots;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 
 pub use crate::RedisConfig;
 pub use events::RedisEventStore;
@@ -32,13 +32,53 @@ use flipbook_model::Error;
 
 impl RedisConfig {
     /// A multiplexed connection that reconnects by itself.
-    async fn connect(&self) -> Result<ConnectionManager, Error> {
+    async fn connect(&self) -> Result<Connection, Error> {
         let client = redis::Client::open(self.url.as_str()).map_err(redis_error)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
             .set_connection_timeout(Some(self.connection_timeout))
             .set_number_of_retries(1);
-        ConnectionManager::new_with_config(client, config).await.map_err(redis_error)
+        Ok(Connection(ConnectionManager::new_with_config(client, config).await.map_err(redis_error)?))
+    }
+}
+
+/// A Redis node's connection that sends a command again, once, when the connection turns out
+/// dropped. After Redis restarts, the first command on each connection it closed fails so
+/// (broken pipe) while the manager reconnects; sending it again on the new connection keeps a
+/// restart from reaching callers. Safe because every command here may run twice: an append
+/// re-sent with its event ids answers its first result, snapshots are put by key, reads read
+/// (only `delete_snapshots`' count may then be short of what the first run deleted).
+#[derive(Clone, Debug)]
+pub struct Connection(ConnectionManager);
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            match self.0.req_packed_command(cmd).await {
+                Err(error) if error.is_connection_dropped() => self.0.req_packed_command(cmd).await,
+                answer => answer,
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            match self.0.req_packed_commands(pipeline, offset, count).await {
+                Err(error) if error.is_connection_dropped() => {
+                    self.0.req_packed_commands(pipeline, offset, count).await
+                }
+                answer => answer,
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
     }
 }
 

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use flipbook_model::{Result, Snapshot, SnapshotQuery};
 use redis::Script;
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionLike;
 use redis::cluster_async::ClusterConnection;
 
 use super::codec::{decode_snapshot, encode_snapshot};
@@ -23,7 +23,7 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return count
 ";
 
-/// Snapshots on one Redis node (`C` = [`ConnectionManager`]) or a Redis Cluster
+/// Snapshots on one Redis node (`C` = [`super::Connection`]) or a Redis Cluster
 /// ([`ClusterConnection`]).
 #[derive(Clone)]
 pub struct RedisSnapshotStore<C> {
@@ -39,7 +39,7 @@ impl<C> std::fmt::Debug for RedisSnapshotStore<C> {
     }
 }
 
-impl RedisSnapshotStore<ConnectionManager> {
+impl RedisSnapshotStore<super::Connection> {
     pub async fn open(config: &RedisConfig) -> Result<Self> {
         Ok(Self::with(config.connect().await?, "redis"))
     }
