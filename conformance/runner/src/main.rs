@@ -2,6 +2,7 @@
 //! on every target, each answer matched with the case and with the other bindings' answers.
 
 mod cases;
+mod containers;
 mod driver;
 mod report;
 mod run;
@@ -89,14 +90,18 @@ fn options() -> anyhow::Result<Options> {
             "--results" => options.results = Some(value()?.into()),
             "--help" | "-h" => {
                 println!(
-                    "conformance [--provisioner local|env] [--bindings rust,…] [--targets sqlite,postgres,redis,dynamodb,embedded]\n            [--cases feature/ or feature/name,…] [--junit FILE] [--results conformance/RESULTS.md]"
+                    "conformance [--provisioner local|testcontainers|env] [--bindings rust,…] [--targets sqlite,postgres,redis,dynamodb,embedded]\n            [--cases feature/ or feature/name,…] [--junit FILE] [--results conformance/RESULTS.md]"
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other} (--help)"),
         }
     }
-    anyhow::ensure!(["local", "env"].contains(&options.provisioner.as_str()), "no provisioner {}", options.provisioner);
+    anyhow::ensure!(
+        ["local", "testcontainers", "env"].contains(&options.provisioner.as_str()),
+        "no provisioner {}",
+        options.provisioner
+    );
     Ok(options)
 }
 
@@ -184,6 +189,7 @@ fn run_all() -> anyhow::Result<bool> {
             .with_context(|| format!("no target {target_name} (one of {})", servers::TARGETS.join(", ")))?;
         let target = match options.provisioner.as_str() {
             "env" => servers::external(name)?,
+            "testcontainers" => containers::start(name, &run, &work)?,
             _ => servers::local(name, &run, &work)?,
         };
         // The answers each binding gave for each case on this target, to compare them.
@@ -252,6 +258,10 @@ fn run_all() -> anyhow::Result<bool> {
         anyhow::ensure!(options.cases.is_empty(), "--results is written from the whole matrix only");
         std::fs::write(path, report.markdown(&all)).with_context(|| format!("writing {}", path.display()))?;
     }
-    let _ = std::fs::remove_dir_all(&work);
+    if report.green() {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        println!("conformance: the servers' logs are kept in {}", work.display());
+    }
     Ok(report.green())
 }

@@ -126,7 +126,6 @@ impl Names {
                 let mut out = Map::new();
                 for (key, value) in map {
                     let mapped = match (key.as_str(), value) {
-                        ("message", _) => continue,
                         ("position" | "last_position", Value::Number(n)) => {
                             n.as_u64().map_or(Value::Null, |p| self.rank(p))
                         }
@@ -176,13 +175,20 @@ pub fn matches(expected: &Value, answer: &Value, at: &str) -> Result<(), String>
 }
 
 /// The answer with what the expectation leaves open (`"$any"`) left out: bindings need not
-/// agree there (a log's event count counts every run's events).
+/// agree there (a log's event count counts every run's events), nor on an error's message.
 fn masked(expected: &Value, answer: &Value) -> Value {
     match (expected, answer) {
         (Value::String(any), _) if any == "$any" => json!("$any"),
+        (_, Value::Object(got)) if got.contains_key("message") => {
+            let mut got = got.clone();
+            got.remove("message");
+            masked(expected, &Value::Object(got))
+        }
         (Value::Object(want), Value::Object(got)) => Value::Object(
             got.iter()
-                .map(|(key, value)| (key.clone(), want.get(key).map_or_else(|| value.clone(), |w| masked(w, value))))
+                .map(|(key, value)| {
+                    (key.clone(), want.get(key).map_or_else(|| masked(&Value::Null, value), |w| masked(w, value)))
+                })
                 .collect(),
         ),
         (Value::Array(want), Value::Array(got)) if want.len() == got.len() => {
@@ -252,7 +258,10 @@ pub fn run(driver: &mut Driver, place: &Place<'_>, case: &Case, prefix: String) 
                     let checked = matches(&step.expect, &answer, "");
                     answers.push(masked(&step.expect, &answer));
                     if let Err(difference) = checked {
-                        let failure = format!("step {} ({}): {difference}", index + 1, step.op);
+                        let mut failure = format!("step {} ({}): {difference}", index + 1, step.op);
+                        if let Some(error) = answer.get("error") {
+                            failure.push_str(&format!(" (the error: {error})"));
+                        }
                         return Outcome { failure: Some(failure), answers };
                     }
                 }

@@ -1,11 +1,12 @@
 //! Where each target's cases run. `local`: the bundled server (`flipbook serve`) started here on
-//! the backends `scripts/services.sh` started; `env`: servers the user runs, one URL a target.
+//! the backends `scripts/services.sh` started; `testcontainers` (containers.rs): the backends and
+//! the server as containers; `env`: servers the user runs, one URL a target.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::channel;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -13,15 +14,19 @@ use serde_json::{Value, json};
 /// The targets, in the order of the matrix's columns.
 pub const TARGETS: [&str; 5] = ["sqlite", "postgres", "redis", "dynamodb", "embedded"];
 
+/// Stops (`false`) or starts (`true`) a target's backend.
+pub type Outage = Box<dyn Fn(bool) -> Result<(), String>>;
+
 /// A running target: what a driver connects to.
 pub struct Target {
     pub name: &'static str,
     /// `{"server": url}` or `{"embedded": path}` (each binding gets a file of its own), and the
     /// same for the second server on the same backend (embedded: the same file, a new client).
-    connect: [Value; 2],
-    _servers: Vec<Server>,
-    /// Shell commands that stop and start the backend (local provisioner, network backends).
-    backend: Option<(String, String)>,
+    pub(crate) connect: [Value; 2],
+    /// What runs the target (processes, containers), stopped when the target is dropped.
+    pub(crate) _running: Vec<Box<dyn std::any::Any>>,
+    /// How the runner takes the backend away and back (network backends).
+    pub(crate) backend: Option<Outage>,
 }
 
 impl Target {
@@ -35,28 +40,64 @@ impl Target {
     }
 
     /// Stops (`false`) or starts (`true`) the target's backend; `Err` when it has none to stop.
+    /// Started, it is back once both servers say both stores are reachable again (each store
+    /// is probed on its own, so one can lag the other by a probe).
     pub fn backend(&self, start: bool) -> Result<(), String> {
-        let Some((stop_command, start_command)) = &self.backend else {
-            return Err(format!("the {} target has no backend the runner can stop", self.name));
-        };
-        let command = if start { start_command } else { stop_command };
-        let status = Command::new("sh").arg("-c").arg(command).status().map_err(|e| format!("{command}: {e}"))?;
-        if status.success() { Ok(()) } else { Err(format!("{command}: {status}")) }
+        let outage = self
+            .backend
+            .as_ref()
+            .ok_or_else(|| format!("the {} target has no backend the runner can stop", self.name))?;
+        outage(start)?;
+        if start { self.wait_until_serving() } else { Ok(()) }
+    }
+
+    fn wait_until_serving(&self) -> Result<(), String> {
+        let binary = server_binary().map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for url in self.connect.iter().filter_map(|c| c["server"].as_str()) {
+            for service in ["flipbook.v1.EventStore", "flipbook.v1.SnapshotStore"] {
+                let mut health = Command::new(&binary);
+                health
+                    .args(["health", "--endpoint", url, "--service", service])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                while !health.status().is_ok_and(|s| s.success()) {
+                    if Instant::now() > deadline {
+                        return Err(format!(
+                            "{url} did not answer {service} SERVING within 30 s of the backend's start"
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The embedded target: no server, each binding's own file in `dir`.
+    pub fn embedded(dir: &Path) -> Self {
+        let connect = json!({ "embedded": dir });
+        Self { name: "embedded", connect: [connect.clone(), connect], _running: Vec::new(), backend: None }
     }
 }
 
 /// The commands `scripts/services.sh` exports to stop and start a backend.
-fn backend_commands(name: &str) -> Option<(String, String)> {
+fn backend_commands(name: &str) -> Option<Outage> {
     let var = |name: &str| std::env::var(name).ok();
-    match name {
-        "postgres" => var("FLIPBOOK_PG_CTL").map(|ctl| (format!("{ctl} -m fast stop"), format!("{ctl} start"))),
-        "redis" => Some((var("FLIPBOOK_REDIS_STOP")?, var("FLIPBOOK_REDIS_START")?)),
-        "dynamodb" => Some((var("FLIPBOOK_DYNAMODB_STOP")?, var("FLIPBOOK_DYNAMODB_START")?)),
-        _ => None,
-    }
+    let (stop, start) = match name {
+        "postgres" => var("FLIPBOOK_PG_CTL").map(|ctl| (format!("{ctl} -m fast stop"), format!("{ctl} start")))?,
+        "redis" => (var("FLIPBOOK_REDIS_STOP")?, var("FLIPBOOK_REDIS_START")?),
+        "dynamodb" => (var("FLIPBOOK_DYNAMODB_STOP")?, var("FLIPBOOK_DYNAMODB_START")?),
+        _ => return None,
+    };
+    Some(Box::new(move |up: bool| {
+        let command = if up { &start } else { &stop };
+        let status = Command::new("sh").arg("-c").arg(command).status().map_err(|e| format!("{command}: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("{command}: {status}")) }
+    }))
 }
 
-fn env(name: &str) -> anyhow::Result<String> {
+pub(crate) fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name)
         .with_context(|| format!("{name} is not set (scripts/services.sh starts the services and sets it)"))
 }
@@ -66,10 +107,7 @@ pub fn local(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
     let dir = work.join(name);
     std::fs::create_dir_all(&dir)?;
     let args: Vec<String> = match name {
-        "embedded" => {
-            let connect = json!({ "embedded": dir });
-            return Ok(Target { name, connect: [connect.clone(), connect], _servers: Vec::new(), backend: None });
-        }
+        "embedded" => return Ok(Target::embedded(&dir)),
         "sqlite" => vec!["--sqlite-path".into(), dir.join("flipbook.db").display().to_string()],
         "postgres" => {
             let url = env("FLIPBOOK_TEST_POSTGRES_URL")?;
@@ -95,7 +133,8 @@ pub fn local(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
     // other (SQLite: two servers on one file).
     let servers = [Server::start(name, &dir, &args, 0)?, Server::start(name, &dir, &args, 1)?];
     let connect = [0, 1].map(|i| json!({ "server": format!("http://{}", servers[i].addr) }));
-    Ok(Target { name, connect, _servers: servers.into(), backend: backend_commands(name) })
+    let running = servers.into_iter().map(|server| Box::new(server) as Box<dyn std::any::Any>).collect();
+    Ok(Target { name, connect, _running: running, backend: backend_commands(name) })
 }
 
 /// A target of the `env` provisioner: `FLIPBOOK_CONFORMANCE_<TARGET>_URL`.
@@ -108,7 +147,7 @@ pub fn external(name: &'static str) -> anyhow::Result<Target> {
     Ok(Target {
         name,
         connect: [json!({ "server": url }), json!({ "server": second })],
-        _servers: Vec::new(),
+        _running: Vec::new(),
         backend: None,
     })
 }
