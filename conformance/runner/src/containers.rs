@@ -144,7 +144,7 @@ pub fn start(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
     let mut running: Vec<Box<dyn std::any::Any>> = Vec::new();
     running.extend(servers.into_iter().map(|server| Box::new(server) as Box<dyn std::any::Any>));
     let backend = backend_container.map(|(container, pause)| outage(container, pause));
-    Ok(Target { name, connect, _running: running, backend })
+    Target::served(name, connect, running, backend)
 }
 
 /// Stop and start (or, for an in-memory backend, pause and resume) the backend's container.

@@ -4,6 +4,7 @@
 mod cases;
 mod containers;
 mod driver;
+mod proxy;
 mod report;
 mod run;
 mod servers;

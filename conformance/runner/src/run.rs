@@ -215,10 +215,14 @@ pub struct Place<'a> {
 
 /// The steps the runner performs itself, between the driver's: `switch_server` connects the
 /// driver to the target's other server (embedded: a new client on the same file);
-/// `stop_backend` and `start_backend` stop and start the target's backend.
+/// `stop_backend` and `start_backend` stop and start the target's backend; `lose_next_answer`
+/// makes the proxy in front of the first server lose the next call's answer and cut the
+/// connection (the server did the work), `answer_was_lost` checks that it did.
 fn runner_step(driver: &mut Driver, place: &Place<'_>, op: &str) -> Option<Result<Value, String>> {
     let done = match op {
         "switch_server" => connect(driver, place, driver.server + 1),
+        "lose_next_answer" => place.target.lose_next_answer(driver.server),
+        "answer_was_lost" => place.target.answer_was_lost(),
         "stop_backend" => place.target.backend(false),
         "start_backend" => place.target.backend(true),
         _ => return None,

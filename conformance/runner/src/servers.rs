@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::proxy::Proxy;
+
 /// The targets, in the order of the matrix's columns.
 pub const TARGETS: [&str; 5] = ["sqlite", "postgres", "redis", "dynamodb", "embedded"];
 
@@ -27,11 +29,50 @@ pub struct Target {
     pub(crate) _running: Vec<Box<dyn std::any::Any>>,
     /// How the runner takes the backend away and back (network backends).
     pub(crate) backend: Option<Outage>,
+    /// In front of the first server: where answers get lost.
+    proxy: Option<Proxy>,
 }
 
 impl Target {
-    /// Where a binding's driver connects: server 0 or 1.
+    /// A target served by two servers (`connect`: theirs); drivers reach the first through a
+    /// proxy of the runner's.
+    pub fn served(
+        name: &'static str,
+        connect: [Value; 2],
+        running: Vec<Box<dyn std::any::Any>>,
+        backend: Option<Outage>,
+    ) -> anyhow::Result<Self> {
+        let proxy = Proxy::start(connect[0]["server"].as_str().context("a server's URL")?)?;
+        Ok(Self { name, connect, _running: running, backend, proxy: Some(proxy) })
+    }
+
+    /// `lose_next_answer`: the next call's answer never reaches the driver (proxy.rs).
+    pub fn lose_next_answer(&self, server: usize) -> Result<(), String> {
+        match &self.proxy {
+            Some(proxy) if server == 0 => {
+                proxy.lose_next_answer();
+                Ok(())
+            }
+            _ => Err(format!("the {} target has no proxy in front of server {server}", self.name)),
+        }
+    }
+
+    /// `answer_was_lost`: whether the proxy lost an answer since `lose_next_answer`.
+    pub fn answer_was_lost(&self) -> Result<(), String> {
+        match &self.proxy {
+            Some(proxy) if proxy.answer_was_lost() => Ok(()),
+            Some(_) => Err("no answer was lost: the fault did not happen".to_owned()),
+            None => Err(format!("the {} target has no proxy", self.name)),
+        }
+    }
+
+    /// Where a binding's driver connects: server 0 (through the proxy) or 1.
     pub fn connect(&self, binding: &str, server: usize) -> Value {
+        if server.is_multiple_of(2)
+            && let Some(proxy) = &self.proxy
+        {
+            return json!({ "server": proxy.url() });
+        }
         let connect = &self.connect[server % 2];
         match connect.get("embedded").and_then(Value::as_str) {
             Some(dir) => json!({ "embedded": Path::new(dir).join(format!("{binding}.db")) }),
@@ -77,7 +118,7 @@ impl Target {
     /// The embedded target: no server, each binding's own file in `dir`.
     pub fn embedded(dir: &Path) -> Self {
         let connect = json!({ "embedded": dir });
-        Self { name: "embedded", connect: [connect.clone(), connect], _running: Vec::new(), backend: None }
+        Self { name: "embedded", connect: [connect.clone(), connect], _running: Vec::new(), backend: None, proxy: None }
     }
 }
 
@@ -134,7 +175,7 @@ pub fn local(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
     let servers = [Server::start(name, &dir, &args, 0)?, Server::start(name, &dir, &args, 1)?];
     let connect = [0, 1].map(|i| json!({ "server": format!("http://{}", servers[i].addr) }));
     let running = servers.into_iter().map(|server| Box::new(server) as Box<dyn std::any::Any>).collect();
-    Ok(Target { name, connect, _running: running, backend: backend_commands(name) })
+    Target::served(name, connect, running, backend_commands(name))
 }
 
 /// A target of the `env` provisioner: `FLIPBOOK_CONFORMANCE_<TARGET>_URL`.
@@ -144,12 +185,7 @@ pub fn external(name: &'static str) -> anyhow::Result<Target> {
     // A second server on the same backend if the user runs one; else the cases switch to the
     // same one again.
     let second = std::env::var(format!("FLIPBOOK_CONFORMANCE_{}_URL_2", name.to_uppercase())).unwrap_or(url.clone());
-    Ok(Target {
-        name,
-        connect: [json!({ "server": url }), json!({ "server": second })],
-        _running: Vec::new(),
-        backend: None,
-    })
+    Target::served(name, [json!({ "server": url }), json!({ "server": second })], Vec::new(), None)
 }
 
 /// `flipbook serve` on a free port.

@@ -6,8 +6,12 @@ use std::process::Command;
 
 /// Runs the runner on the embedded target (no services needed) with the driver's fault on.
 fn run_with_fault(fault: &str, cases: &str) -> (bool, String) {
+    run_on("embedded", fault, cases)
+}
+
+fn run_on(target: &str, fault: &str, cases: &str) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
-        .args(["--bindings", "rust", "--targets", "embedded", "--cases", cases])
+        .args(["--bindings", "rust", "--targets", target, "--cases", cases])
         .env("FLIPBOOK_CONFORMANCE_FAULT", fault)
         .output()
         .expect("run the runner");
@@ -32,6 +36,20 @@ fn a_driver_that_ignores_expected_versions_is_caught() {
 #[test]
 fn a_driver_that_resends_with_new_event_ids_is_caught() {
     assert_caught("new-ids", "idempotency/", &["idempotency/a_resent_append_returns_the_original_result"]);
+}
+
+/// Through the server on SQLite (no services needed either): the runner's proxy loses the
+/// answer of an append, which the binding must re-send, with the same event ids.
+#[test]
+fn a_driver_that_does_not_resend_a_lost_answer_or_resends_it_with_new_ids_is_caught() {
+    let case = "faults/an_answer_lost_in_the_network_is_recovered_by_resending";
+    for fault in ["send-once", "new-ids"] {
+        let (passed, report) = run_on("sqlite", fault, case);
+        assert!(!passed, "{fault}: the run passed:\n{report}");
+        assert!(report.contains(&format!("FAILED rust × sqlite × {case}")), "{fault}: not caught:\n{report}");
+    }
+    let (passed, report) = run_on("sqlite", "", case);
+    assert!(passed, "{report}");
 }
 
 #[test]

@@ -14,8 +14,9 @@ use serde_json::{Map, Value, json};
 
 /// A deliberately wrong driver, for the runner's own test that the suite catches a binding that
 /// breaks the contract (`FLIPBOOK_CONFORMANCE_FAULT`): `ignore-expected` sends every append as
-/// `any`; `new-ids` gives every event a new id, so a re-send is not one; `drop-delivered` loses
-/// the second event of every subscription.
+/// `any`; `new-ids` gives every event a new id, so a re-send is not one; `send-once` never
+/// re-sends an append whose answer was lost; `drop-delivered` loses the second event of every
+/// subscription.
 fn fault() -> Option<String> {
     std::env::var("FLIPBOOK_CONFORMANCE_FAULT").ok().filter(|f| !f.is_empty())
 }
@@ -95,11 +96,16 @@ async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
     }
     let client = client.as_ref().ok_or_else(|| bad("not connected"))?;
     match op {
-        "append" => Ok(outcome(&client.append(append_request(args)?).await?)),
+        // The appends an application makes: a lost answer is re-sent with the same event ids
+        // (what every binding's `append` does; sdk-core's `append` sends once).
+        "append" if fault().as_deref() == Some("send-once") => {
+            Ok(outcome(&client.append(append_request(args)?).await?))
+        }
+        "append" => Ok(outcome(&client.append_resending(append_request(args)?).await?)),
         "append_states" => {
             let parts = args["parts"].as_array().ok_or_else(|| bad("parts"))?;
             let parts = parts.iter().map(append_request).collect::<Result<Vec<_>, _>>()?;
-            let outcomes = client.append_states(parts).await?;
+            let outcomes = client.append_states_resending(parts).await?;
             Ok(json!({ "parts": outcomes.iter().map(outcome).collect::<Vec<_>>() }))
         }
         "read" => {
