@@ -18,15 +18,19 @@ apt_updated=0
 started_dirs=()
 
 apt_install() {
+  local sudo=()
   if [ "$(id -u)" != 0 ]; then
-    echo "need root (or sudo) to install: $*" >&2
-    return 1
+    if ! sudo -n true 2>/dev/null; then
+      echo "need root (or sudo) to install: $*" >&2
+      return 1
+    fi
+    sudo=(sudo -n)
   fi
   if [ "$apt_updated" = 0 ]; then
-    apt-get update -qq
+    "${sudo[@]}" apt-get update -qq
     apt_updated=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 pg_bin() {
