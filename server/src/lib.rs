@@ -148,7 +148,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         %addr,
         tls = config.tls.cert.is_some(),
         auth = authenticated,
-        metrics = ?metrics_addr,
+        metrics = metrics_addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string()),
         events = info.event_backend,
         snapshots = info.snapshot_backend,
         durable = info.durable,
