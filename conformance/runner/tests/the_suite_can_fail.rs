@@ -1,6 +1,7 @@
 //! The suite catches a binding that breaks the contract: the Rust driver, made deliberately
-//! wrong, fails the cases that check what it breaks, and the run fails. (The driver is built
-//! with the workspace: `cargo test --workspace`, as `scripts/test` runs it.)
+//! wrong, fails the cases that check what it breaks, and the run fails. (The driver and the
+//! server are the binaries beside the runner: `scripts/test` builds every binary first, with
+//! `cargo build --workspace --bins`, since `cargo test` links only the runner's.)
 
 use std::process::Command;
 
@@ -62,4 +63,20 @@ fn a_driver_that_drops_a_delivered_event_is_caught() {
 fn the_right_driver_passes_the_same_cases() {
     let (passed, report) = run_with_fault("", "appending/,idempotency/,subscriptions/");
     assert!(passed, "{report}");
+}
+
+/// Without a Docker engine the testcontainers provisioner fails with one line, and does not run
+/// the cases some other way.
+#[test]
+fn the_testcontainers_provisioner_without_docker_fails_in_one_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
+        .args(["--provisioner", "testcontainers", "--bindings", "rust", "--targets", "postgres"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("run the runner");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("needs a running Docker engine"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("passed"), "no case ran");
 }
