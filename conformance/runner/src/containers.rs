@@ -135,14 +135,12 @@ pub fn start(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
         let server = request.start().map_err(|e| docker_error(&format!("the {name} server ({index})"), e))?;
         servers.push(server);
     }
-    let connect = [0, 1].map(|i| -> anyhow::Result<_> {
-        let port = servers[i].get_host_port_ipv4(7420.tcp()).context("the server's port")?;
+    let url = |server: &Container<GenericImage>| -> anyhow::Result<_> {
+        let port = server.get_host_port_ipv4(7420.tcp()).context("the server's port")?;
         Ok(json!({ "server": format!("http://127.0.0.1:{port}") }))
-    });
-    let [first, second] = connect;
-    let connect = [first?, second?];
-    let mut running: Vec<Box<dyn std::any::Any>> = Vec::new();
-    running.extend(servers.into_iter().map(|server| Box::new(server) as Box<dyn std::any::Any>));
+    };
+    let connect = [url(&servers[0])?, url(&servers[1])?];
+    let running = servers.into_iter().map(|server| Box::new(server) as Box<dyn std::any::Any>).collect();
     let backend = backend_container.map(|(container, pause)| outage(container, pause));
     Target::served(name, connect, running, backend)
 }
