@@ -406,7 +406,7 @@ async fn append(client: &Client, args: AppendArgs, out: &mut impl Write) -> Outc
         AppendRequest::new(args.state_id, args.expect, vec![event])
     };
     // The event id makes re-sending safe after a lost answer.
-    let outcome = client.append_resending(request).await?;
+    let outcome = client.append(request).await?;
     let record = json!({
         "event_id": event_id.to_string(),
         "last_version": outcome.last_version,
@@ -426,7 +426,7 @@ async fn append_states(client: &Client, args: AppendStatesArgs, out: &mut impl W
             parts.push(PartLine::parse(&line, index + 1)?);
         }
     }
-    let outcomes = client.append_states_resending(parts.clone()).await?;
+    let outcomes = client.append_states(parts.clone()).await?;
     for (part, outcome) in parts.iter().zip(outcomes) {
         let record = json!({
             "state_id": part.state_id,
@@ -577,7 +577,7 @@ async fn import(client: &Client, args: ImportArgs, json: bool, out: &mut impl Wr
 /// One append of an import; events already stored are answered as replays.
 async fn send(client: &Client, request: AppendRequest) -> Result<u64, Error> {
     let count = request.events.len() as u64;
-    client.append_resending(request).await?;
+    client.append(request).await?;
     Ok(count)
 }
 

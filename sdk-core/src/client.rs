@@ -200,31 +200,33 @@ impl Client {
     }
 
     /// Appends one or more events to one state, atomically, under the request's expectation.
-    /// Sent once: see [`Client::append_resending`] for re-sends after a lost answer.
+    /// When the server cannot be reached or the answer is lost, the same request is sent again
+    /// (same event ids: the server answers the original outcome if it had stored it), up to the
+    /// retry policy's `max_resends`: what an application wants. [`Client::append_once`] never
+    /// re-sends.
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        validate::append(&request, &self.inner.limits)?;
-        self.inner.call(|backend| backend.append(request)).await
-    }
-
-    /// Appends, and when the server cannot be reached or the answer is lost, sends the same
-    /// request again (same event ids: the server answers the original outcome if it had stored
-    /// it), up to the retry policy's `max_resends`.
-    pub async fn append_resending(&self, request: AppendRequest) -> Result<AppendOutcome> {
         validate::append(&request, &self.inner.limits)?;
         self.resending(&request.state_id, |backend| backend.append(request.clone())).await
     }
 
-    /// Appends to several states atomically: every part is stored, or none (a part's conflict
-    /// names its state). Sent once: see [`Client::append_states_resending`].
-    pub async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
-        validate::append_states(&parts, &self.inner.limits)?;
-        self.inner.call(|backend| backend.append_states(parts)).await
+    /// Appends, sent once: a lost answer is the caller's error (for a caller that re-sends by
+    /// itself, or a test of what the server does with one request).
+    pub async fn append_once(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        validate::append(&request, &self.inner.limits)?;
+        self.inner.call(|backend| backend.append(request)).await
     }
 
-    /// [`Client::append_states`], re-sent after a lost answer as [`Client::append_resending`] is.
-    pub async fn append_states_resending(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+    /// Appends to several states atomically: every part is stored, or none (a part's conflict
+    /// names its state). Re-sent after a lost answer as [`Client::append`] is.
+    pub async fn append_states(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
         validate::append_states(&parts, &self.inner.limits)?;
         self.resending(&parts[0].state_id, |backend| backend.append_states(parts.clone())).await
+    }
+
+    /// [`Client::append_states`], sent once.
+    pub async fn append_states_once(&self, parts: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>> {
+        validate::append_states(&parts, &self.inner.limits)?;
+        self.inner.call(|backend| backend.append_states(parts)).await
     }
 
     /// Sends, and sends the same again after a retryable failure, up to `max_resends`.

@@ -255,7 +255,7 @@ impl Session {
             return Ok(());
         }
         let request = self.append_request(events);
-        match self.client.append_resending(request.clone()).await {
+        match self.client.append(request.clone()).await {
             Ok(outcome) => {
                 self.committed(request, outcome);
                 Ok(())
@@ -466,7 +466,7 @@ impl MultiStateSession {
             self.decide();
             return Ok(());
         }
-        match self.sessions[0].client.append_states_resending(parts.clone()).await {
+        match self.sessions[0].client.append_states(parts.clone()).await {
             Ok(outcomes) => {
                 for ((i, part), outcome) in written.into_iter().zip(parts).zip(outcomes) {
                     self.sessions[i].committed(part, outcome);

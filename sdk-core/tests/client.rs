@@ -90,12 +90,12 @@ async fn a_resent_append_answers_the_original_outcome(mode: Mode) {
     let client = Fixture::new(mode).await.client(plain()).await;
     let id = state_id("order");
     let request = AppendRequest::new(id.clone(), Expectation::Exactly(0), vec![event("Deposited", 1, "")]);
-    let first = client.append_resending(request.clone()).await.expect("append");
+    let first = client.append(request.clone()).await.expect("append");
     client
         .append(AppendRequest::new(id.clone(), Expectation::Any, vec![event("Deposited", 2, "")]))
         .await
         .expect("append");
-    let again = client.append_resending(request.clone()).await.expect("the same append, sent again");
+    let again = client.append(request.clone()).await.expect("the same append, sent again");
     assert_eq!(again, first);
     assert_eq!(client.head(&id).await.expect("head").event_count, 2);
     let mut changed = request;
@@ -138,7 +138,7 @@ async fn appends_to_several_states_are_all_or_nothing(mode: Mode) {
     assert_eq!(client.head(&order).await.expect_err("nothing stored").code(), ErrorCode::NotFound);
 
     let request = parts(Expectation::Exactly(1));
-    let outcomes = client.append_states_resending(request.clone()).await.expect("both parts");
+    let outcomes = client.append_states(request.clone()).await.expect("both parts");
     assert_eq!(outcomes.iter().map(|o| o.last_version).collect::<Vec<_>>(), [Some(1), Some(2)]);
     assert_eq!(outcomes[1].global_positions[0], outcomes[0].global_positions[0] + 1);
     assert_eq!(client.append_states(request.clone()).await.expect("a re-send"), outcomes);

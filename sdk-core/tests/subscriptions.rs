@@ -34,7 +34,7 @@ async fn append(client: &Client, prefix: &str, count: u64) -> Vec<u64> {
     for i in 0..count {
         let event = ProposedEvent::new("Happened", format!("{{\"i\":{i}}}"));
         let request = AppendRequest::new(format!("{prefix}{}", i % 7), Expectation::Any, vec![event]);
-        positions.extend(client.append_resending(request).await.expect("append").global_positions);
+        positions.extend(client.append(request).await.expect("append").global_positions);
     }
     positions
 }

@@ -215,7 +215,7 @@ impl NativeClient {
     ) -> PyResult<OutcomeTuple> {
         let request = append_request((state_id, events, expected, version, neutral, state_metadata)).or_raise(py)?;
         let client = self.client(py)?;
-        wait(py, client.append_resending(request))?.or_raise(py).map(outcome_tuple)
+        wait(py, client.append(request))?.or_raise(py).map(outcome_tuple)
     }
 
     /// Appends to several states atomically (every part or none): one outcome per part.
@@ -227,7 +227,7 @@ impl NativeClient {
             .collect::<Result<Vec<_>, _>>()
             .or_raise(py)?;
         let client = self.client(py)?;
-        let outcomes = wait(py, client.append_states_resending(parts))?.or_raise(py)?;
+        let outcomes = wait(py, client.append_states(parts))?.or_raise(py)?;
         Ok(outcomes.into_iter().map(outcome_tuple).collect())
     }
 

@@ -96,16 +96,15 @@ async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
     }
     let client = client.as_ref().ok_or_else(|| bad("not connected"))?;
     match op {
-        // The appends an application makes: a lost answer is re-sent with the same event ids
-        // (what every binding's `append` does; sdk-core's `append` sends once).
+        // The appends an application makes: a lost answer is re-sent with the same event ids.
         "append" if fault().as_deref() == Some("send-once") => {
-            Ok(outcome(&client.append(append_request(args)?).await?))
+            Ok(outcome(&client.append_once(append_request(args)?).await?))
         }
-        "append" => Ok(outcome(&client.append_resending(append_request(args)?).await?)),
+        "append" => Ok(outcome(&client.append(append_request(args)?).await?)),
         "append_states" => {
             let parts = args["parts"].as_array().ok_or_else(|| bad("parts"))?;
             let parts = parts.iter().map(append_request).collect::<Result<Vec<_>, _>>()?;
-            let outcomes = client.append_states_resending(parts).await?;
+            let outcomes = client.append_states(parts).await?;
             Ok(json!({ "parts": outcomes.iter().map(outcome).collect::<Vec<_>>() }))
         }
         "read" => {
