@@ -47,6 +47,9 @@ pub struct RetryPolicy {
     /// Times one append is re-sent, with the same event ids, when the server could not be
     /// reached or the answer was lost.
     pub max_resends: u32,
+    /// How long a subscription keeps resuming while every attempt fails (a server restarting,
+    /// a deployment rolling) before the error reaches the subscriber.
+    pub resume_for: Duration,
     pub first_delay: Duration,
     pub max_delay: Duration,
 }
@@ -56,6 +59,7 @@ impl Default for RetryPolicy {
         Self {
             max_tries: 10,
             max_resends: 5,
+            resume_for: Duration::from_secs(30),
             first_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(500),
         }

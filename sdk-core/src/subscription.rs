@@ -17,16 +17,17 @@ use crate::error::{Error, Result};
 
 /// The messages of a subscription: [`Delivery::Events`] (pages in strictly increasing global
 /// position) and [`Delivery::Checkpoint`]s. It ends only with an error that resuming cannot
-/// help (invalid filters, no permission) or after the retry policy's `max_resends` failed
-/// resumptions in a row.
+/// help (invalid filters, no permission) or once resuming has failed for the retry policy's
+/// `resume_for`.
 pub struct Subscription {
     client: Client,
     query: SubscriptionQuery,
     stream: Option<Deliveries>,
     /// The last position handed out; `None` before the first message.
     position: Option<u64>,
-    /// Failed resumptions since the last message.
+    /// Failed resumptions since the last message, and since when they fail.
     failures: u32,
+    failing_since: Option<tokio::time::Instant>,
     waiting: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Ready once the client is closed: the subscription ends then, even while it waits.
     closing: Pin<Box<dyn Future<Output = ()> + Send>>,
@@ -41,7 +42,17 @@ impl Subscription {
         let closing = Box::pin(async move {
             let _ = closed.wait_for(|closed| *closed).await;
         });
-        Self { client, query, stream, position: None, failures: 0, waiting: None, closing, ended: false }
+        Self {
+            client,
+            query,
+            stream,
+            position: None,
+            failures: 0,
+            failing_since: None,
+            waiting: None,
+            closing,
+            ended: false,
+        }
     }
 
     /// The position to save as a checkpoint: every event at or below it was handed out or
@@ -86,6 +97,7 @@ impl Stream for Subscription {
             let error = match ready!(stream.poll_next_unpin(cx)) {
                 Some(Ok(delivery)) => {
                     this.failures = 0;
+                    this.failing_since = None;
                     this.position = Some(match &delivery {
                         Delivery::Events(events) => events.last().map_or(0, |e| e.global_position),
                         Delivery::Checkpoint(position) => *position,
@@ -98,7 +110,8 @@ impl Stream for Subscription {
             };
             this.stream = None;
             let retry = &this.client.inner.options.retry;
-            if !error.is_retryable() || this.failures >= retry.max_resends {
+            let failing_since = *this.failing_since.get_or_insert_with(tokio::time::Instant::now);
+            if !error.is_retryable() || failing_since.elapsed() >= retry.resume_for {
                 this.ended = true;
                 return Poll::Ready(Some(Err(error)));
             }

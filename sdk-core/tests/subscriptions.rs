@@ -20,6 +20,63 @@ in_every_mode!(
     invalid_filters_are_refused_before_a_round_trip,
 );
 
+/// A server on an SQLite file that stops and starts again on the same address.
+async fn restartable_server() -> (flipbook_server::config::Config, flipbook_server::Running) {
+    let mut config = flipbook_server::config::Config::local(common::temp_db());
+    let server = flipbook_server::start(config.clone()).await.expect("start the server");
+    config.listen = server.addr;
+    (config, server)
+}
+
+/// The server stops and comes back two seconds later, while a subscriber waits: the
+/// subscription resumes after the last event it handed out (spec §4, the resume window) and
+/// the subscriber sees the next event, once, without an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscription_outlives_a_server_restart() {
+    let (config, server) = restartable_server().await;
+    let (prefix, client) = (prefix(), Fixture::connect(server.addr, plain()).await);
+    let first = append(&client, &prefix, 1).await;
+    let mut subscription = client.subscribe(from(SubscriptionStart::Beginning, &prefix));
+    assert_eq!(receive_until(&mut subscription, first[0]).await, first);
+    let waiting = tokio::spawn(async move {
+        let last = subscription.position().expect("a position") + 1;
+        receive_until(&mut subscription, last).await
+    });
+    server.stop().await.expect("stop");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = flipbook_server::start(config).await.expect("start again on the same address");
+    let second = append(&client, &prefix, 1).await;
+    let received = tokio::time::timeout(Duration::from_secs(30), waiting).await.expect("in time").expect("subscriber");
+    assert_eq!(received, second, "the event after the restart, once");
+    server.stop().await.expect("stop");
+}
+
+/// A server that stays away longer than the resume window: the error reaches the subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscription_ends_once_its_resume_window_passes() {
+    let (_, server) = restartable_server().await;
+    let mut options = plain();
+    options.retry.resume_for = Duration::from_millis(500);
+    let (prefix, client) = (prefix(), Fixture::connect(server.addr, options).await);
+    let first = append(&client, &prefix, 1).await;
+    let mut subscription = client.subscribe(from(SubscriptionStart::Beginning, &prefix));
+    assert_eq!(receive_until(&mut subscription, first[0]).await, first);
+    server.stop().await.expect("stop");
+    let started = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match subscription.next().await {
+                Some(Ok(_)) => continue,
+                other => return other,
+            }
+        }
+    });
+    let error = ended.await.expect("it ends").expect("with an error").expect_err("an error");
+    assert_eq!(error.code(), ErrorCode::Unavailable, "{error}");
+    assert!(started.elapsed() >= Duration::from_millis(500), "not before the window: {:?}", started.elapsed());
+    assert_eq!(subscription.position(), Some(first[0]), "where to go on");
+}
+
 fn prefix() -> String {
     format!("{}/", uuid::Uuid::new_v4().simple())
 }

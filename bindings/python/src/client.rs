@@ -50,16 +50,17 @@ pub(crate) fn seconds(value: f64, field: &str) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(value).map_err(|_| Error::invalid(field, "must be a non-negative number of seconds"))
 }
 
-/// `(max_tries, max_resends, first_delay, max_delay, snapshot_every, cache_entries,
-/// cache_bytes)`, as `flipbook.Options.to_native()` gives it.
-type OptionsTuple = (u32, u32, f64, f64, Option<u64>, usize, u64);
+/// `(max_tries, max_resends, resume_for, first_delay, max_delay, snapshot_every,
+/// cache_entries, cache_bytes)`, as `flipbook.Options.to_native()` gives it.
+type OptionsTuple = (u32, u32, f64, f64, f64, Option<u64>, usize, u64);
 
 fn client_options(
-    (max_tries, max_resends, first_delay, max_delay, snapshot_every, cache_entries, cache_bytes): OptionsTuple,
+    (max_tries, max_resends, resume_for, first_delay, max_delay, snapshot_every, cache_entries, cache_bytes): OptionsTuple,
 ) -> Result<ClientOptions, Error> {
     let mut options = ClientOptions::default();
     options.retry.max_tries = max_tries.max(1);
     options.retry.max_resends = max_resends;
+    options.retry.resume_for = seconds(resume_for, "resume_for")?;
     options.retry.first_delay = seconds(first_delay, "first_delay")?;
     options.retry.max_delay = seconds(max_delay, "max_delay")?;
     options.snapshots.every = snapshot_every;

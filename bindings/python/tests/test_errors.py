@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -232,6 +233,23 @@ def test_unavailable_when_the_server_goes_away(tmp_path: Path, state_id: str) ->
         with pytest.raises(flipbook.Unavailable) as raised:
             call()
         assert raised.value.retryable
+
+
+def test_a_subscription_ends_once_its_resume_window_passes(tmp_path: Path, state_id: str) -> None:
+    # The core resumes a subscription while the server is away, for `resume_for` seconds.
+    server = Server("server-resume-window", tmp_path, ["--sqlite-path", str(tmp_path / "flipbook.db")])
+    try:
+        client = flipbook.Client.connect(server.endpoint, options=flipbook.Options(resume_for=0.3))
+        client.append(state_id, Event("BeforeTheEnd"))
+        subscription = client.subscribe(prefix=state_id)
+        assert next(subscription).name == "BeforeTheEnd"
+    finally:
+        server.stop()
+    started = time.monotonic()
+    with pytest.raises(flipbook.Unavailable):
+        next(subscription)
+    assert 0.3 <= time.monotonic() - started < 10, "the window the options give, not the default 30 s"
+    assert subscription.position is not None
 
 
 def test_invalid_endpoint() -> None:

@@ -169,6 +169,9 @@ class Options:
     max_tries: int = 10
     #: Times an append whose answer was lost is re-sent, with the same event ids.
     max_resends: int = 5
+    #: Seconds a subscription keeps resuming while the server cannot be reached (a restart, a
+    #: rolling deployment) before the error reaches the iteration.
+    resume_for: float = 30.0
     #: Seconds; retries wait a random time up to a ceiling that doubles from here.
     first_delay: float = 0.005
     max_delay: float = 0.5
@@ -178,12 +181,13 @@ class Options:
     cache_entries: int = 10_000
     cache_bytes: int = 64 * 1024 * 1024
 
-    def to_native(self) -> tuple[int, int, float, float, int | None, int, int]:
+    def to_native(self) -> tuple[int, int, float, float, float, int | None, int, int]:
         for name in ("max_tries", "max_resends", "snapshot_every", "cache_entries", "cache_bytes"):
             non_negative(getattr(self, name), name)
         return (
             self.max_tries,
             self.max_resends,
+            self.resume_for,
             self.first_delay,
             self.max_delay,
             self.snapshot_every,

@@ -9,7 +9,7 @@ _Outcome = tuple[int | None, list[int], int]
 _Part = tuple[str, list[_Event], str, int, bool, dict[str, str] | None]
 # How a session ended: (version, appended outcome or None, tries).
 _Finished = tuple[int, _Outcome | None, int]
-_Options = tuple[int, int, float, float, int | None, int, int]
+_Options = tuple[int, int, float, float, float, int | None, int, int]
 # A subscription's message: a page of events, or a checkpoint.
 _Delivery = tuple[Literal["events"], list[RecordedEvent]] | tuple[Literal["checkpoint"], int]
 
