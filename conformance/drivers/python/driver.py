@@ -147,10 +147,9 @@ def execute(client: flipbook.Client, args: Json) -> Json:
 def subscribe(client: flipbook.Client, args: Json) -> list[Json]:
     """The first ``count`` events of a subscription (from the beginning, or after a position),
     or what arrived of them within 10 s (``close`` from another thread ends a waiting iteration)."""
-    start = args.get("after", "beginning")
     received: list[Json] = []
-    subscription = client.subscribe(prefix=args["prefix"], names=args.get("names", []), start=start)
-    patience = threading.Timer(10, subscription.close)
+    subscription = client.subscribe(prefix=args["prefix"], names=args.get("names", []), start=subscription_start(args))
+    patience = threading.Timer(PATIENCE, subscription.close)
     patience.start()
     try:
         for e in subscription:
@@ -161,6 +160,97 @@ def subscribe(client: flipbook.Client, args: Json) -> list[Json]:
         patience.cancel()
         subscription.close()
     return received
+
+
+def subscription_start(args: Json) -> Any:
+    after = args.get("after")
+    return "beginning" if after is None else after
+
+
+class Consumer:
+    """An open subscription consumed on a thread of its own, the way an application's projection
+    consumes one (``subscribe_open``, ``subscribe_next``, ``subscribe_close``): it is iterated
+    all the time, also while the runner restarts a server."""
+
+    def __init__(self, subscription: flipbook.Subscription) -> None:
+        self._subscription = subscription
+        self._changed = threading.Condition()
+        self._events: list[Json] = []
+        self._error: flipbook.FlipbookError | None = None
+        self._messages = 0  # of any kind: a subscription from "now" first sends a checkpoint
+        self._taken = 0
+        self._thread = threading.Thread(target=self._consume, daemon=True)
+        self._thread.start()
+
+    def _consume(self) -> None:
+        try:
+            for message in self._subscription.with_checkpoints():
+                with self._changed:
+                    self._messages += 1
+                    if isinstance(message, RecordedEvent):
+                        self._events.append(event_json(message))
+                    self._changed.notify_all()
+        except flipbook.FlipbookError as error:
+            with self._changed:
+                self._error = error
+                self._changed.notify_all()
+
+    def started(self, patience: float) -> None:
+        """Waits for the first message: where a subscription from "now" starts is settled then."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._messages > 0 or self._error is not None, patience)
+
+    def next(self, count: int, patience: float) -> list[Json]:
+        """The next ``count`` events, or what arrived of them within ``patience``; the error that
+        ended the subscription once the events before it are taken."""
+        wanted = self._taken + count
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._events) >= wanted or self._error is not None, patience)
+            end = min(len(self._events), wanted)
+            if end == self._taken and self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            events = self._events[self._taken : end]
+            self._taken = end
+            return events
+
+    def close(self) -> None:
+        self._subscription.close()
+        self._thread.join(timeout=10)
+
+
+class Session:
+    """What the driver holds between steps: its client, and the subscription a case opened."""
+
+    def __init__(self) -> None:
+        self.client: flipbook.Client | None = None
+        self.consumer: Consumer | None = None
+
+    def close_subscription(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+            self.consumer = None
+
+    def subscription_step(self, client: flipbook.Client, op: str, args: Json) -> Json:
+        if op == "subscribe_open":
+            self.close_subscription()
+            subscription = client.subscribe(
+                prefix=args["prefix"], names=args.get("names", []), start=subscription_start(args)
+            )
+            self.consumer = Consumer(subscription)
+            if args.get("after") == "now":
+                self.consumer.started(PATIENCE)
+            return {}
+        if op == "subscribe_next":
+            if self.consumer is None:
+                raise DriverError("no subscription is open")
+            return {"events": self.consumer.next(args["count"], args.get("wait_ms", PATIENCE * 1000) / 1000)}
+        self.close_subscription()
+        return {}
+
+
+#: Seconds a subscription step waits for the events it asks for.
+PATIENCE = 10.0
 
 
 def execute_states(client: flipbook.Client, args: Json) -> Json:
@@ -256,7 +346,7 @@ def error_json(error: flipbook.FlipbookError) -> Json:
 
 
 def main() -> None:
-    client: flipbook.Client | None = None
+    session = Session()
     for line in sys.stdin:
         request = json.loads(line)
         op, args = request["op"], request.get("args") or {}
@@ -264,19 +354,22 @@ def main() -> None:
             if op == "connect":
                 # A connect while connected replaces the client (the other server, or a new
                 # client of the same embedded file).
-                if client is not None:
-                    client.close()
-                    client = None
-                client = (
+                session.close_subscription()
+                if session.client is not None:
+                    session.client.close()
+                    session.client = None
+                session.client = (
                     flipbook.Client.connect(args["server"])
                     if "server" in args
                     else flipbook.Client.open_embedded(args["embedded"])
                 )
                 reply: Json = {"ok": {}}
-            elif client is None:
+            elif session.client is None:
                 raise DriverError("not connected")
+            elif op in ("subscribe_open", "subscribe_next", "subscribe_close"):
+                reply = {"ok": session.subscription_step(session.client, op, args)}
             else:
-                reply = {"ok": answer(client, op, args)}
+                reply = {"ok": answer(session.client, op, args)}
         except flipbook.FlipbookError as error:
             reply = {"error": error_json(error)}
         except InsufficientFunds as error:
@@ -286,8 +379,9 @@ def main() -> None:
             reply = {"error": {"code": "DRIVER", "message": f"{type(error).__name__}: {error}"}}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
-    if client is not None:
-        client.close()
+    session.close_subscription()
+    if session.client is not None:
+        session.client.close()
 
 
 if __name__ == "__main__":

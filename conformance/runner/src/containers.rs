@@ -14,7 +14,7 @@ use testcontainers::core::{Host, IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::SyncRunner;
 use testcontainers::{Container, GenericImage, ImageExt};
 
-use crate::servers::{Outage, Target};
+use crate::servers::{Outage, Restart, Target};
 
 /// The server's image: `FLIPBOOK_CONFORMANCE_SERVER_IMAGE`, else the one scripts/docker.sh tags.
 fn server_image() -> (String, String) {
@@ -111,6 +111,8 @@ pub fn start(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
     }
     let (image, tag) = server_image();
     let mut servers = Vec::new();
+    // The first server's port is fixed for the run: `restart_server` starts it again there.
+    let first_port = free_port()?;
     for index in 0..2 {
         let mut request = GenericImage::new(&image, &tag)
             .with_exposed_port(7420.tcp())
@@ -122,6 +124,9 @@ pub fn start(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
             .with_startup_timeout(Duration::from_secs(60));
         if let Some(data) = &data {
             request = request.with_mount(Mount::bind_mount(data.clone(), "/data"));
+        }
+        if index == 0 {
+            request = request.with_mapped_port(first_port, 7420.tcp());
         }
         // Its log beside the local provisioner's, kept when the run fails.
         let log = std::sync::Mutex::new(std::fs::File::create(dir.join(format!("server-{index}.log")))?);
@@ -140,9 +145,19 @@ pub fn start(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
         Ok(json!({ "server": format!("http://127.0.0.1:{port}") }))
     };
     let connect = [url(&servers[0])?, url(&servers[1])?];
-    let running = servers.into_iter().map(|server| Box::new(server) as Box<dyn std::any::Any>).collect();
+    let second = servers.pop().context("the second server")?;
+    let first = servers.pop().context("the first server")?;
     let backend = backend_container.map(|(container, pause)| outage(container, pause));
-    Target::served(name, connect, running, backend)
+    Target::served(name, connect, vec![Box::new(second)], backend, Some(restart(first)))
+}
+
+/// `docker stop` (SIGTERM, then the engine's grace period) and `docker start` of a server.
+fn restart(server: Container<GenericImage>) -> Restart {
+    Box::new(move |down| {
+        server.stop().map_err(|e| format!("stopping the server's container: {e}"))?;
+        std::thread::sleep(down);
+        server.start().map_err(|e| format!("starting the server's container: {e}"))
+    })
 }
 
 /// Stop and start (or, for an in-memory backend, pause and resume) the backend's container.

@@ -217,14 +217,19 @@ pub struct Place<'a> {
 /// driver to the target's other server (embedded: a new client on the same file);
 /// `stop_backend` and `start_backend` stop and start the target's backend; `lose_next_answer`
 /// makes the proxy in front of the first server lose the next call's answer and cut the
-/// connection (the server did the work), `answer_was_lost` checks that it did.
-fn runner_step(driver: &mut Driver, place: &Place<'_>, op: &str) -> Option<Result<Value, String>> {
-    let done = match op {
+/// connection (the server did the work), `answer_was_lost` checks that it did;
+/// `restart_server` stops the first server, keeps it away for `down_ms` and starts it again.
+fn runner_step(driver: &mut Driver, place: &Place<'_>, step: &Step) -> Option<Result<Value, String>> {
+    let done = match step.op.as_str() {
         "switch_server" => connect(driver, place, driver.server + 1),
         "lose_next_answer" => place.target.lose_next_answer(driver.server),
         "answer_was_lost" => place.target.answer_was_lost(),
         "stop_backend" => place.target.backend(false),
         "start_backend" => place.target.backend(true),
+        "restart_server" => {
+            let down = Duration::from_millis(step.args["down_ms"].as_u64().unwrap_or(0));
+            place.target.restart_server(down)
+        }
         _ => return None,
     };
     Some(done.map(|()| json!({ "ok": {} })))
@@ -253,7 +258,7 @@ pub fn run(driver: &mut Driver, place: &Place<'_>, case: &Case, prefix: String) 
     }
     for (index, step) in case.steps.iter().enumerate() {
         for _ in 0..step.times {
-            let answer = match runner_step(driver, place, &step.op) {
+            let answer = match runner_step(driver, place, step) {
                 Some(done) => done,
                 None => run_step(driver, &mut names, step),
             };

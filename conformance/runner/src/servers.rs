@@ -19,6 +19,9 @@ pub const TARGETS: [&str; 5] = ["sqlite", "postgres", "redis", "dynamodb", "embe
 /// Stops (`false`) or starts (`true`) a target's backend.
 pub type Outage = Box<dyn Fn(bool) -> Result<(), String>>;
 
+/// Stops a target's first server, waits the time given, and starts it again on the same address.
+pub type Restart = Box<dyn Fn(Duration) -> Result<(), String>>;
+
 /// A running target: what a driver connects to.
 pub struct Target {
     pub name: &'static str,
@@ -29,6 +32,8 @@ pub struct Target {
     pub(crate) _running: Vec<Box<dyn std::any::Any>>,
     /// How the runner takes the backend away and back (network backends).
     pub(crate) backend: Option<Outage>,
+    /// How the runner restarts the first server.
+    restart: Option<Restart>,
     /// In front of the first server: where answers get lost.
     proxy: Option<Proxy>,
 }
@@ -41,9 +46,21 @@ impl Target {
         connect: [Value; 2],
         running: Vec<Box<dyn std::any::Any>>,
         backend: Option<Outage>,
+        restart: Option<Restart>,
     ) -> anyhow::Result<Self> {
         let proxy = Proxy::start(connect[0]["server"].as_str().context("a server's URL")?)?;
-        Ok(Self { name, connect, _running: running, backend, proxy: Some(proxy) })
+        Ok(Self { name, connect, _running: running, backend, restart, proxy: Some(proxy) })
+    }
+
+    /// `restart_server`: the first server stops (gracefully, as a deployment stops it), stays
+    /// away for `down`, and starts again on the same address; back once it serves.
+    pub fn restart_server(&self, down: Duration) -> Result<(), String> {
+        let restart = self
+            .restart
+            .as_ref()
+            .ok_or_else(|| format!("the {} target has no server the runner can restart", self.name))?;
+        restart(down)?;
+        self.wait_until_serving()
     }
 
     /// `lose_next_answer`: the next call's answer never reaches the driver (proxy.rs).
@@ -118,7 +135,14 @@ impl Target {
     /// The embedded target: no server, each binding's own file in `dir`.
     pub fn embedded(dir: &Path) -> Self {
         let connect = json!({ "embedded": dir });
-        Self { name: "embedded", connect: [connect.clone(), connect], _running: Vec::new(), backend: None, proxy: None }
+        Self {
+            name: "embedded",
+            connect: [connect.clone(), connect],
+            _running: Vec::new(),
+            backend: None,
+            restart: None,
+            proxy: None,
+        }
     }
 }
 
@@ -172,10 +196,18 @@ pub fn local(name: &'static str, run: &str, work: &Path) -> anyhow::Result<Targe
     };
     // Two servers on one backend, for the cases that append through one and read through the
     // other (SQLite: two servers on one file).
-    let servers = [Server::start(name, &dir, &args, 0)?, Server::start(name, &dir, &args, 1)?];
-    let connect = [0, 1].map(|i| json!({ "server": format!("http://{}", servers[i].addr) }));
-    let running = servers.into_iter().map(|server| Box::new(server) as Box<dyn std::any::Any>).collect();
-    Target::served(name, connect, running, backend_commands(name))
+    let [first, second] = [0, 1].map(|index| Server::start(name, &dir, &args, index, "127.0.0.1:0"));
+    let (first, second) = (first?, second?);
+    let connect = [&first, &second].map(|server| json!({ "server": format!("http://{}", server.addr) }));
+    let first = std::sync::Mutex::new(first);
+    let restart: Restart = Box::new(move |down| {
+        let mut server = first.lock().unwrap_or_else(|e| e.into_inner());
+        server.stop()?;
+        std::thread::sleep(down);
+        *server = Server::start(name, &dir, &args, 0, &server.addr).map_err(|e| format!("{e:#}"))?;
+        Ok(())
+    });
+    Target::served(name, connect, vec![Box::new(second)], backend_commands(name), Some(restart))
 }
 
 /// A target of the `env` provisioner: `FLIPBOOK_CONFORMANCE_<TARGET>_URL`.
@@ -185,10 +217,10 @@ pub fn external(name: &'static str) -> anyhow::Result<Target> {
     // A second server on the same backend if the user runs one; else the cases switch to the
     // same one again.
     let second = std::env::var(format!("FLIPBOOK_CONFORMANCE_{}_URL_2", name.to_uppercase())).unwrap_or(url.clone());
-    Target::served(name, [json!({ "server": url }), json!({ "server": second })], Vec::new(), None)
+    Target::served(name, [json!({ "server": url }), json!({ "server": second })], Vec::new(), None, None)
 }
 
-/// `flipbook serve` on a free port.
+/// `flipbook serve` on a free port (or on the address it had before a restart).
 struct Server {
     child: Child,
     addr: String,
@@ -205,9 +237,9 @@ fn server_binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Server {
-    fn start(name: &str, dir: &Path, args: &[String], index: usize) -> anyhow::Result<Self> {
+    fn start(name: &str, dir: &Path, args: &[String], index: usize, listen: &str) -> anyhow::Result<Self> {
         let mut command = Command::new(server_binary()?);
-        command.args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", "json"]);
+        command.args(["serve", "--listen", listen, "--metrics-listen", "off", "--log-format", "json"]);
         command.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         // The server sees only what it is given, not the FLIPBOOK_* settings of the caller.
         for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("FLIPBOOK_")) {
@@ -218,7 +250,8 @@ impl Server {
         let (send, serving) = channel();
         let log = dir.join(format!("server-{index}.log"));
         std::thread::spawn(move || {
-            let mut file = std::fs::File::create(log).ok();
+            // Appended to: a restarted server's log follows its first life's.
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).ok();
             let mut send = Some(send);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(file) = file.as_mut() {
@@ -243,6 +276,26 @@ impl Server {
                 )
             }
         }
+    }
+}
+
+impl Server {
+    /// A graceful stop (SIGTERM, as a deployment stops it); killed after 30 s.
+    fn stop(&mut self) -> Result<(), String> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().map_err(|e| format!("kill -TERM {pid}: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {pid}: {sent}"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().map_err(|e| e.to_string())?.is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return Err(format!("the server (pid {pid}) did not stop within 30 s of SIGTERM"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 }
 

@@ -55,7 +55,10 @@ fn a_driver_that_does_not_resend_a_lost_answer_or_resends_it_with_new_ids_is_cau
 
 #[test]
 fn a_driver_that_drops_a_delivered_event_is_caught() {
-    let caught = ["subscriptions/a_subscription_from_the_beginning_delivers_stored_events_in_order"];
+    let caught = [
+        "subscriptions/a_subscription_from_the_beginning_delivers_stored_events_in_order",
+        "subscriptions/an_open_subscription_delivers_events_as_they_are_appended",
+    ];
     assert_caught("drop-delivered", "subscriptions/", &caught);
 }
 

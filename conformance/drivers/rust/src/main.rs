@@ -2,7 +2,12 @@
 //! request a line on stdin, answers one line on stdout, using only flipbook-sdk-core's public
 //! API, as an application would.
 
+mod consumer;
+
 use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use consumer::Consumer;
 
 use flipbook_sdk_core::{
     AllQuery, AppendOutcome, AppendRequest, BoxError, Client, ClientOptions, Delivery, Direction, Error, Expectation,
@@ -21,15 +26,22 @@ fn fault() -> Option<String> {
     std::env::var("FLIPBOOK_CONFORMANCE_FAULT").ok().filter(|f| !f.is_empty())
 }
 
+fn faulty(fault_name: &str) -> bool {
+    fault().as_deref() == Some(fault_name)
+}
+
+/// How long a subscription step waits for the events it asks for.
+const PATIENCE: Duration = Duration::from_secs(10);
+
 fn main() {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
-    let mut client: Option<Client> = None;
+    let mut session = Session::default();
     let stdout = std::io::stdout();
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("a line from the runner");
         let request: Value = serde_json::from_str(&line).expect("a JSON request");
-        let answer = runtime.block_on(answer(&mut client, &request));
+        let answer = runtime.block_on(answer(&mut session, &request));
         let reply = match answer {
             Ok(ok) => json!({ "ok": ok }),
             Err(Failure::Flipbook(error)) => json!({ "error": error_json(&error) }),
@@ -38,9 +50,17 @@ fn main() {
         let mut out = stdout.lock();
         writeln!(out, "{reply}").and_then(|()| out.flush()).expect("answer the runner");
     }
-    if let Some(client) = client {
+    drop(session.consumer.take());
+    if let Some(client) = session.client {
         runtime.block_on(client.close());
     }
+}
+
+/// What the driver holds between steps: its client, and the subscription a case opened.
+#[derive(Default)]
+struct Session {
+    client: Option<Client>,
+    consumer: Option<Consumer>,
 }
 
 /// An error of the binding (compared with the case), or of the driver itself (a bad request).
@@ -77,12 +97,14 @@ fn error_json(error: &Error) -> Value {
     Value::Object(fields)
 }
 
-async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
+async fn answer(session: &mut Session, request: &Value) -> Answer {
     let op = request["op"].as_str().ok_or_else(|| bad("no op"))?;
     let args = &request["args"];
+    let client = &mut session.client;
     if op == "connect" {
         // A connect while connected replaces the client (the runner moves a case to the other
         // server, or to a new client of the same embedded file).
+        session.consumer = None;
         if let Some(old) = client.take() {
             old.close().await;
         }
@@ -97,9 +119,7 @@ async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
     let client = client.as_ref().ok_or_else(|| bad("not connected"))?;
     match op {
         // The appends an application makes: a lost answer is re-sent with the same event ids.
-        "append" if fault().as_deref() == Some("send-once") => {
-            Ok(outcome(&client.append_once(append_request(args)?).await?))
-        }
+        "append" if faulty("send-once") => Ok(outcome(&client.append_once(append_request(args)?).await?)),
         "append" => Ok(outcome(&client.append(append_request(args)?).await?)),
         "append_states" => {
             let parts = args["parts"].as_array().ok_or_else(|| bad("parts"))?;
@@ -154,6 +174,25 @@ async fn answer(client: &mut Option<Client>, request: &Value) -> Answer {
             }
         }
         "subscribe" => subscribe(client, args).await,
+        "subscribe_open" => {
+            let now = args["after"].as_str() == Some("now");
+            let consumer = Consumer::start(client.subscribe(subscription_query(args)?), faulty("drop-delivered"));
+            if now {
+                consumer.started(PATIENCE).await;
+            }
+            session.consumer = Some(consumer);
+            Ok(json!({}))
+        }
+        "subscribe_next" => {
+            let consumer = session.consumer.as_mut().ok_or_else(|| bad("no subscription is open"))?;
+            let count = args["count"].as_u64().ok_or_else(|| bad("count"))? as usize;
+            let patience = args["wait_ms"].as_u64().map_or(PATIENCE, Duration::from_millis);
+            Ok(json!({ "events": consumer.next(count, patience).await? }))
+        }
+        "subscribe_close" => {
+            session.consumer = None;
+            Ok(json!({}))
+        }
         "put_snapshot" => {
             let snapshot = Snapshot {
                 state_id: text(args, "state")?,
@@ -207,10 +246,10 @@ fn append_request(args: &Value) -> Result<AppendRequest, Failure> {
         Value::Number(n) => Expectation::Exactly(n.as_u64().ok_or_else(|| bad("expected: a version"))?),
         _ => Expectation::Any,
     };
-    let expected = if fault().as_deref() == Some("ignore-expected") { Expectation::Any } else { expected };
+    let expected = if faulty("ignore-expected") { Expectation::Any } else { expected };
     let events = args["events"].as_array().ok_or_else(|| bad("events"))?;
     let mut events = events.iter().map(proposed).collect::<Result<Vec<_>, _>>()?;
-    if fault().as_deref() == Some("new-ids") {
+    if faulty("new-ids") {
         events.iter_mut().for_each(|event| event.event_id = uuid::Uuid::new_v4());
     }
     let state = text(args, "state")?;
@@ -289,8 +328,7 @@ async fn load<R: Reducer>(
 /// The first `count` events of a subscription (from the beginning, or after a position), or
 /// what arrived of them within 10 s.
 async fn subscribe(client: &Client, args: &Value) -> Answer {
-    let start = args["after"].as_u64().map_or(SubscriptionStart::Beginning, SubscriptionStart::After);
-    let query = SubscriptionQuery { start, state_id_prefix: text(args, "prefix")?, names: names(args) };
+    let query = subscription_query(args)?;
     let count = args["count"].as_u64().ok_or_else(|| bad("count"))? as usize;
     let mut subscription = client.subscribe(query);
     let (mut received, mut delivered) = (Vec::new(), 0);
@@ -300,7 +338,7 @@ async fn subscribe(client: &Client, args: &Value) -> Answer {
                 Some(Ok(Delivery::Events(events))) => {
                     for event in &events {
                         delivered += 1;
-                        if !(delivered == 2 && fault().as_deref() == Some("drop-delivered")) {
+                        if !(delivered == 2 && faulty("drop-delivered")) {
                             received.push(event_json(event));
                         }
                     }
@@ -312,10 +350,20 @@ async fn subscribe(client: &Client, args: &Value) -> Answer {
         }
         Ok(())
     };
-    if let Ok(ended) = tokio::time::timeout(std::time::Duration::from_secs(10), collect).await {
+    if let Ok(ended) = tokio::time::timeout(PATIENCE, collect).await {
         ended?;
     }
     Ok(json!({ "events": received }))
+}
+
+/// `after`: none (from the beginning), `"now"`, or a position.
+fn subscription_query(args: &Value) -> Result<SubscriptionQuery, Failure> {
+    let start = match &args["after"] {
+        Value::Null => SubscriptionStart::Beginning,
+        Value::String(now) if now == "now" => SubscriptionStart::Now,
+        after => SubscriptionStart::After(after.as_u64().ok_or_else(|| bad("after: a position or \"now\""))?),
+    };
+    Ok(SubscriptionQuery { start, state_id_prefix: text(args, "prefix")?, names: names(args) })
 }
 
 fn loaded(loaded: flipbook_sdk_core::Loaded<Value>) -> Answer {
