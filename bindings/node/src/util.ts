@@ -1,0 +1,4 @@
+/** @internal */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
