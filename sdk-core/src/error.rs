@@ -183,10 +183,14 @@ impl Error {
     }
 
     /// The error a server's status stands for. Reads the reason and its metadata, never the
-    /// message. A status with no Flipbook reason and code UNKNOWN comes from the transport (a
-    /// connection reset mid-call): unavailable, so an append is re-sent.
+    /// message. A status with no Flipbook reason that is UNKNOWN, or carries the transport's
+    /// error as its source (tonic makes an INTERNAL of an HTTP/2 stream cut mid-body), comes
+    /// from the connection: unavailable, so an append is re-sent and a read resumed.
     pub(crate) fn from_status(status: &Status) -> Self {
         let reason = reason_of(status);
+        if reason.is_none() && std::error::Error::source(status).is_some() {
+            return Self::Unavailable(format!("transport: {}", status.message()));
+        }
         match (reason.as_deref(), status.code()) {
             (Some(reason::NOT_FOUND), _) | (None, Code::NotFound) => Self::NotFound(status.message().to_owned()),
             (_, Code::Unauthenticated) => Self::Unauthenticated(status.message().to_owned()),
@@ -238,6 +242,10 @@ mod tests {
         assert_eq!(Error::from(Status::permission_denied("no")).code(), ErrorCode::PermissionDenied);
         let reset = Error::from(Status::unknown("h2 protocol error: connection reset"));
         assert!(reset.is_retryable(), "{reset}");
+        // What tonic makes of a connection cut while a stream's body is coming.
+        let mut cut = Status::internal("h2 protocol error: http2 error");
+        cut.set_source(std::sync::Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+        assert_eq!(Error::from(cut).code(), ErrorCode::Unavailable);
         let not_found = flipbook_proto::status::not_found("head", "s");
         assert_eq!(Error::from(not_found).code(), ErrorCode::NotFound);
         assert_eq!(Error::invalid("state_id", "must not be empty").field(), Some("state_id"));
@@ -246,5 +254,7 @@ mod tests {
         assert_eq!((full.code().as_str(), full.is_retryable()), ("STORAGE_FULL", false));
         let read_only = Error::from(status(flipbook_model::Error::ReadOnly("a replica".into())));
         assert_eq!((read_only.code().as_str(), read_only.is_retryable()), ("READ_ONLY", true));
+        let server_bug = Error::from(status(flipbook_model::Error::Internal("a bug".into())));
+        assert_eq!(server_bug.code(), ErrorCode::Internal);
     }
 }
