@@ -16,6 +16,14 @@ export declare class NativeClient {
   /** How many snapshots there were. */
   deleteSnapshots(stateId: string): Promise<bigint>
   serverInfo(): Promise<ServerInfoResult>
+  /** Events of the store after `start`, stored ones first, then live ones; resumed by the core. */
+  subscribe(query: SubscriptionInput): NativeSubscription
+  /** Starts loading a state (as of a time: no cache, no snapshot). */
+  loadSession(stateId: string, reducerRevision: string, asOfNanos?: bigint | undefined | null): Promise<NativeSession>
+  /** Starts a command on one state. */
+  executeSession(stateId: string, reducerRevision: string): Promise<NativeSession>
+  /** Starts a command on several states, appended atomically. */
+  executeStatesSession(targets: Array<SessionTarget>): Promise<NativeSession>
   /**
    * Calls after it, and reads begun before, fail with `CLOSED`; it resolves once the
    * snapshots being written are and an embedded file is released. Closing again does nothing.
@@ -26,12 +34,44 @@ export declare class NativeClient {
 
 /** A read in progress. */
 export declare class NativePages {
-  /** The next page, packed; `null` at the end. */
+  /** The next page, packed; `null` at the end (or once closed). */
   next(): Promise<Buffer | null>
   /**
-   * Ends the read (a `for await` loop left early): the stream, and the server's, are dropped
-   * now or, while a page is being fetched, once it arrives.
+   * Ends the read (a `for await` loop left early, an abort): the stream, and the server's,
+   * are dropped now, a page being fetched with them.
    */
+  close(): void
+}
+
+export declare class NativeSession {
+  /** The state's encoded starting point, or `null`: the reducer's initial state. */
+  base(index: number): BaseValue | null
+  /** The base could not be decoded: fold from the beginning instead. */
+  discardBase(index: number): void
+  /** The state's next page of events to fold, packed; `null` when there is none. */
+  nextPage(index: number): Promise<Buffer | null>
+  /** Whether the last pages folded were the command's own events: decide no more. */
+  isDecided(): boolean
+  /**
+   * Appends the decision, one list of events per state; a conflict queues pages to fold and
+   * decide again.
+   */
+  submit(decisions: Array<Array<EventInput>>): Promise<void>
+  /** Whether `finish` should get the state's encoded state (for the cache or a snapshot). */
+  wantsState(index: number): boolean
+  /** Ends the session with each state's encoded state (or `null`). */
+  finish(states: Array<Buffer | undefined | null>): Promise<Array<FinishedValue>>
+  /** Drops an unfinished session (an abort, a throwing reducer): nothing more is appended. */
+  close(): void
+}
+
+export declare class NativeSubscription {
+  /**
+   * The next message; `null` once closed. Rejects with the error that ends the
+   * subscription (then `null`).
+   */
+  next(): Promise<Message | null>
+  /** Ends the subscription: a `next()` waiting resolves to `null` now. */
   close(): void
 }
 
@@ -64,6 +104,12 @@ export interface AppendResult {
   recordedAtNanos: bigint
 }
 
+/** Where a state's fold starts: its encoded state at a version. */
+export interface BaseValue {
+  version: bigint
+  state: Buffer
+}
+
 /** How a client retries and caches (the core's defaults where absent). */
 export interface ClientSettings {
   maxTries?: number
@@ -73,6 +119,9 @@ export interface ClientSettings {
   firstDelay?: number
   maxDelay?: number
   cacheEntries?: number
+  cacheBytes?: number
+  /** Events folded since the newest snapshot before a session writes one; 0: never. */
+  snapshotEvery?: number
 }
 
 /** Connects to a server (`http://` or `https://`). */
@@ -100,6 +149,13 @@ export interface EventInput {
   version?: bigint
 }
 
+/** How a session ended, for one state. */
+export interface FinishedValue {
+  version: bigint
+  appended?: AppendResult
+  tries: number
+}
+
 /** A state's head. */
 export interface HeadResult {
   stateId: string
@@ -120,6 +176,12 @@ export interface LogHeadResult {
   eventCount: bigint
 }
 
+/** A subscription's message: a page of events (packed as a read's) or a checkpoint. */
+export interface Message {
+  events?: Buffer
+  checkpoint?: bigint
+}
+
 /** Opens (or creates) an embedded store in an SQLite file. */
 export declare function openEmbedded(path: string, settings: ClientSettings): Promise<NativeClient>
 
@@ -133,6 +195,12 @@ export interface ServerInfoResult {
   maxStatesPerAppend: number
   maxPayloadBytes: bigint
   maxSnapshotBytes: bigint
+}
+
+/** One state of a command over several. */
+export interface SessionTarget {
+  stateId: string
+  reducerRevision: string
 }
 
 /** A snapshot, put or got. */
@@ -154,4 +222,13 @@ export interface StateQueryInput {
   limit?: bigint
   names: Array<string>
   asOfNanos?: bigint
+}
+
+/** Where a subscription starts and what it delivers. */
+export interface SubscriptionInput {
+  /** `"beginning"`, `"now"`, or `"after"` with `after`. */
+  start: string
+  after?: bigint
+  prefix: string
+  names: Array<string>
 }

@@ -1,17 +1,22 @@
-//! The client: every call of the low-level API, as promises. Sessions (load, execute) and
-//! subscriptions come in later steps (see bindings/node/README.md).
+//! The client: every call of the low-level API as a promise, and the subscriptions and
+//! sessions (load, execute) that TypeScript drives.
 
 use std::time::Duration;
 
-use flipbook_sdk_core::{Client, ClientOptions, ConnectOptions, Snapshot, SnapshotQuery, Timestamp};
+use flipbook_sdk_core::{
+    Client, ClientOptions, ConnectOptions, Snapshot, SnapshotQuery, SubscriptionQuery, SubscriptionStart, Timestamp,
+};
 use napi::bindgen_prelude::{BigInt, Buffer};
 use napi_derive::napi;
 
 use crate::errors::{OrThrow, invalid};
 use crate::pages::NativePages;
+use crate::sessions::{Conversation, NativeSession};
+use crate::subscriptions::NativeSubscription;
 use crate::values::{
     AllQueryInput, AppendInput, AppendResult, ClientSettings, ConnectSettings, HeadResult, LogHeadResult,
-    ServerInfoResult, SnapshotValue, StateQueryInput, big, unsigned, unsigned_opt,
+    ServerInfoResult, SessionTarget, SnapshotValue, StateQueryInput, SubscriptionInput, big, nanos, unsigned,
+    unsigned_opt,
 };
 
 fn seconds(value: Option<f64>, field: &str) -> napi::Result<Option<Duration>> {
@@ -30,6 +35,15 @@ fn client_options(settings: ClientSettings) -> napi::Result<ClientOptions> {
     retry.max_delay = seconds(settings.max_delay, "maxDelay")?.unwrap_or(retry.max_delay);
     if let Some(entries) = settings.cache_entries {
         options.cache.max_entries = entries as usize;
+    }
+    if let Some(bytes) = settings.cache_bytes {
+        if !(bytes >= 0.0 && bytes.fract() == 0.0 && bytes < 2f64.powi(53)) {
+            return Err(invalid("cacheBytes", "must be a whole number of bytes"));
+        }
+        options.cache.max_bytes = bytes as u64;
+    }
+    if let Some(every) = settings.snapshot_every {
+        options.snapshots.every = (every > 0).then_some(u64::from(every));
     }
     Ok(options)
 }
@@ -164,6 +178,48 @@ impl NativeClient {
             max_payload_bytes: big(info.limits.max_payload_bytes),
             max_snapshot_bytes: big(info.limits.max_snapshot_bytes),
         })
+    }
+
+    /// Events of the store after `start`, stored ones first, then live ones; resumed by the core.
+    #[napi]
+    pub fn subscribe(&self, query: SubscriptionInput) -> napi::Result<NativeSubscription> {
+        let start = match (query.start.as_str(), query.after) {
+            ("beginning", _) => SubscriptionStart::Beginning,
+            ("now", _) => SubscriptionStart::Now,
+            ("after", Some(after)) => SubscriptionStart::After(unsigned(&after, "start")?),
+            _ => return Err(invalid("start", "must be \"beginning\", \"now\" or a position")),
+        };
+        let query = SubscriptionQuery { start, state_id_prefix: query.prefix, names: query.names };
+        Ok(NativeSubscription::new(self.client.subscribe(query)))
+    }
+
+    /// Starts loading a state (as of a time: no cache, no snapshot).
+    #[napi]
+    pub async fn load_session(
+        &self,
+        state_id: String,
+        reducer_revision: String,
+        as_of_nanos: Option<BigInt>,
+    ) -> napi::Result<NativeSession> {
+        let as_of = as_of_nanos.as_ref().map(|t| nanos(t, "as_of")).transpose()?;
+        let session = self.client.load_session(&state_id, &reducer_revision, as_of).await.or_throw()?;
+        Ok(NativeSession::new(Conversation::One(session)))
+    }
+
+    /// Starts a command on one state.
+    #[napi]
+    pub async fn execute_session(&self, state_id: String, reducer_revision: String) -> napi::Result<NativeSession> {
+        let session = self.client.execute_session(&state_id, &reducer_revision).await.or_throw()?;
+        Ok(NativeSession::new(Conversation::One(session)))
+    }
+
+    /// Starts a command on several states, appended atomically.
+    #[napi]
+    pub async fn execute_states_session(&self, targets: Vec<SessionTarget>) -> napi::Result<NativeSession> {
+        let targets: Vec<(&str, &str)> =
+            targets.iter().map(|t| (t.state_id.as_str(), t.reducer_revision.as_str())).collect();
+        let command = self.client.execute_states_session(&targets).await.or_throw()?;
+        Ok(NativeSession::new(Conversation::Many(command)))
     }
 
     /// Calls after it, and reads begun before, fail with `CLOSED`; it resolves once the

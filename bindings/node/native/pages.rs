@@ -6,60 +6,48 @@
 //! metadata (JSON; empty when there is none), and `u32` length + the payload. `src/events.ts`
 //! reads the same layout.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use flipbook_sdk_core::{EventPages, RecordedEvent};
 use futures::StreamExt;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
-use tokio::sync::Mutex;
 
 use crate::errors::to_js;
+use crate::slot::Slot;
 
 /// A read in progress.
 #[napi]
-pub struct NativePages {
-    pages: Mutex<Option<EventPages>>,
-    closed: AtomicBool,
-}
+pub struct NativePages(Slot<EventPages>);
 
 impl NativePages {
     pub(crate) fn new(pages: EventPages) -> Self {
-        Self { pages: Mutex::new(Some(pages)), closed: AtomicBool::new(false) }
+        Self(Slot::new(pages))
     }
 }
 
 #[napi]
 impl NativePages {
-    /// The next page, packed; `null` at the end.
+    /// The next page, packed; `null` at the end (or once closed).
     #[napi]
     pub async fn next(&self) -> napi::Result<Option<Buffer>> {
-        let mut pages = self.pages.lock().await;
-        if self.closed.load(Ordering::Acquire) {
-            *pages = None;
-        }
-        let Some(stream) = pages.as_mut() else { return Ok(None) };
-        match stream.next().await {
-            Some(Ok(page)) => Ok(Some(pack(&page).into())),
-            Some(Err(error)) => {
-                *pages = None;
+        match self.0.run(|pages| Box::pin(pages.next())).await {
+            Some(Some(Ok(page))) => Ok(Some(pack(&page).into())),
+            Some(Some(Err(error))) => {
+                self.0.take().await;
                 Err(to_js(&error))
             }
-            None => {
-                *pages = None;
+            Some(None) => {
+                self.0.take().await;
                 Ok(None)
             }
+            None => Ok(None),
         }
     }
 
-    /// Ends the read (a `for await` loop left early): the stream, and the server's, are dropped
-    /// now or, while a page is being fetched, once it arrives.
+    /// Ends the read (a `for await` loop left early, an abort): the stream, and the server's,
+    /// are dropped now, a page being fetched with them.
     #[napi]
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        if let Ok(mut pages) = self.pages.try_lock() {
-            *pages = None;
-        }
+        self.0.close();
     }
 }
 

@@ -24,7 +24,7 @@ pub(crate) fn unsigned_opt(value: Option<&BigInt>, field: &str) -> napi::Result<
     value.map(|v| unsigned(v, field)).transpose()
 }
 
-fn nanos(value: &BigInt, field: &str) -> napi::Result<Timestamp> {
+pub(crate) fn nanos(value: &BigInt, field: &str) -> napi::Result<Timestamp> {
     let (nanos, lossless) = value.get_i64();
     if !lossless {
         return Err(invalid(field, "must be nanoseconds since the Unix epoch that fit 64 bits"));
@@ -76,7 +76,7 @@ impl AppendInput {
             ),
             _ => return Err(invalid("expected", "must be ANY, NO_STATE or a version")),
         };
-        let events = self.events.into_iter().enumerate().map(|(i, e)| proposed(i, e)).collect::<Result<_, _>>()?;
+        let events = proposed_all("events", self.events)?;
         let mut request = AppendRequest::new(self.state_id, expected, events);
         if self.version_neutral {
             request.kind = StateKind::VersionNeutral;
@@ -86,16 +86,20 @@ impl AppendInput {
     }
 }
 
-fn proposed(index: usize, event: EventInput) -> napi::Result<ProposedEvent> {
+/// Events to append; errors name the field under `path` (`events[2].version`).
+pub(crate) fn proposed_all(path: &str, events: Vec<EventInput>) -> napi::Result<Vec<ProposedEvent>> {
+    events.into_iter().enumerate().map(|(i, event)| proposed(&format!("{path}[{i}]"), event)).collect()
+}
+
+fn proposed(path: &str, event: EventInput) -> napi::Result<ProposedEvent> {
     let mut proposed = ProposedEvent::new(event.name, event.payload.to_vec());
     if let Some(id) = event.event_id {
-        proposed.event_id = id.parse().map_err(|_| invalid(&format!("events[{index}].event_id"), "must be a UUID"))?;
+        proposed.event_id = id.parse().map_err(|_| invalid(&format!("{path}.event_id"), "must be a UUID"))?;
     }
     proposed.content_type = event.content_type;
-    proposed.timestamp =
-        event.timestamp_nanos.as_ref().map(|t| nanos(t, &format!("events[{index}].timestamp"))).transpose()?;
+    proposed.timestamp = event.timestamp_nanos.as_ref().map(|t| nanos(t, &format!("{path}.timestamp"))).transpose()?;
     proposed.metadata = metadata(event.metadata);
-    proposed.version = unsigned_opt(event.version.as_ref(), &format!("events[{index}].version"))?;
+    proposed.version = unsigned_opt(event.version.as_ref(), &format!("{path}.version"))?;
     Ok(proposed)
 }
 
@@ -239,6 +243,9 @@ pub struct ClientSettings {
     pub first_delay: Option<f64>,
     pub max_delay: Option<f64>,
     pub cache_entries: Option<u32>,
+    pub cache_bytes: Option<f64>,
+    /// Events folded since the newest snapshot before a session writes one; 0: never.
+    pub snapshot_every: Option<u32>,
 }
 
 /// How a client reaches a server.
@@ -250,4 +257,21 @@ pub struct ConnectSettings {
     /// Seconds.
     pub connect_timeout: Option<f64>,
     pub request_timeout: Option<f64>,
+}
+
+/// Where a subscription starts and what it delivers.
+#[napi(object)]
+pub struct SubscriptionInput {
+    /// `"beginning"`, `"now"`, or `"after"` with `after`.
+    pub start: String,
+    pub after: Option<BigInt>,
+    pub prefix: String,
+    pub names: Vec<String>,
+}
+
+/// One state of a command over several.
+#[napi(object)]
+pub struct SessionTarget {
+    pub state_id: String,
+    pub reducer_revision: String,
 }

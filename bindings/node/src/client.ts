@@ -1,12 +1,31 @@
 /**
- * The client: the low-level API of `docs/spec.md` over the Rust core, as promises and async
- * iterables. Every call takes `{ signal }`.
+ * The client: the API of `docs/spec.md` §6 over the Rust core, as promises and async
+ * iterables: appends, reads and subscriptions, and `load` and `execute` with a reducer. Every
+ * call takes `{ signal }`.
  *
  * @module
  */
-import { fromNative, invalidArgument } from "./errors.js";
-import { decodePage, type EventData, type RecordedEvent } from "./events.js";
+import { bigintOf, type CallOptions, call, callNow, nanos, optionalBigint } from "./calls.js";
+import { invalidArgument } from "./errors.js";
+import {
+  type AppendResult,
+  appendResult,
+  decodePage,
+  type EventData,
+  nativeEvent,
+  type RecordedEvent,
+} from "./events.js";
 import { type NativeClient, type NativePages, native } from "./native.js";
+import {
+  converse,
+  type Decision,
+  type Executed,
+  type Loaded,
+  type LoadOptions,
+  type Reducer,
+  type Target,
+} from "./reducers.js";
+import { type SubscribeOptions, Subscription, subscriptionQuery } from "./subscriptions.js";
 
 /** Append whatever the state's version (the default). */
 export const ANY = "any";
@@ -15,15 +34,6 @@ export const NO_STATE = "no_state";
 
 /** What an append expects of the state: {@link ANY}, {@link NO_STATE}, or its exact version. */
 export type Expected = typeof ANY | typeof NO_STATE | bigint | number;
-
-/** Options every call takes. */
-export interface CallOptions {
-  /**
-   * Stops waiting: the promise rejects with the signal's reason, a read's stream is cancelled.
-   * An append already sent may still be stored; re-send it with the same event ids to know.
-   */
-  readonly signal?: AbortSignal;
-}
 
 /** How a client retries and caches; absent fields keep the core's defaults. */
 export interface ClientOptions {
@@ -37,8 +47,12 @@ export interface ClientOptions {
   readonly firstDelay?: number;
   /** ...up to here. */
   readonly maxDelay?: number;
-  /** States the local cache holds; 0 turns it off. */
+  /** States the local cache holds (10,000 by default); 0 turns it off. */
   readonly cacheEntries?: number;
+  /** Bytes of encoded states the local cache holds (64 MiB by default). */
+  readonly cacheBytes?: number;
+  /** Events folded since a state's newest snapshot before a load or command writes one (100 by default); 0: never. */
+  readonly snapshotEvery?: number;
 }
 
 /** How a client reaches a server, and how it retries and caches. */
@@ -62,15 +76,6 @@ export interface AppendOptions extends CallOptions {
 export interface AppendPart extends Omit<AppendOptions, "signal"> {
   readonly stateId: string;
   readonly events: readonly EventData[];
-}
-
-export interface AppendResult {
-  /** The state's last version after the append; `undefined` for a version-neutral state. */
-  readonly lastVersion: bigint | undefined;
-  /** The stored events' global positions, in the order sent. */
-  readonly globalPositions: readonly bigint[];
-  /** The store's clock when it committed, in nanoseconds since the Unix epoch. */
-  readonly recordedAt: bigint;
 }
 
 export interface StateHead {
@@ -135,66 +140,6 @@ export interface ServerInfo {
   readonly maxSnapshotBytes: bigint;
 }
 
-/** The reason a signal aborted with, or a new `AbortError`. */
-function aborted(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException("the call was aborted", "AbortError");
-}
-
-/** Runs a native call: its error as the class of its code, and stops waiting on abort. */
-async function call<T>(signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
-  if (signal?.aborted) throw aborted(signal);
-  const running = run().catch((error: unknown) => {
-    throw fromNative(error);
-  });
-  if (signal === undefined) return running;
-  let onAbort: (() => void) | undefined;
-  const abort = new Promise<never>((_, reject) => {
-    onAbort = () => reject(aborted(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([running, abort]);
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
-    running.catch(() => {}); // a rejection after the abort is nobody's
-  }
-}
-
-/** A count or version as a bigint (numbers must be safe integers). */
-function bigintOf(value: bigint | number, field: string): bigint {
-  if (typeof value === "bigint") return value;
-  if (!Number.isSafeInteger(value)) throw invalidArgument(field, "must be an integer (a bigint above 2^53)");
-  return BigInt(value);
-}
-
-function optionalBigint(value: bigint | number | undefined, field: string): bigint | undefined {
-  return value === undefined ? undefined : bigintOf(value, field);
-}
-
-function nanos(value: Date | bigint): bigint {
-  return typeof value === "bigint" ? value : BigInt(value.getTime()) * 1_000_000n;
-}
-
-const encoder = new TextEncoder();
-
-function eventInput(event: EventData, index: number) {
-  if (typeof event?.name !== "string") throw invalidArgument(`events[${index}].name`, "must be a string");
-  const bytes = event.payload !== undefined;
-  if (bytes && !(event.payload instanceof Uint8Array)) {
-    throw invalidArgument(`events[${index}].payload`, "must be a Uint8Array");
-  }
-  const payload = bytes ? event.payload : encoder.encode(JSON.stringify(event.data ?? {}));
-  return {
-    eventId: event.eventId,
-    name: event.name,
-    payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-    contentType: event.contentType ?? (bytes ? "application/octet-stream" : "application/json"),
-    timestampNanos: event.timestamp === undefined ? undefined : nanos(event.timestamp),
-    metadata: event.metadata === undefined ? undefined : { ...event.metadata },
-    version: optionalBigint(event.version, `events[${index}].version`),
-  };
-}
-
 function appendInput(stateId: string, events: readonly EventData[], options: Omit<AppendOptions, "signal">) {
   const expected = options.expected ?? ANY;
   const exactly = typeof expected === "bigint" || typeof expected === "number";
@@ -203,23 +148,11 @@ function appendInput(stateId: string, events: readonly EventData[], options: Omi
   }
   return {
     stateId,
-    events: events.map(eventInput),
+    events: events.map((event, i) => nativeEvent(event, `events[${i}]`)),
     expected: exactly ? "exactly" : expected,
     version: exactly ? bigintOf(expected, "expected") : undefined,
     versionNeutral: options.versionNeutral ?? false,
     stateMetadata: options.stateMetadata === undefined ? undefined : { ...options.stateMetadata },
-  };
-}
-
-function appendResult(result: {
-  lastVersion?: bigint | null;
-  globalPositions: bigint[];
-  recordedAtNanos: bigint;
-}): AppendResult {
-  return {
-    lastVersion: result.lastVersion ?? undefined,
-    globalPositions: result.globalPositions,
-    recordedAt: result.recordedAtNanos,
   };
 }
 
@@ -231,18 +164,14 @@ function settings(options: ClientOptions) {
     firstDelay: options.firstDelay,
     maxDelay: options.maxDelay,
     cacheEntries: options.cacheEntries,
+    cacheBytes: options.cacheBytes,
+    snapshotEvery: options.snapshotEvery,
   };
 }
 
 /** Events page by page, decoded as the loop asks; leaving the loop early cancels the read. */
 async function* events(open: () => NativePages, signal: AbortSignal | undefined): AsyncGenerator<RecordedEvent> {
-  const pages = (() => {
-    try {
-      return open();
-    } catch (error) {
-      throw fromNative(error);
-    }
-  })();
+  const pages = callNow(open);
   try {
     for (;;) {
       const page = await call(signal, () => pages.next());
@@ -405,6 +334,79 @@ export class Client implements AsyncDisposable {
 
   serverInfo(options: CallOptions = {}): Promise<ServerInfo> {
     return call(options.signal, () => this.#native.serverInfo());
+  }
+
+  /**
+   * Every event of the store after `start` (stored ones first, then live ones as they are
+   * appended), each once, in global-position order. The core resumes it after broken
+   * connections; see {@link Subscription}.
+   */
+  subscribe(options: SubscribeOptions = {}): Subscription {
+    const query = subscriptionQuery(options);
+    return new Subscription(
+      callNow(() => this.#native.subscribe(query)),
+      options.signal,
+    );
+  }
+
+  /**
+   * A state folded by `reducer`: from the local cache, else the newest snapshot of its
+   * revision, else the beginning, then the events after it. `asOf`: only events whose domain
+   * time is at or before it.
+   */
+  async load<S>(stateId: string, reducer: Reducer<S>, options: LoadOptions = {}): Promise<Loaded<S>> {
+    const asOf = options.asOf === undefined ? undefined : nanos(options.asOf);
+    const [done] = await converse(
+      () => this.#native.loadSession(stateId, reducer.revision, asOf),
+      [reducer as Reducer<unknown>],
+      undefined,
+      options.signal,
+    );
+    return { state: (done as Executed<S>).state, version: (done as Executed<S>).version };
+  }
+
+  /**
+   * A command: folds the state, calls `decide` (it may be async) and appends what it returns,
+   * expecting the version it decided on. On a conflict the core folds the new events and calls
+   * `decide` again, up to the client's `maxTries`. A throw of `decide` or the reducer reaches
+   * the caller unchanged, and nothing is appended.
+   */
+  async execute<S>(
+    stateId: string,
+    reducer: Reducer<S>,
+    decide: (state: S) => Decision | Promise<Decision>,
+    options: CallOptions = {},
+  ): Promise<Executed<S>> {
+    const [done] = await converse(
+      () => this.#native.executeSession(stateId, reducer.revision),
+      [reducer as Reducer<unknown>],
+      async ([state]) => [await decide(state as S)],
+      options.signal,
+    );
+    return done as Executed<S>;
+  }
+
+  /**
+   * A command over several states, each folded by its reducer: `decide` gets their states in
+   * order and returns one decision per state (`[]` leaves a state alone); every event is
+   * appended in one atomic append, and a conflict on any of them is retried as `execute` does.
+   */
+  async executeStates<T extends readonly unknown[]>(
+    targets: { readonly [K in keyof T]: Target<T[K]> },
+    decide: (states: T) => readonly Decision[] | Promise<readonly Decision[]>,
+    options: CallOptions = {},
+  ): Promise<{ -readonly [K in keyof T]: Executed<T[K]> }> {
+    const list = targets as readonly Target<unknown>[];
+    const done = await converse(
+      () =>
+        this.#native.executeStatesSession(
+          list.map((t) => ({ stateId: t.stateId, reducerRevision: t.reducer.revision })),
+        ),
+      list.map((t) => t.reducer),
+      async (states) => decide(states as unknown as T),
+      options.signal,
+    );
+    return done as { -readonly [K in keyof T]: Executed<T[K]> };
   }
 
   /** Whether {@link Client.close} was called. */

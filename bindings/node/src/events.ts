@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { nanos, optionalBigint } from "./calls.js";
+import { invalidArgument } from "./errors.js";
 
 /** An event to append. Its payload is `data` as JSON, or `payload` as bytes. */
 export interface EventData {
@@ -22,7 +24,27 @@ export interface EventData {
   readonly version?: bigint | number;
 }
 
+const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** An event as the native append takes it; errors name the field under `path` (`events[2]`). */
+export function nativeEvent(event: EventData, path: string) {
+  if (typeof event?.name !== "string") throw invalidArgument(`${path}.name`, "must be a string");
+  const bytes = event.payload !== undefined;
+  if (bytes && !(event.payload instanceof Uint8Array)) {
+    throw invalidArgument(`${path}.payload`, "must be a Uint8Array");
+  }
+  const payload = bytes ? event.payload : encoder.encode(JSON.stringify(event.data ?? {}));
+  return {
+    eventId: event.eventId,
+    name: event.name,
+    payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+    contentType: event.contentType ?? (bytes ? "application/octet-stream" : "application/json"),
+    timestampNanos: event.timestamp === undefined ? undefined : nanos(event.timestamp),
+    metadata: event.metadata === undefined ? undefined : { ...event.metadata },
+    version: optionalBigint(event.version, `${path}.version`),
+  };
+}
 
 /** An event as the store recorded it. */
 export class RecordedEvent {
@@ -123,4 +145,26 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
     if (a[i] !== b[i]) return false;
   }
   return true;
+}
+
+export interface AppendResult {
+  /** The state's last version after the append; `undefined` for a version-neutral state. */
+  readonly lastVersion: bigint | undefined;
+  /** The stored events' global positions, in the order sent. */
+  readonly globalPositions: readonly bigint[];
+  /** The store's clock when it committed, in nanoseconds since the Unix epoch. */
+  readonly recordedAt: bigint;
+}
+
+/** @internal */
+export function appendResult(result: {
+  lastVersion?: bigint | null;
+  globalPositions: bigint[];
+  recordedAtNanos: bigint;
+}): AppendResult {
+  return {
+    lastVersion: result.lastVersion ?? undefined,
+    globalPositions: result.globalPositions,
+    recordedAt: result.recordedAtNanos,
+  };
 }

@@ -10,12 +10,12 @@
  *
  * @module
  */
+
+export type { CallOptions } from "./calls.js";
 export {
   ANY,
   type AppendOptions,
   type AppendPart,
-  type AppendResult,
-  type CallOptions,
   Client,
   type ClientOptions,
   type ConnectOptions,
@@ -29,4 +29,6 @@ export {
   type StateHead,
 } from "./client.js";
 export * from "./errors.js";
-export { type EventData, RecordedEvent } from "./events.js";
+export { type AppendResult, type EventData, RecordedEvent } from "./events.js";
+export type { Decision, Executed, Loaded, LoadOptions, Reducer, Target } from "./reducers.js";
+export { Checkpoint, type Start, type SubscribeOptions, Subscription } from "./subscriptions.js";

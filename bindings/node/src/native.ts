@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import type * as Native from "../native.js";
 import { errorMessage } from "./util.js";
 
-export type { NativeClient, NativePages } from "../native.js";
+export type { NativeClient, NativePages, NativeSession, NativeSubscription } from "../native.js";
 
 const platform = `${process.platform}-${process.arch}${process.platform === "linux" ? "-gnu" : ""}`;
 const file = fileURLToPath(new URL(`../../flipbook.${platform}.node`, import.meta.url));

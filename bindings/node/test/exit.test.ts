@@ -33,3 +33,20 @@ for (const close of [true, false]) {
     assert.ok(ms < 5_000, `exited after ${ms} ms`);
   });
 }
+
+test("a script exits promptly once it closes the client under an open subscription and command", () => {
+  const path = join(tempDir(), "flipbook.db");
+  const script = `
+    import { Client } from ${JSON.stringify(index)};
+    const client = await Client.openEmbedded(${JSON.stringify(path)});
+    const counter = { revision: "c-1", initial: () => 0, apply: (n) => n + 1 };
+    await client.execute("exit-2", counter, () => ({ name: "Counted" }));
+    const subscription = client.subscribe();
+    const loop = (async () => { for await (const _ of subscription); })().catch(() => {});
+    await client.close();
+    await loop;
+  `;
+  const { status, ms, stderr } = run(script);
+  assert.equal(status, 0, stderr);
+  assert.ok(ms < 5_000, `exited after ${ms} ms`);
+});
