@@ -199,6 +199,26 @@ inEveryMode((m) => {
     }
   });
 
+  test("a state that does not encode is not cached, with a warning; the command stands", async () => {
+    const id = stateId("unencodable");
+    const big: Reducer<bigint> = { revision: "big-1", initial: () => 0n, apply: (n) => n + 1n }; // JSON has no bigint
+    const warnings: Error[] = [];
+    const warned = (warning: Error) => warnings.push(warning);
+    process.on("warning", warned);
+    try {
+      const done = await m.client.execute(id, big, () => ({ name: "Counted" }));
+      assert.deepEqual([done.state, done.version, done.tries], [1n, 1n, 1]);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    } finally {
+      process.off("warning", warned);
+    }
+    assert.ok(
+      warnings.some((w) => w.name === "FlipbookWarning" && w.message.includes("big-1")),
+      String(warnings),
+    );
+    assert.equal((await collect(m.client.readState(id))).length, 1);
+  });
+
   test("32 concurrent deposits through two clients each land once", async () => {
     const proxy = m.mode.url === undefined ? undefined : await FlakyProxy.start(m.mode.url);
     const clients =

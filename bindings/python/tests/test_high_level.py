@@ -290,3 +290,16 @@ def test_the_local_cache(backend: Backend, ledger: Ledger, state_id: str) -> Non
     uncached.execute(state_id, ledger, deposit(5))
     assert uncached.cache_usage() == (0, 0)
     assert uncached.load(state_id, ledger).state.balance == 12
+
+
+def test_a_state_that_does_not_encode_is_not_cached_and_the_command_stands(backend: Backend, state_id: str) -> None:
+    def refuse(_: int) -> bytes:
+        raise TypeError("no encoding for this state")
+
+    unencodable = flipbook.FunctionReducer("unencodable-1", lambda: 0, lambda n, _: n + 1, encode=refuse)
+    client = backend.connect()
+    with pytest.warns(RuntimeWarning, match="not cached"):
+        done = client.execute(state_id, unencodable, lambda _: [Event("Counted", {})])
+    assert (done.state, done.version, done.tries) == (1, 1, 1)
+    assert client.cache_usage() == (0, 0)
+    assert [e.name for e in client.read(state_id)] == ["Counted"]

@@ -6,6 +6,7 @@ encodes in between, in the caller's thread."""
 from __future__ import annotations
 
 import json
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -312,7 +313,16 @@ def _fold(session: _native.Session | _native.StateSession, reducer: Reducer[S], 
 
 
 def _encoded(session: _native.Session | _native.StateSession, reducer: Reducer[S], state: S) -> bytes | None:
-    return _user(reducer.encode, state) if session.wants_state() else None
+    """The state for the cache and a snapshot. One that does not encode is neither, with a
+    warning: a command's events are stored by now, and raising would invite a retry that
+    stores them twice."""
+    if not session.wants_state():
+        return None
+    try:
+        return reducer.encode(state)
+    except Exception as error:
+        warnings.warn(f"flipbook: the {reducer.revision} state was not cached: {error!r}", RuntimeWarning, stacklevel=2)
+        return None
 
 
 def _finish(session: _native.Session, reducer: Reducer[S], state: S) -> Generator[Call, Any, Any]:
