@@ -50,3 +50,11 @@ test("a script exits promptly once it closes the client under an open subscripti
   assert.equal(status, 0, stderr);
   assert.ok(ms < 5_000, `exited after ${ms} ms`);
 });
+
+test("examples/wallet.ts runs embedded, refuses the overdraft, and exits", () => {
+  const example = join(fileURLToPath(new URL(".", import.meta.url)), "..", "examples", "wallet.js");
+  const done = spawnSync(process.execPath, [example], { cwd: tempDir(), encoding: "utf8", timeout: 20_000 });
+  assert.equal(done.status, 0, done.stderr);
+  assert.match(done.stdout, /^refused: balance 20, needs 50$/m);
+  assert.match(done.stdout, /balance 20, 1 payment\(s\), version 3$/m);
+});
