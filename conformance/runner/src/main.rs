@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::report::{Cell, Verdict};
 
 /// The bindings and how their drivers start (each beside the runner or on its interpreter).
-const BINDINGS: [&str; 2] = ["rust", "python"];
+const BINDINGS: [&str; 3] = ["rust", "python", "node"];
 
 fn driver_command(binding: &str, root: &Path) -> anyhow::Result<Command> {
     match binding {
@@ -35,6 +35,11 @@ fn driver_command(binding: &str, root: &Path) -> anyhow::Result<Command> {
         "python" => {
             let mut command = Command::new(python()?);
             command.arg(root.join("drivers/python/driver.py"));
+            Ok(command)
+        }
+        "node" => {
+            let mut command = Command::new("node");
+            command.arg(node_driver()?);
             Ok(command)
         }
         other => bail!("no binding {other}"),
@@ -58,6 +63,27 @@ fn python() -> anyhow::Result<PathBuf> {
         python.display()
     );
     Ok(python)
+}
+
+/// The Node driver compiled beside the packed `flipbook` package (`drivers/node/install.sh`):
+/// `FLIPBOOK_NODE_DRIVER`, else `$CARGO_TARGET_DIR/conformance-node/driver.js` (the target dir
+/// defaulting to `~/.cache/flipbook/target`, as `scripts/test` has it).
+fn node_driver() -> anyhow::Result<PathBuf> {
+    if let Ok(driver) = std::env::var("FLIPBOOK_NODE_DRIVER") {
+        return Ok(driver.into());
+    }
+    let target = match std::env::var("CARGO_TARGET_DIR") {
+        Ok(target) => PathBuf::from(target),
+        Err(_) => PathBuf::from(std::env::var("HOME").context("HOME")?).join(".cache/flipbook/target"),
+    };
+    let driver = target.join("conformance-node/driver.js");
+    anyhow::ensure!(
+        driver.is_file(),
+        "no Node driver at {} (conformance/drivers/node/install.sh {}, or set FLIPBOOK_NODE_DRIVER)",
+        driver.display(),
+        driver.parent().map_or_else(String::new, |p| p.display().to_string()),
+    );
+    Ok(driver)
 }
 
 struct Options {
