@@ -69,6 +69,7 @@ export function bigintOf(value: bigint | number, field: string): bigint {
   return BigInt(value);
 }
 
+/** {@link bigintOf}, or `undefined`. */
 export function optionalBigint(value: bigint | number | undefined, field: string): bigint | undefined {
   return value === undefined ? undefined : bigintOf(value, field);
 }

@@ -64,6 +64,7 @@ export interface ConnectOptions extends ClientOptions {
   readonly timeouts?: { readonly connect?: number; readonly request?: number };
 }
 
+/** How {@link Client.append} checks and marks the state. */
 export interface AppendOptions extends CallOptions {
   readonly expected?: Expected;
   /** A version-neutral state: its events carry no versions and no expectation applies. */
@@ -78,6 +79,7 @@ export interface AppendPart extends Omit<AppendOptions, "signal"> {
   readonly events: readonly EventData[];
 }
 
+/** A state's head (its version 0): what {@link Client.head} answers. */
 export interface StateHead {
   readonly stateId: string;
   /** `undefined` for a version-neutral state. */
@@ -90,6 +92,7 @@ export interface StateHead {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
+/** Which events of one state {@link Client.readState} streams, and in which order. */
 export interface ReadStateOptions extends CallOptions {
   readonly backward?: boolean;
   /** Inclusive bounds (on a version-neutral state they count its events). */
@@ -102,6 +105,7 @@ export interface ReadStateOptions extends CallOptions {
   readonly asOf?: Date | bigint;
 }
 
+/** Which events of the whole store {@link Client.readAll} streams. */
 export interface ReadAllOptions extends CallOptions {
   /** Only states whose id starts with this. */
   readonly prefix?: string;
@@ -114,12 +118,14 @@ export interface ReadAllOptions extends CallOptions {
   readonly backward?: boolean;
 }
 
+/** The log's head: where a poll of {@link Client.readAll} may safely go on from. */
 export interface LogHead {
   /** Every event at or below it is visible, and none can still appear there. */
   readonly settledPosition: bigint;
   readonly eventCount: bigint;
 }
 
+/** A reduced state stored at a version, for one reducer revision (a cache: never the truth). */
 export interface Snapshot {
   readonly stateId: string;
   readonly version: bigint;
@@ -129,6 +135,7 @@ export interface Snapshot {
   readonly createdAt: bigint | undefined;
 }
 
+/** What the server (or the embedded store) runs on and what it accepts. */
 export interface ServerInfo {
   readonly serverVersion: string;
   readonly eventBackend: string;

@@ -113,6 +113,7 @@ export function flipbookError(code: ErrorCode, message: string, detail: Partial<
   return new classes[code](code, message, detail);
 }
 
+/** The {@link InvalidArgumentError} of an argument refused here, before any round trip. */
 export function invalidArgument(field: string, rule: string): FlipbookError {
   return flipbookError("INVALID_ARGUMENT", `${field}: ${rule}`, { field });
 }

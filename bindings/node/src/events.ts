@@ -147,6 +147,7 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** What an append stored. */
 export interface AppendResult {
   /** The state's last version after the append; `undefined` for a version-neutral state. */
   readonly lastVersion: bigint | undefined;

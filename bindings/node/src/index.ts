@@ -28,7 +28,25 @@ export {
   type Snapshot,
   type StateHead,
 } from "./client.js";
-export * from "./errors.js";
+export {
+  ClosedError,
+  ConflictError,
+  DuplicateEventError,
+  type ErrorCode,
+  FellBehindError,
+  FlipbookError,
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  ReadOnlyError,
+  RejectedError,
+  StateKindMismatchError,
+  StorageFullError,
+  TooLargeError,
+  UnauthenticatedError,
+  UnavailableError,
+} from "./errors.js";
 export { type AppendResult, type EventData, RecordedEvent } from "./events.js";
 export type { Decision, Executed, Loaded, LoadOptions, Reducer, Target } from "./reducers.js";
 export { Checkpoint, type Start, type SubscribeOptions, Subscription } from "./subscriptions.js";

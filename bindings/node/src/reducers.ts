@@ -34,12 +34,14 @@ export interface Reducer<S> {
   decode?(bytes: Uint8Array): S;
 }
 
+/** What {@link Client.load} answers: the folded state and its version. */
 export interface Loaded<S> {
   readonly state: S;
   /** The last version folded (0: the state has no events). */
   readonly version: bigint;
 }
 
+/** What {@link Client.execute} answers for each state. */
 export interface Executed<S> extends Loaded<S> {
   /** `undefined` when the decision was to append nothing. */
   readonly appended: AppendResult | undefined;
@@ -56,6 +58,7 @@ export interface Target<S> {
   readonly reducer: Reducer<S>;
 }
 
+/** Options of {@link Client.load}. */
 export interface LoadOptions extends CallOptions {
   /** Only events whose domain time is at or before this count (no cache, no snapshot). */
   readonly asOf?: Date | bigint;

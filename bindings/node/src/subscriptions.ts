@@ -15,6 +15,7 @@ import type { NativeSubscription } from "./native.js";
  */
 export type Start = "beginning" | "now" | bigint | number;
 
+/** What {@link Client.subscribe} delivers and where it starts. */
 export interface SubscribeOptions extends CallOptions {
   /** Only states whose id starts with this. */
   readonly prefix?: string;

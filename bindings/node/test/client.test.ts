@@ -7,10 +7,13 @@ import {
   type Client,
   ClosedError,
   ConflictError,
+  DuplicateEventError,
   FlipbookError,
   InvalidArgumentError,
   NO_STATE,
   NotFoundError,
+  StateKindMismatchError,
+  TooLargeError,
 } from "../src/index.js";
 import { collect, inEveryMode, stateId } from "./support.js";
 
@@ -116,7 +119,7 @@ inEveryMode((m) => {
     assert.ok(head.settledPosition >= (b.globalPositions[0] ?? 0n));
   });
 
-  test("a read left early is cancelled and the m.client goes on", async () => {
+  test("a read left early is cancelled and the client goes on", async () => {
     const id = stateId("early");
     await m.client.append(
       id,
@@ -179,6 +182,43 @@ inEveryMode((m) => {
     await assert.rejects(m.client.head(id), NotFoundError);
   });
 
+  test("each failure of the store has the class of its code", async () => {
+    const id = stateId("kinds");
+    const eventId = crypto.randomUUID();
+    await m.client.append(id, { name: "A", eventId, data: { n: 1 } });
+    const duplicate = await m.client.append(id, { name: "A", eventId, data: { n: 2 } }).catch((e: unknown) => e);
+    assert.ok(duplicate instanceof DuplicateEventError, String(duplicate));
+    const neutral = stateId("neutral");
+    await m.client.append(neutral, { name: "Tick" }, { versionNeutral: true });
+    await assert.rejects(m.client.append(neutral, { name: "Tick" }), StateKindMismatchError);
+    const { maxPayloadBytes } = await m.client.serverInfo();
+    const tooLarge = await m.client
+      .append(id, { name: "Big", payload: new Uint8Array(Number(maxPayloadBytes) + 1) })
+      .catch((e: unknown) => e);
+    assert.ok(tooLarge instanceof TooLargeError, String(tooLarge));
+    assert.equal(tooLarge.retryable, false);
+    assert.equal((await m.client.head(id)).eventCount, 1n, "nothing of them was stored");
+  });
+
+  test("an AbortSignal cancels a read in the middle of its pages", async () => {
+    const id = stateId("long");
+    for (let i = 0; i < 5; i++)
+      await m.client.append(
+        id,
+        Array.from({ length: 1000 }, () => ({ name: "E" })),
+      );
+    const controller = new AbortController();
+    let seen = 0;
+    const reading = (async () => {
+      for await (const _ of m.client.readState(id, { signal: controller.signal })) {
+        seen += 1;
+        if (seen === 10) controller.abort(new Error("enough"));
+      }
+    })();
+    await assert.rejects(reading, /enough/);
+    assert.ok(seen < 5000, `read on after the abort: ${seen}`);
+  });
+
   test("an aborted signal stops a read and a call", async () => {
     const id = stateId("abort");
     await m.client.append(id, { name: "A" }, { expected: ANY });
@@ -195,7 +235,7 @@ inEveryMode((m) => {
     assert.ok(info.maxEventsPerAppend > 0);
   });
 
-  test("a closed m.client refuses every call with ClosedError", async () => {
+  test("a closed client refuses every call with ClosedError", async () => {
     const other = await m.mode.client();
     await other.close();
     assert.equal(other.closed, true);

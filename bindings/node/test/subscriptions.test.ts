@@ -106,7 +106,7 @@ inEveryMode((m) => {
     await assert.rejects(loop, /stop it/);
   });
 
-  test("a bad start is refused at once; a closed m.client ends its subscriptions with ClosedError", async () => {
+  test("a bad start is refused at once; a closed client ends its subscriptions with ClosedError", async () => {
     assert.throws(() => m.client.subscribe({ start: -1n }), InvalidArgumentError);
     assert.throws(() => m.client.subscribe({ start: "tomorrow" as "now" }), InvalidArgumentError);
     const other = await m.mode.client();

@@ -1,6 +1,6 @@
 /** Test support: the modes a client runs in (a real server on SQLite or PostgreSQL, embedded). */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { type AddressInfo, connect, createServer, type Server as Server_, type Socket } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,11 +8,12 @@ import { createInterface } from "node:readline";
 import { after, before, describe } from "node:test";
 import { Client, type ClientOptions } from "../src/index.js";
 
-/** The server binary: FLIPBOOK_BIN, else the workspace's debug build. */
-function serverBinary(): string {
+/** The server binary: FLIPBOOK_BIN, else the workspace's build of the first profile built. */
+export function serverBinary(profiles: readonly string[] = ["debug"]): string {
   if (process.env.FLIPBOOK_BIN) return process.env.FLIPBOOK_BIN;
   const target = process.env.CARGO_TARGET_DIR ?? join(homedir(), ".cache", "flipbook", "target");
-  return join(target, "debug", "flipbook");
+  const built = profiles.map((profile) => join(target, profile, "flipbook")).find((path) => existsSync(path));
+  return built ?? join(target, profiles[profiles.length - 1] ?? "debug", "flipbook");
 }
 
 export function tempDir(): string {
@@ -26,9 +27,9 @@ export class Server {
     readonly url: string,
   ) {}
 
-  static async start(args: readonly string[]): Promise<Server> {
+  static async start(args: readonly string[], binary = serverBinary()): Promise<Server> {
     const child = spawn(
-      serverBinary(),
+      binary,
       ["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", "json", ...args],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
