@@ -52,11 +52,7 @@ fn python() -> anyhow::Result<PathBuf> {
     if let Ok(python) = std::env::var("FLIPBOOK_PYTHON") {
         return Ok(python.into());
     }
-    let venv = match std::env::var("FLIPBOOK_VENV") {
-        Ok(venv) => PathBuf::from(venv),
-        Err(_) => PathBuf::from(std::env::var("HOME").context("HOME")?).join(".cache/flipbook/venv"),
-    };
-    let python = venv.join("bin/python");
+    let python = env_or_home("FLIPBOOK_VENV", ".cache/flipbook/venv")?.join("bin/python");
     anyhow::ensure!(
         python.is_file(),
         "no Python at {} (pip install ./bindings/python into it, or set FLIPBOOK_PYTHON)",
@@ -72,11 +68,7 @@ fn node_driver() -> anyhow::Result<PathBuf> {
     if let Ok(driver) = std::env::var("FLIPBOOK_NODE_DRIVER") {
         return Ok(driver.into());
     }
-    let target = match std::env::var("CARGO_TARGET_DIR") {
-        Ok(target) => PathBuf::from(target),
-        Err(_) => PathBuf::from(std::env::var("HOME").context("HOME")?).join(".cache/flipbook/target"),
-    };
-    let driver = target.join("conformance-node/driver.js");
+    let driver = env_or_home("CARGO_TARGET_DIR", ".cache/flipbook/target")?.join("conformance-node/driver.js");
     anyhow::ensure!(
         driver.is_file(),
         "no Node driver at {} (conformance/drivers/node/install.sh {}, or set FLIPBOOK_NODE_DRIVER)",
@@ -84,6 +76,14 @@ fn node_driver() -> anyhow::Result<PathBuf> {
         driver.parent().map_or_else(String::new, |p| p.display().to_string()),
     );
     Ok(driver)
+}
+
+/// The directory `var` names, else `default` under the home directory.
+fn env_or_home(var: &str, default: &str) -> anyhow::Result<PathBuf> {
+    match std::env::var(var) {
+        Ok(dir) => Ok(dir.into()),
+        Err(_) => Ok(PathBuf::from(std::env::var("HOME").context("HOME")?).join(default)),
+    }
 }
 
 struct Options {
