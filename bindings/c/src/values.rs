@@ -38,7 +38,7 @@ impl FbView {
     }
 }
 
-/// An `FbView` array: `count` items at `items`.
+/// An array the caller passed in: `count` items at `items` (null when `count` is 0).
 fn items<'a, T>(items: *const T, count: usize) -> &'a [T] {
     if items.is_null() || count == 0 {
         return &[];
