@@ -51,7 +51,7 @@ pub use subscription::Subscription;
 pub use flipbook_model::validate::Limits;
 /// The domain types requests and answers are made of.
 pub use flipbook_model::{
-    AllQuery, AppendOutcome, AppendRequest, Delivery, Direction, Expectation, LogHead, Metadata, ProposedEvent,
-    RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, SubscriptionQuery, SubscriptionStart,
-    Timestamp,
+    AllQuery, AppendOutcome, AppendRequest, DEFAULT_CONTENT_TYPE, Delivery, Direction, Expectation, LogHead, Metadata,
+    ProposedEvent, RecordedEvent, Snapshot, SnapshotQuery, StateHead, StateKind, StateQuery, SubscriptionQuery,
+    SubscriptionStart, Timestamp,
 };

@@ -1,5 +1,6 @@
 /* The C ABI of Flipbook's client core. The rules (bindings/c/src/lib.rs):
- * - handles (FbClient, FbPages, FbCall, FbError) are opaque, freed only by their fb_*_free;
+ * - handles (FbClient, FbPages, FbSubscription, FbSession, FbCall, FbError) are opaque, freed
+ *   only by their fb_*_free;
  * - inputs (FbView and the *Input structs) are borrowed for the duration of the call;
  * - what a callback is handed is borrowed until it returns, except an FbError *, which is the
  *   callback's to free with fb_error_free;
@@ -50,6 +51,16 @@ typedef enum FbErrorCode {
   FB_ERROR_CANCELLED = 100,
 } FbErrorCode;
 
+// Where a subscription starts.
+typedef enum FbStart {
+  // Every stored event first.
+  FB_START_BEGINNING = 0,
+  // Events after `after_position` (exclusive): a saved checkpoint.
+  FB_START_AFTER = 1,
+  // Only events settled after the subscription starts.
+  FB_START_NOW = 2,
+} FbStart;
+
 // A call in flight. `fb_call_cancel` ends it; `fb_call_free` only releases the handle.
 typedef struct FbCall FbCall;
 
@@ -62,25 +73,18 @@ typedef struct FbError FbError;
 // A read in progress; freed with `fb_pages_free` (which ends the server's stream).
 typedef struct FbPages FbPages;
 
+// A session in progress; freed with `fb_session_free` (an unfinished command appends nothing
+// more).
+typedef struct FbSession FbSession;
+
+// A subscription; freed with `fb_subscription_free`.
+typedef struct FbSubscription FbSubscription;
+
 // Bytes the other side owns: `len` bytes at `data` (`data` may be null when `len` is 0).
 typedef struct FbView {
   const uint8_t *data;
   size_t len;
 } FbView;
-
-// How a client reaches a server. Zero durations keep the core's defaults.
-typedef struct FbConnectOptions {
-  // A bearer token (the server's `--auth-token`), or empty.
-  struct FbView token;
-  // A PEM CA certificate to trust for `https://`, or empty.
-  struct FbView ca_certificate;
-  uint64_t connect_timeout_millis;
-  uint64_t request_timeout_millis;
-} FbConnectOptions;
-
-// Completes a connect or open: the client (the caller's, to free with `fb_client_free`) or
-// the error (the caller's, to free with `fb_error_free`).
-typedef void (*FbClientDone)(void *user_data, struct FbClient *client, struct FbError *error);
 
 // An event to append.
 typedef struct FbEventInput {
@@ -127,6 +131,13 @@ typedef void (*FbAppendDone)(void *user_data,
                              const struct FbAppendOutcome *outcome,
                              struct FbError *error);
 
+// Completes an append to several states: one outcome per part, in the order sent (borrowed
+// until the callback returns), or the error.
+typedef void (*FbAppendStatesDone)(void *user_data,
+                                   const struct FbAppendOutcome *outcomes,
+                                   size_t count,
+                                   struct FbError *error);
+
 // A state's head; borrowed until the callback returns.
 typedef struct FbHead {
   struct FbView state_id;
@@ -143,8 +154,92 @@ typedef struct FbHead {
 // Completes a head: the head (borrowed until the callback returns) or the error.
 typedef void (*FbHeadDone)(void *user_data, const struct FbHead *head, struct FbError *error);
 
+// The whole log's head.
+typedef struct FbLogHead {
+  // Every event at or below it is visible, and none can still appear there (0: none).
+  uint64_t settled_position;
+  // Events at or below the settled position.
+  uint64_t event_count;
+} FbLogHead;
+
+// Completes a log head: the head (borrowed until the callback returns) or the error.
+typedef void (*FbLogHeadDone)(void *user_data, const struct FbLogHead *head, struct FbError *error);
+
+// What the server (or the embedded store) runs on and accepts; borrowed until the callback
+// returns.
+typedef struct FbServerInfo {
+  struct FbView server_version;
+  struct FbView event_backend;
+  struct FbView snapshot_backend;
+  bool durable;
+  uint32_t max_events_per_append;
+  uint32_t max_states_per_append;
+  uint64_t max_payload_bytes;
+  uint64_t max_snapshot_bytes;
+} FbServerInfo;
+
+// Completes a server info: the info (borrowed until the callback returns) or the error.
+typedef void (*FbServerInfoDone)(void *user_data,
+                                 const struct FbServerInfo *info,
+                                 struct FbError *error);
+
+// A reduced state saved at a version by one reducer revision: an input (`created_at_nanos`
+// ignored: the core stamps it) and, borrowed until the callback returns, an output.
+typedef struct FbSnapshot {
+  struct FbView state_id;
+  uint64_t version;
+  struct FbView reducer_revision;
+  struct FbView payload;
+  // Empty: `application/json`.
+  struct FbView content_type;
+  int64_t created_at_nanos;
+} FbSnapshot;
+
 // Completes a call that answers nothing but success.
 typedef void (*FbDone)(void *user_data, struct FbError *error);
+
+// Completes a snapshot get: the snapshot (borrowed until the callback returns; null when there
+// is none) or the error.
+typedef void (*FbSnapshotDone)(void *user_data,
+                               const struct FbSnapshot *snapshot,
+                               struct FbError *error);
+
+// Completes a call that answers a count, or the error.
+typedef void (*FbCountDone)(void *user_data, uint64_t count, struct FbError *error);
+
+// Everything about a client but where it connects. Start from `fb_client_options_default`
+// (the core's defaults) and change what you need.
+typedef struct FbClientOptions {
+  // Decide-and-append rounds before a command gives up with the conflict (at least 1).
+  uint32_t max_tries;
+  // Times one append is re-sent, with the same event ids, when its answer is lost.
+  uint32_t max_resends;
+  // How long a subscription keeps resuming while every attempt fails.
+  uint64_t resume_for_millis;
+  uint64_t first_delay_millis;
+  uint64_t max_delay_millis;
+  // Reduced states the client caches (0: no cache) and their bytes at most.
+  uint64_t cache_entries;
+  uint64_t cache_bytes;
+  // A snapshot once this many events were folded since the last one; 0: never.
+  uint64_t snapshot_every;
+} FbClientOptions;
+
+// How a client reaches a server. Zero durations keep the core's defaults.
+typedef struct FbConnectOptions {
+  // A bearer token (the server's `--auth-token`), or empty.
+  struct FbView token;
+  // A PEM CA certificate to trust for `https://`, or empty.
+  struct FbView ca_certificate;
+  // The name the server's certificate must carry, when not the URL's host; or empty.
+  struct FbView tls_domain;
+  uint64_t connect_timeout_millis;
+  uint64_t request_timeout_millis;
+} FbConnectOptions;
+
+// Completes a connect or open: the client (the caller's, to free with `fb_client_free`) or
+// the error (the caller's, to free with `fb_error_free`).
+typedef void (*FbClientDone)(void *user_data, struct FbClient *client, struct FbError *error);
 
 // Which events of one state to read.
 typedef struct FbStateQuery {
@@ -161,6 +256,22 @@ typedef struct FbStateQuery {
   bool has_as_of;
   int64_t as_of_nanos;
 } FbStateQuery;
+
+// Which events of the whole store to read, in global-position order.
+typedef struct FbAllQuery {
+  // Exclusive; 0 reads from the beginning.
+  uint64_t after_position;
+  bool has_until_position;
+  // Inclusive (with `has_until_position`).
+  uint64_t until_position;
+  // Only states whose id starts with it; empty: every state.
+  struct FbView state_id_prefix;
+  const struct FbView *names;
+  size_t name_count;
+  bool has_limit;
+  uint64_t limit;
+  bool backward;
+} FbAllQuery;
 
 // An event as stored; every view borrowed until the callback that handed it out returns.
 typedef struct FbEvent {
@@ -190,6 +301,77 @@ typedef struct FbPage {
 // read) or the error.
 typedef void (*FbPageDone)(void *user_data, const struct FbPage *page, struct FbError *error);
 
+// Completes a session's start: the session (the caller's, to free with `fb_session_free`) or
+// the error.
+typedef void (*FbSessionDone)(void *user_data, struct FbSession *session, struct FbError *error);
+
+// A state a command works on, and the revision of the reducer that folds it.
+typedef struct FbSessionTarget {
+  struct FbView state_id;
+  struct FbView reducer_revision;
+} FbSessionTarget;
+
+// Where a state's fold starts: its encoded state at a version (`has_base`), else the
+// reducer's initial state at version 0. `state` is borrowed until the next call on the session.
+typedef struct FbBase {
+  bool has_base;
+  uint64_t version;
+  struct FbView state;
+} FbBase;
+
+// One state's events of a decision.
+typedef struct FbDecision {
+  const struct FbEventInput *events;
+  size_t event_count;
+} FbDecision;
+
+// A state's encoded state at the end (`has_state`), for the cache or a snapshot.
+typedef struct FbEncodedState {
+  bool has_state;
+  struct FbView state;
+} FbEncodedState;
+
+// How a session ended, for one state.
+typedef struct FbFinished {
+  // The version the caller's state is at: the last event folded.
+  uint64_t version;
+  // What the command appended to the state (`has_appended`).
+  bool has_appended;
+  struct FbAppendOutcome appended;
+  // Decide-and-append rounds the command took (0 for a load).
+  uint32_t tries;
+} FbFinished;
+
+// Completes a finish: one result per state (borrowed until the callback returns) or the error.
+typedef void (*FbFinishDone)(void *user_data,
+                             const struct FbFinished *finished,
+                             size_t count,
+                             struct FbError *error);
+
+// What a subscription delivers.
+typedef struct FbSubscriptionQuery {
+  enum FbStart start;
+  uint64_t after_position;
+  struct FbView state_id_prefix;
+  const struct FbView *names;
+  size_t name_count;
+} FbSubscriptionQuery;
+
+// One message: a page of events, or a checkpoint (every event at or below `checkpoint` has
+// been delivered or filtered out: where to resume from).
+typedef struct FbMessage {
+  bool is_checkpoint;
+  uint64_t checkpoint;
+  // The events (none for a checkpoint).
+  struct FbPage page;
+} FbMessage;
+
+// Completes a message: the message (borrowed until the callback returns; null once the
+// subscription ended) or the error that ends it.
+typedef void (*FbMessageDone)(void *user_data,
+                              const struct FbMessage *message,
+                              struct FbError *error);
+
 // Ends the call: unless it already completed, its callback gets `FB_ERROR_CANCELLED` and its
 // work is dropped (a read's server stream with it). An append already sent may still be stored:
 // re-send it with the same event ids to know. Null does nothing.
@@ -206,30 +388,6 @@ void fb_call_cancel(const struct FbCall *call);
 // Every pointer as the header's rules say: null only where the function allows it.
 void fb_call_free(struct FbCall *call);
 
-// Connects to a server (`http://host:7420`, or `https://` with a CA).
-//
-// # Safety
-//
-// Every pointer as the header's rules say: null only where the function allows it.
-struct FbCall *fb_client_connect(struct FbView url,
-                                 const struct FbConnectOptions *options,
-                                 FbClientDone done,
-                                 void *user_data);
-
-// Opens (or creates) an embedded store in an SQLite file: no server.
-//
-// # Safety
-//
-// Every pointer as the header's rules say: null only where the function allows it.
-struct FbCall *fb_client_open_embedded(struct FbView path, FbClientDone done, void *user_data);
-
-// A store in this process's memory, gone with the client: for tests.
-//
-// # Safety
-//
-// Every pointer as the header's rules say: null only where the function allows it.
-struct FbCall *fb_client_in_memory(FbClientDone done, void *user_data);
-
 // Appends events to one state, atomically; a lost answer is re-sent with the same event ids.
 //
 // # Safety
@@ -240,6 +398,18 @@ struct FbCall *fb_append(const struct FbClient *target,
                          FbAppendDone done,
                          void *user_data);
 
+// Appends to several states in one atomic append: every part is stored, or none is. A lost
+// answer is re-sent with the same event ids.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_append_states(const struct FbClient *target,
+                                const struct FbAppendInput *parts,
+                                size_t count,
+                                FbAppendStatesDone done,
+                                void *user_data);
+
 // A state's head; `FB_ERROR_NOT_FOUND` when it has no events.
 //
 // # Safety
@@ -249,6 +419,96 @@ struct FbCall *fb_head(const struct FbClient *target,
                        struct FbView state_id,
                        FbHeadDone done,
                        void *user_data);
+
+// The whole log's head: how far it is settled.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_log_head(const struct FbClient *target, FbLogHeadDone done, void *user_data);
+
+// What the server (or the embedded store) runs on and accepts.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_server_info(const struct FbClient *target,
+                              FbServerInfoDone done,
+                              void *user_data);
+
+// Saves a snapshot (its `created_at_nanos` is ignored: the core stamps it).
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_put_snapshot(const struct FbClient *target,
+                               const struct FbSnapshot *snapshot,
+                               FbDone done,
+                               void *user_data);
+
+// The newest snapshot of the revision at or below `max_version` (with `has_max_version`);
+// null to the callback when there is none.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_get_snapshot(const struct FbClient *target,
+                               struct FbView state_id,
+                               struct FbView reducer_revision,
+                               bool has_max_version,
+                               uint64_t max_version,
+                               FbSnapshotDone done,
+                               void *user_data);
+
+// Deletes a state's snapshots (every revision); the callback gets how many there were.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_delete_snapshots(const struct FbClient *target,
+                                   struct FbView state_id,
+                                   FbCountDone done,
+                                   void *user_data);
+
+// Writes the core's default options to `out`.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+void fb_client_options_default(struct FbClientOptions *out);
+
+// Connects to a server (`http://host:7420`, or `https://` with a CA). Null `connect` or
+// `options`: the defaults.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_client_connect(struct FbView url,
+                                 const struct FbConnectOptions *connect,
+                                 const struct FbClientOptions *options,
+                                 FbClientDone done,
+                                 void *user_data);
+
+// Opens (or creates) an embedded store in an SQLite file: no server. Null `options`: the
+// defaults.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_client_open_embedded(struct FbView path,
+                                       const struct FbClientOptions *options,
+                                       FbClientDone done,
+                                       void *user_data);
+
+// A store in this process's memory, gone with the client: for tests. Null `options`: the
+// defaults.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_client_in_memory(const struct FbClientOptions *options,
+                                   FbClientDone done,
+                                   void *user_data);
 
 // Closes the client: calls after it fail with `FB_ERROR_CLOSED`; `done` runs once the
 // snapshots being written are and an embedded file is released. Free it afterwards.
@@ -333,7 +593,17 @@ struct FbPages *fb_read_state(const struct FbClient *target,
                               const struct FbStateQuery *query,
                               struct FbError **error_out);
 
-// Fetches the next page and hands it to `done` (null at the end). One at a time per read.
+// Starts reading the whole store in global-position order, as `fb_read_state` does one state.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbPages *fb_read_all(const struct FbClient *target,
+                            const struct FbAllQuery *query,
+                            struct FbError **error_out);
+
+// Fetches the next page and hands it to `done` (null at the end, and after it). One at a time
+// per read: a second call waits for the first.
 //
 // # Safety
 //
@@ -347,5 +617,140 @@ struct FbCall *fb_pages_next(const struct FbPages *pages, FbPageDone done, void 
 //
 // Every pointer as the header's rules say: null only where the function allows it.
 void fb_pages_free(struct FbPages *pages);
+
+// Starts loading a state; as of a time (`has_as_of`): no cache, no snapshot.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_load_session(const struct FbClient *target,
+                               struct FbView state_id,
+                               struct FbView reducer_revision,
+                               bool has_as_of,
+                               int64_t as_of_nanos,
+                               FbSessionDone done,
+                               void *user_data);
+
+// Starts a command on one state.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_execute_session(const struct FbClient *target,
+                                  struct FbView state_id,
+                                  struct FbView reducer_revision,
+                                  FbSessionDone done,
+                                  void *user_data);
+
+// Starts a command on several states, whose decision is appended to all of them atomically.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_execute_states_session(const struct FbClient *target,
+                                         const struct FbSessionTarget *targets,
+                                         size_t count,
+                                         FbSessionDone done,
+                                         void *user_data);
+
+// Writes the state's starting point to `out`. Answers the error (the caller's) or null.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbError *fb_session_base(const struct FbSession *session, size_t index, struct FbBase *out);
+
+// The base could not be decoded: the state folds from the beginning instead.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbError *fb_session_discard_base(const struct FbSession *session, size_t index);
+
+// Writes to `out` whether the last pages folded were the command's own events: decide no
+// more, finish.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbError *fb_session_is_decided(const struct FbSession *session, bool *out);
+
+// Writes to `out` whether `fb_session_finish` should get the state's encoded state (for the
+// cache or a snapshot).
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbError *fb_session_wants_state(const struct FbSession *session, size_t index, bool *out);
+
+// Fetches the state's next page of events to fold (null at the end of what there is to fold).
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_session_next_page(const struct FbSession *session,
+                                    size_t index,
+                                    FbPageDone done,
+                                    void *user_data);
+
+// Appends the decision, one list of events per state (in the order the session's states were
+// given); a conflict queues pages to fold, and then to decide again.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_session_submit(const struct FbSession *session,
+                                 const struct FbDecision *decisions,
+                                 size_t count,
+                                 FbDone done,
+                                 void *user_data);
+
+// Ends the session with each state's encoded state (where it has one): the handle stays to be
+// freed; calls on it fail with `FB_ERROR_CLOSED`.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_session_finish(const struct FbSession *session,
+                                 const struct FbEncodedState *states,
+                                 size_t count,
+                                 FbFinishDone done,
+                                 void *user_data);
+
+// Frees the session (once a call in flight on it ends): an unfinished command appends
+// nothing more. Null does nothing.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+void fb_session_free(struct FbSession *session);
+
+// Starts a subscription, lazily: `fb_subscription_next` begins it. Answers null, with the error
+// in `error_out` (the caller's to free), when an argument cannot be read.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbSubscription *fb_subscribe(const struct FbClient *target,
+                                    const struct FbSubscriptionQuery *query,
+                                    struct FbError **error_out);
+
+// Waits for the next message and hands it to `done`. One at a time per subscription; cancel
+// the call (`fb_call_cancel`) to stop waiting: the subscription stays usable.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+struct FbCall *fb_subscription_next(const struct FbSubscription *subscription,
+                                    FbMessageDone done,
+                                    void *user_data);
+
+// Ends the subscription and frees it (once a message being waited for arrives or its call is
+// cancelled). Null does nothing.
+//
+// # Safety
+//
+// Every pointer as the header's rules say: null only where the function allows it.
+void fb_subscription_free(struct FbSubscription *subscription);
 
 #endif  /* FLIPBOOK_H */

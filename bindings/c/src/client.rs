@@ -4,12 +4,13 @@
 use std::ffi::c_void;
 use std::time::Duration;
 
-use flipbook_sdk_core::{Client, ClientOptions, ConnectOptions, StateHead, StateKind};
+use flipbook_sdk_core::{Client, ClientOptions, ConnectOptions};
 use tokio::runtime::{Handle, Runtime};
 
 use crate::call::{FbCall, Outcome, UserData, failed, spawn};
 use crate::error::{FbError, guarded};
-use crate::values::{FbAppendInput, FbAppendOutcome, FbHead, FbView};
+use crate::held::borrow;
+use crate::values::FbView;
 
 /// A client of a server, an embedded store or memory. Safe to use from several threads at once.
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub struct FbConnectOptions {
     pub token: FbView,
     /// A PEM CA certificate to trust for `https://`, or empty.
     pub ca_certificate: FbView,
+    /// The name the server's certificate must carry, when not the URL's host; or empty.
+    pub tls_domain: FbView,
     pub connect_timeout_millis: u64,
     pub request_timeout_millis: u64,
 }
@@ -43,11 +46,74 @@ pub type FbClientDone = extern "C" fn(user_data: *mut c_void, client: *mut FbCli
 /// Completes a call that answers nothing but success.
 pub type FbDone = extern "C" fn(user_data: *mut c_void, error: *mut FbError);
 
-/// Completes an append: the outcome (borrowed until the callback returns) or the error.
-pub type FbAppendDone = extern "C" fn(user_data: *mut c_void, outcome: *const FbAppendOutcome, error: *mut FbError);
+/// Everything about a client but where it connects. Start from `fb_client_options_default`
+/// (the core's defaults) and change what you need.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FbClientOptions {
+    /// Decide-and-append rounds before a command gives up with the conflict (at least 1).
+    pub max_tries: u32,
+    /// Times one append is re-sent, with the same event ids, when its answer is lost.
+    pub max_resends: u32,
+    /// How long a subscription keeps resuming while every attempt fails.
+    pub resume_for_millis: u64,
+    pub first_delay_millis: u64,
+    pub max_delay_millis: u64,
+    /// Reduced states the client caches (0: no cache) and their bytes at most.
+    pub cache_entries: u64,
+    pub cache_bytes: u64,
+    /// A snapshot once this many events were folded since the last one; 0: never.
+    pub snapshot_every: u64,
+}
 
-/// Completes a head: the head (borrowed until the callback returns) or the error.
-pub type FbHeadDone = extern "C" fn(user_data: *mut c_void, head: *const FbHead, error: *mut FbError);
+impl FbClientOptions {
+    fn of(options: &ClientOptions) -> Self {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            max_tries: options.retry.max_tries,
+            max_resends: options.retry.max_resends,
+            resume_for_millis: millis(options.retry.resume_for),
+            first_delay_millis: millis(options.retry.first_delay),
+            max_delay_millis: millis(options.retry.max_delay),
+            cache_entries: options.cache.max_entries as u64,
+            cache_bytes: options.cache.max_bytes,
+            snapshot_every: options.snapshots.every.unwrap_or(0),
+        }
+    }
+
+    fn to_options(&self) -> ClientOptions {
+        let mut options = ClientOptions::default();
+        options.retry.max_tries = self.max_tries.max(1);
+        options.retry.max_resends = self.max_resends;
+        options.retry.resume_for = Duration::from_millis(self.resume_for_millis);
+        options.retry.first_delay = Duration::from_millis(self.first_delay_millis);
+        options.retry.max_delay = Duration::from_millis(self.max_delay_millis);
+        options.cache.max_entries = usize::try_from(self.cache_entries).unwrap_or(usize::MAX);
+        options.cache.max_bytes = self.cache_bytes;
+        options.snapshots.every = (self.snapshot_every > 0).then_some(self.snapshot_every);
+        options
+    }
+}
+
+/// The options a null pointer stands for.
+fn options_or_default(options: *const FbClientOptions) -> ClientOptions {
+    borrow(options).map_or_else(ClientOptions::default, FbClientOptions::to_options)
+}
+
+/// Writes the core's default options to `out`.
+///
+/// # Safety
+///
+/// Every pointer as the header's rules say: null only where the function allows it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fb_client_options_default(out: *mut FbClientOptions) {
+    guarded((), || {
+        if !out.is_null() {
+            // SAFETY: a non-null `out` has room for the options (the header's rule).
+            unsafe { out.write(FbClientOptions::of(&ClientOptions::default())) };
+        }
+    });
+}
 
 fn new_runtime() -> Result<Runtime, Box<FbError>> {
     tokio::runtime::Builder::new_multi_thread()
@@ -88,11 +154,12 @@ fn open<F: Future<Output = Outcome<Client>> + Send + 'static>(
     spawn(&handle, work, deliver)
 }
 
-fn text_arg(view: FbView, field: &str) -> Result<String, Box<FbError>> {
+pub(crate) fn text_arg(view: FbView, field: &str) -> Result<String, Box<FbError>> {
     view.text(field).map(str::to_owned)
 }
 
-/// Connects to a server (`http://host:7420`, or `https://` with a CA).
+/// Connects to a server (`http://host:7420`, or `https://` with a CA). Null `connect` or
+/// `options`: the defaults.
 ///
 /// # Safety
 ///
@@ -100,21 +167,24 @@ fn text_arg(view: FbView, field: &str) -> Result<String, Box<FbError>> {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fb_client_connect(
     url: FbView,
-    options: *const FbConnectOptions,
+    connect: *const FbConnectOptions,
+    options: *const FbClientOptions,
     done: FbClientDone,
     user_data: *mut c_void,
 ) -> *mut FbCall {
     guarded(std::ptr::null_mut(), || {
-        // SAFETY: null, or options readable for the call (the header's rule).
-        let options = unsafe { options.as_ref() };
+        let options = options_or_default(options);
         let how = (|| {
             let mut how = ConnectOptions::new(text_arg(url, "url")?);
-            if let Some(options) = options {
+            if let Some(options) = borrow(connect) {
                 if options.token.len > 0 {
                     how.token = Some(text_arg(options.token, "token")?);
                 }
                 if options.ca_certificate.len > 0 {
                     how.ca_certificate = Some(options.ca_certificate.bytes().to_vec());
+                }
+                if options.tls_domain.len > 0 {
+                    how.tls_domain = Some(text_arg(options.tls_domain, "tls_domain")?);
                 }
                 if options.connect_timeout_millis > 0 {
                     how.connect_timeout = Duration::from_millis(options.connect_timeout_millis);
@@ -125,14 +195,13 @@ pub unsafe extern "C" fn fb_client_connect(
             }
             Ok(how)
         })();
-        let make = how.map(|how| async move {
-            Client::connect_with(how, ClientOptions::default()).await.map_err(|e| FbError::new(&e))
-        });
+        let make = how.map(|how| async move { Client::connect_with(how, options).await.map_err(|e| FbError::new(&e)) });
         open(make, done, user_data)
     })
 }
 
-/// Opens (or creates) an embedded store in an SQLite file: no server.
+/// Opens (or creates) an embedded store in an SQLite file: no server. Null `options`: the
+/// defaults.
 ///
 /// # Safety
 ///
@@ -140,42 +209,43 @@ pub unsafe extern "C" fn fb_client_connect(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fb_client_open_embedded(
     path: FbView,
+    options: *const FbClientOptions,
     done: FbClientDone,
     user_data: *mut c_void,
 ) -> *mut FbCall {
     guarded(std::ptr::null_mut(), || {
-        let make = text_arg(path, "path").map(|path| async move {
-            Client::open_embedded(path, ClientOptions::default()).await.map_err(|e| FbError::new(&e))
-        });
+        let options = options_or_default(options);
+        let make = text_arg(path, "path")
+            .map(|path| async move { Client::open_embedded(path, options).await.map_err(|e| FbError::new(&e)) });
         open(make, done, user_data)
     })
 }
 
-/// A store in this process's memory, gone with the client: for tests.
+/// A store in this process's memory, gone with the client: for tests. Null `options`: the
+/// defaults.
 ///
 /// # Safety
 ///
 /// Every pointer as the header's rules say: null only where the function allows it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn fb_client_in_memory(done: FbClientDone, user_data: *mut c_void) -> *mut FbCall {
+pub unsafe extern "C" fn fb_client_in_memory(
+    options: *const FbClientOptions,
+    done: FbClientDone,
+    user_data: *mut c_void,
+) -> *mut FbCall {
     guarded(std::ptr::null_mut(), || {
-        open(Ok(async { Ok(Client::in_memory(ClientOptions::default())) }), done, user_data)
+        let options = options_or_default(options);
+        open(Ok(async { Ok(Client::in_memory(options)) }), done, user_data)
     })
 }
 
-/// Borrows the client a caller passes in.
-fn client<'a>(client: *const FbClient) -> Option<&'a FbClient> {
-    // SAFETY: the caller passes null or a client this library made and has not freed.
-    unsafe { client.as_ref() }
-}
-
-/// Runs `work` on the client's runtime; a null or freed-runtime client fails at once.
-fn on_client<T: Send + 'static, F: Future<Output = Outcome<T>> + Send + 'static>(
+/// Runs `work` on the client's runtime; a null client fails at once.
+pub(crate) fn on_client<T: Send + 'static, F: Future<Output = Outcome<T>> + Send + 'static>(
     target: *const FbClient,
     work: impl FnOnce(Client) -> Result<F, Box<FbError>>,
     deliver: impl FnOnce(Outcome<T>) + Send + 'static,
 ) -> *mut FbCall {
-    let Some(target) = client(target) else { return failed(FbError::invalid("client", "must not be null"), deliver) };
+    let Some(target) = borrow(target) else { return failed(FbError::invalid("client", "must not be null"), deliver) };
     let Some(handle) = target.handle() else {
         return failed(FbError::new(&flipbook_sdk_core::Error::Closed), deliver);
     };
@@ -183,76 +253,6 @@ fn on_client<T: Send + 'static, F: Future<Output = Outcome<T>> + Send + 'static>
         Ok(work) => spawn(handle, work, deliver),
         Err(error) => failed(error, deliver),
     }
-}
-
-/// Appends events to one state, atomically; a lost answer is re-sent with the same event ids.
-///
-/// # Safety
-///
-/// Every pointer as the header's rules say: null only where the function allows it.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fb_append(
-    target: *const FbClient,
-    input: *const FbAppendInput,
-    done: FbAppendDone,
-    user_data: *mut c_void,
-) -> *mut FbCall {
-    let user_data = UserData(user_data);
-    guarded(std::ptr::null_mut(), move || {
-        on_client(
-            target,
-            |client| {
-                // SAFETY: null, or an input readable for the call (the header's rule).
-                let input = unsafe { input.as_ref() }.ok_or_else(|| FbError::invalid("input", "must not be null"))?;
-                let request = input.to_request()?;
-                Ok(async move { client.append(request).await.map_err(|e| FbError::new(&e)) })
-            },
-            move |outcome| match outcome {
-                Ok(outcome) => done(user_data.get(), &FbAppendOutcome::of(&outcome), std::ptr::null_mut()),
-                Err(error) => done(user_data.get(), std::ptr::null(), error.into_raw()),
-            },
-        )
-    })
-}
-
-/// A state's head; `FB_ERROR_NOT_FOUND` when it has no events.
-///
-/// # Safety
-///
-/// Every pointer as the header's rules say: null only where the function allows it.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fb_head(
-    target: *const FbClient,
-    state_id: FbView,
-    done: FbHeadDone,
-    user_data: *mut c_void,
-) -> *mut FbCall {
-    let user_data = UserData(user_data);
-    guarded(std::ptr::null_mut(), move || {
-        on_client(
-            target,
-            |client| {
-                let state_id = text_arg(state_id, "state_id")?;
-                Ok(async move { client.head(&state_id).await.map_err(|e| FbError::new(&e)) })
-            },
-            move |outcome: Outcome<StateHead>| match outcome {
-                Ok(head) => {
-                    let metadata = serde_json::to_string(&head.metadata).unwrap_or_default();
-                    let view = FbHead {
-                        state_id: FbView::of(head.state_id.as_bytes()),
-                        version_neutral: head.kind == StateKind::VersionNeutral,
-                        event_count: head.event_count,
-                        last_global_position: head.last_global_position,
-                        first_recorded_at_nanos: head.first_recorded_at.unix_nanos(),
-                        last_recorded_at_nanos: head.last_recorded_at.unix_nanos(),
-                        metadata_json: FbView::of(metadata.as_bytes()),
-                    };
-                    done(user_data.get(), &view, std::ptr::null_mut());
-                }
-                Err(error) => done(user_data.get(), std::ptr::null(), error.into_raw()),
-            },
-        )
-    })
 }
 
 /// Closes the client: calls after it fail with `FB_ERROR_CLOSED`; `done` runs once the

@@ -3,7 +3,8 @@
 //!
 //! The rules every export keeps:
 //!
-//! - **Handles are opaque** (`FbClient`, `FbPages`, `FbCall`, `FbError`) and freed only by their
+//! - **Handles are opaque** (`FbClient`, `FbPages`, `FbSubscription`, `FbSession`, `FbCall`,
+//!   `FbError`) and freed only by their
 //!   own `fb_*_free`.
 //! - **Inputs are borrowed** for the duration of the call (`FbView`: pointer and length, UTF-8
 //!   where a text is meant); nothing keeps a pointer the caller passed.
@@ -16,13 +17,20 @@
 //! - **Nothing unwinds into C**: a panic inside becomes an `FB_ERROR_INTERNAL` error.
 
 mod call;
+mod calls;
 mod client;
 mod error;
+mod held;
 mod reads;
+mod sessions;
+mod subscriptions;
 mod values;
 
 pub use call::*;
+pub use calls::*;
 pub use client::*;
 pub use error::*;
 pub use reads::*;
+pub use sessions::*;
+pub use subscriptions::*;
 pub use values::*;

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use flipbook_sdk_core::{
-    AppendOutcome, AppendRequest, Expectation, ProposedEvent, RecordedEvent, StateKind, Timestamp,
+    AllQuery, AppendOutcome, AppendRequest, Direction, Expectation, LogHead, ProposedEvent, RecordedEvent, ServerInfo,
+    Snapshot, StateHead, StateKind, SubscriptionQuery, SubscriptionStart, Timestamp,
 };
 
 use crate::error::FbError;
@@ -39,7 +40,7 @@ impl FbView {
 }
 
 /// An array the caller passed in: `count` items at `items` (null when `count` is 0).
-fn items<'a, T>(items: *const T, count: usize) -> &'a [T] {
+pub(crate) fn items<'a, T>(items: *const T, count: usize) -> &'a [T] {
     if items.is_null() || count == 0 {
         return &[];
     }
@@ -92,7 +93,7 @@ pub struct FbAppendInput {
     pub state_metadata_json: FbView,
 }
 
-fn metadata(view: FbView, field: &str) -> Result<BTreeMap<String, String>, Box<FbError>> {
+pub(crate) fn metadata(view: FbView, field: &str) -> Result<BTreeMap<String, String>, Box<FbError>> {
     if view.len == 0 {
         return Ok(BTreeMap::new());
     }
@@ -100,24 +101,33 @@ fn metadata(view: FbView, field: &str) -> Result<BTreeMap<String, String>, Box<F
 }
 
 impl FbAppendInput {
-    pub(crate) fn to_request(&self) -> Result<AppendRequest, Box<FbError>> {
+    /// The request; `prefix` is where it sits in the caller's input (`parts[1].`, or empty),
+    /// to name a field at fault the way the core does.
+    pub(crate) fn to_request(&self, prefix: &str) -> Result<AppendRequest, Box<FbError>> {
         let expected = match self.expected {
             FbExpected::FbExpectAny => Expectation::Any,
             FbExpected::FbExpectNoState => Expectation::NoState,
             FbExpected::FbExpectExactly => Expectation::Exactly(self.expected_version),
         };
-        let events = items(self.events, self.event_count)
-            .iter()
-            .enumerate()
-            .map(|(i, event)| event.to_proposed(&format!("events[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut request = AppendRequest::new(self.state_id.text("state_id")?.to_owned(), expected, events);
+        let events = proposed_all(self.events, self.event_count, &format!("{prefix}events"))?;
+        let state_id = self.state_id.text(&format!("{prefix}state_id"))?.to_owned();
+        let mut request = AppendRequest::new(state_id, expected, events);
         if self.version_neutral {
             request.kind = StateKind::VersionNeutral;
         }
-        request.state_metadata = metadata(self.state_metadata_json, "state_metadata")?.into_iter().collect();
+        request.state_metadata =
+            metadata(self.state_metadata_json, &format!("{prefix}state_metadata"))?.into_iter().collect();
         Ok(request)
     }
+}
+
+/// Events the caller passed in; `field[i]` names one at fault.
+pub(crate) fn proposed_all(
+    events: *const FbEventInput,
+    count: usize,
+    field: &str,
+) -> Result<Vec<ProposedEvent>, Box<FbError>> {
+    items(events, count).iter().enumerate().map(|(i, event)| event.to_proposed(&format!("{field}[{i}]"))).collect()
 }
 
 impl FbEventInput {
@@ -153,6 +163,17 @@ pub struct FbAppendOutcome {
 }
 
 impl FbAppendOutcome {
+    /// Nothing appended.
+    pub(crate) fn none() -> Self {
+        Self {
+            has_last_version: false,
+            last_version: 0,
+            global_positions: std::ptr::null(),
+            count: 0,
+            recorded_at_nanos: 0,
+        }
+    }
+
     pub(crate) fn of(outcome: &AppendOutcome) -> Self {
         Self {
             has_last_version: outcome.last_version.is_some(),
@@ -230,6 +251,23 @@ impl PageViews {
             .collect();
         Self { events, _metadata: metadata }
     }
+
+    pub(crate) fn page(&self) -> FbPage {
+        FbPage { events: self.events.as_ptr(), count: self.events.len() }
+    }
+}
+
+/// Texts the caller passed in, each checked UTF-8 (`field[i]` names the one that is not).
+fn texts(views: *const FbView, count: usize, field: &str) -> Result<Vec<String>, Box<FbError>> {
+    items(views, count)
+        .iter()
+        .enumerate()
+        .map(|(i, view)| view.text(&format!("{field}[{i}]")).map(str::to_owned))
+        .collect()
+}
+
+fn direction(backward: bool) -> Direction {
+    if backward { Direction::Backward } else { Direction::Forward }
 }
 
 /// Which events of one state to read.
@@ -252,18 +290,10 @@ pub struct FbStateQuery {
 
 impl FbStateQuery {
     pub(crate) fn to_query(&self) -> Result<flipbook_sdk_core::StateQuery, Box<FbError>> {
-        let names = items(self.names, self.name_count)
-            .iter()
-            .enumerate()
-            .map(|(i, name)| name.text(&format!("names[{i}]")).map(str::to_owned))
-            .collect::<Result<_, _>>()?;
+        let names = texts(self.names, self.name_count, "names")?;
         Ok(flipbook_sdk_core::StateQuery {
             state_id: self.state_id.text("state_id")?.to_owned(),
-            direction: if self.backward {
-                flipbook_sdk_core::Direction::Backward
-            } else {
-                flipbook_sdk_core::Direction::Forward
-            },
+            direction: direction(self.backward),
             min_version: self.has_min_version.then_some(self.min_version),
             max_version: self.has_max_version.then_some(self.max_version),
             limit: self.has_limit.then_some(self.limit),
@@ -286,4 +316,186 @@ pub struct FbHead {
     pub last_recorded_at_nanos: i64,
     /// A JSON object of strings.
     pub metadata_json: FbView,
+}
+
+/// A state's head as views into it.
+pub(crate) struct HeadViews {
+    head: StateHead,
+    metadata: String,
+}
+
+impl HeadViews {
+    pub(crate) fn of(head: StateHead) -> Self {
+        let metadata = serde_json::to_string(&head.metadata).unwrap_or_default();
+        Self { head, metadata }
+    }
+
+    pub(crate) fn view(&self) -> FbHead {
+        let head = &self.head;
+        FbHead {
+            state_id: FbView::of(head.state_id.as_bytes()),
+            version_neutral: head.kind == StateKind::VersionNeutral,
+            event_count: head.event_count,
+            last_global_position: head.last_global_position,
+            first_recorded_at_nanos: head.first_recorded_at.unix_nanos(),
+            last_recorded_at_nanos: head.last_recorded_at.unix_nanos(),
+            metadata_json: FbView::of(self.metadata.as_bytes()),
+        }
+    }
+}
+
+/// Which events of the whole store to read, in global-position order.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FbAllQuery {
+    /// Exclusive; 0 reads from the beginning.
+    pub after_position: u64,
+    pub has_until_position: bool,
+    /// Inclusive (with `has_until_position`).
+    pub until_position: u64,
+    /// Only states whose id starts with it; empty: every state.
+    pub state_id_prefix: FbView,
+    pub names: *const FbView,
+    pub name_count: usize,
+    pub has_limit: bool,
+    pub limit: u64,
+    pub backward: bool,
+}
+
+impl FbAllQuery {
+    pub(crate) fn to_query(&self) -> Result<AllQuery, Box<FbError>> {
+        Ok(AllQuery {
+            after_position: self.after_position,
+            until_position: self.has_until_position.then_some(self.until_position),
+            state_id_prefix: self.state_id_prefix.text("state_id_prefix")?.to_owned(),
+            names: texts(self.names, self.name_count, "names")?,
+            limit: self.has_limit.then_some(self.limit),
+            direction: direction(self.backward),
+        })
+    }
+}
+
+/// Where a subscription starts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FbStart {
+    /// Every stored event first.
+    FbStartBeginning = 0,
+    /// Events after `after_position` (exclusive): a saved checkpoint.
+    FbStartAfter = 1,
+    /// Only events settled after the subscription starts.
+    FbStartNow = 2,
+}
+
+/// What a subscription delivers.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FbSubscriptionQuery {
+    pub start: FbStart,
+    pub after_position: u64,
+    pub state_id_prefix: FbView,
+    pub names: *const FbView,
+    pub name_count: usize,
+}
+
+impl FbSubscriptionQuery {
+    pub(crate) fn to_query(&self) -> Result<SubscriptionQuery, Box<FbError>> {
+        Ok(SubscriptionQuery {
+            start: match self.start {
+                FbStart::FbStartBeginning => SubscriptionStart::Beginning,
+                FbStart::FbStartAfter => SubscriptionStart::After(self.after_position),
+                FbStart::FbStartNow => SubscriptionStart::Now,
+            },
+            state_id_prefix: self.state_id_prefix.text("state_id_prefix")?.to_owned(),
+            names: texts(self.names, self.name_count, "names")?,
+        })
+    }
+}
+
+/// The whole log's head.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FbLogHead {
+    /// Every event at or below it is visible, and none can still appear there (0: none).
+    pub settled_position: u64,
+    /// Events at or below the settled position.
+    pub event_count: u64,
+}
+
+impl From<LogHead> for FbLogHead {
+    fn from(head: LogHead) -> Self {
+        Self { settled_position: head.settled_position, event_count: head.event_count }
+    }
+}
+
+/// What the server (or the embedded store) runs on and accepts; borrowed until the callback
+/// returns.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FbServerInfo {
+    pub server_version: FbView,
+    pub event_backend: FbView,
+    pub snapshot_backend: FbView,
+    pub durable: bool,
+    pub max_events_per_append: u32,
+    pub max_states_per_append: u32,
+    pub max_payload_bytes: u64,
+    pub max_snapshot_bytes: u64,
+}
+
+impl FbServerInfo {
+    pub(crate) fn of(info: &ServerInfo) -> Self {
+        Self {
+            server_version: FbView::of(info.server_version.as_bytes()),
+            event_backend: FbView::of(info.event_backend.as_bytes()),
+            snapshot_backend: FbView::of(info.snapshot_backend.as_bytes()),
+            durable: info.durable,
+            max_events_per_append: info.limits.max_events_per_append,
+            max_states_per_append: info.limits.max_states_per_append,
+            max_payload_bytes: info.limits.max_payload_bytes,
+            max_snapshot_bytes: info.limits.max_snapshot_bytes,
+        }
+    }
+}
+
+/// A reduced state saved at a version by one reducer revision: an input (`created_at_nanos`
+/// ignored: the core stamps it) and, borrowed until the callback returns, an output.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FbSnapshot {
+    pub state_id: FbView,
+    pub version: u64,
+    pub reducer_revision: FbView,
+    pub payload: FbView,
+    /// Empty: `application/json`.
+    pub content_type: FbView,
+    pub created_at_nanos: i64,
+}
+
+impl FbSnapshot {
+    pub(crate) fn of(snapshot: &Snapshot) -> Self {
+        Self {
+            state_id: FbView::of(snapshot.state_id.as_bytes()),
+            version: snapshot.version,
+            reducer_revision: FbView::of(snapshot.reducer_revision.as_bytes()),
+            payload: FbView::of(&snapshot.payload),
+            content_type: FbView::of(snapshot.content_type.as_bytes()),
+            created_at_nanos: snapshot.created_at.unix_nanos(),
+        }
+    }
+
+    pub(crate) fn to_snapshot(&self) -> Result<Snapshot, Box<FbError>> {
+        let content_type = match self.content_type.len {
+            0 => flipbook_sdk_core::DEFAULT_CONTENT_TYPE.to_owned(),
+            _ => self.content_type.text("content_type")?.to_owned(),
+        };
+        Ok(Snapshot {
+            state_id: self.state_id.text("state_id")?.to_owned(),
+            version: self.version,
+            reducer_revision: self.reducer_revision.text("reducer_revision")?.to_owned(),
+            payload: self.payload.bytes().to_vec(),
+            content_type,
+            created_at: Timestamp::now(),
+        })
+    }
 }

@@ -97,7 +97,11 @@ static int fail(const char *what, FbError *error) {
 int main(int argc, char **argv) {
     Waiter w;
     waiter_init(&w);
-    wait_for(&w, argc > 1 ? fb_client_open_embedded(text(argv[1]), on_client, &w) : fb_client_in_memory(on_client, &w));
+    FbClientOptions options;
+    fb_client_options_default(&options);
+    options.snapshot_every = 0; /* no snapshots: this program reads events only */
+    wait_for(&w, argc > 1 ? fb_client_open_embedded(text(argv[1]), &options, on_client, &w)
+                          : fb_client_in_memory(&options, on_client, &w));
     if (w.client == NULL) return fail("open", w.error);
     FbClient *client = w.client;
 
