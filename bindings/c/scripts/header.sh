@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Generates include/flipbook.h with cbindgen from src/ and fails when the committed one
-# differs (the header is committed; CI runs this). --write rewrites it instead.
+# differs, or its copy in the Go package (bindings/go/flipbook.h: Go's build cache sees a
+# header only in the package's own directory, and a module carries no file outside it). Both
+# are committed; CI runs this. --write rewrites them instead.
 #
 #   bindings/c/scripts/header.sh [--write]
 #
@@ -17,9 +19,12 @@ fi
 generated=$(mktemp)
 trap 'rm -f "$generated"' EXIT
 (cd "$here" && "$tools/bin/cbindgen" --quiet --config cbindgen.toml --crate flipbook-c --output "$generated")
-if [[ "${1:-}" == "--write" ]]; then
-  cp "$generated" "$here/include/flipbook.h"
-elif ! diff -u "$here/include/flipbook.h" "$generated"; then
-  echo "bindings/c/include/flipbook.h is not what cbindgen generates from src/: run bindings/c/scripts/header.sh --write and commit it" >&2
-  exit 1
-fi
+copies=("$here/include/flipbook.h" "$here/../go/flipbook.h")
+for copy in "${copies[@]}"; do
+  if [[ "${1:-}" == "--write" ]]; then
+    cp "$generated" "$copy"
+  elif ! diff -u "$copy" "$generated"; then
+    echo "$copy is not what cbindgen generates from bindings/c/src: run bindings/c/scripts/header.sh --write and commit it" >&2
+    exit 1
+  fi
+done

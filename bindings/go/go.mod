@@ -1,0 +1,3 @@
+module github.com/flipbook-es/flipbook/bindings/go
+
+go 1.23
