@@ -185,3 +185,7 @@ func (c *Client) Close() error {
 	c.native = nil
 	return err
 }
+
+// liveThreads is the number of threads every client's core runs now (tests check that Close
+// stops them).
+func liveThreads() int { return int(C.fb_live_threads()) }

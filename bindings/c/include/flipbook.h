@@ -518,6 +518,14 @@ struct FbCall *fb_client_in_memory(const struct FbClientOptions *options,
 // Every pointer as the header's rules say: null only where the function allows it.
 struct FbCall *fb_client_close(const struct FbClient *target, FbDone done, void *user_data);
 
+// The threads every client's runtime runs now (each client has its own; a freed client's stop
+// with it): for tests and diagnostics that check nothing is left behind.
+//
+// # Safety
+//
+// Always safe to call.
+size_t fb_live_threads(void);
+
 // Frees the client and stops its threads (waiting up to 10 s for calls in flight to end:
 // their callbacks get `FB_ERROR_CANCELLED`). Never call it from a callback. Null does nothing.
 //

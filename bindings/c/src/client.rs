@@ -2,6 +2,7 @@
 //! no thread behind.
 
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use flipbook_sdk_core::{Client, ClientOptions, ConnectOptions};
@@ -115,10 +116,36 @@ pub unsafe extern "C" fn fb_client_options_default(out: *mut FbClientOptions) {
     });
 }
 
+/// Blocks SIGPIPE on the calling thread: a write to a connection the peer closed then fails
+/// with EPIPE instead of killing the process. A Rust binary ignores SIGPIPE before `main`; a
+/// static library linked into another program (Go's runtime forwards a signal raised on a
+/// foreign thread to the default action) must do it for the threads it makes.
+fn block_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: a signal set on the stack, initialised by sigemptyset before use; changing the
+    // calling thread's own mask.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Threads the clients' runtimes run now: what `fb_live_threads` answers.
+static LIVE_THREADS: AtomicUsize = AtomicUsize::new(0);
+
 fn new_runtime() -> Result<Runtime, Box<FbError>> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("flipbook")
+        .on_thread_start(|| {
+            block_sigpipe();
+            LIVE_THREADS.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_thread_stop(|| {
+            LIVE_THREADS.fetch_sub(1, Ordering::SeqCst);
+        })
         .enable_all()
         .build()
         .map_err(|e| FbError::internal(&format!("no runtime: {e}")))
@@ -278,6 +305,17 @@ pub unsafe extern "C" fn fb_client_close(target: *const FbClient, done: FbDone, 
             },
         )
     })
+}
+
+/// The threads every client's runtime runs now (each client has its own; a freed client's stop
+/// with it): for tests and diagnostics that check nothing is left behind.
+///
+/// # Safety
+///
+/// Always safe to call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fb_live_threads() -> usize {
+    LIVE_THREADS.load(Ordering::SeqCst)
 }
 
 /// Frees the client and stops its threads (waiting up to 10 s for calls in flight to end:
