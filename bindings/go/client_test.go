@@ -48,6 +48,9 @@ func TestAppendReadHead(t *testing.T) {
 		if len(backward) != 2 || backward[0].Version != 3 || backward[1].Version != 2 {
 			t.Fatalf("backward: %+v", backward)
 		}
+		if parsed, err := flipbook.ParseID(events[0].ID.String()); err != nil || parsed != events[0].ID {
+			t.Fatalf("the id %s does not read back: %v", events[0].ID, err)
+		}
 		head, err := c.Head(ctx(t), id)
 		if err != nil || head.EventCount != 3 || head.LastGlobalPosition != result.GlobalPositions[2] || head.VersionNeutral {
 			t.Fatalf("head %+v %v", head, err)

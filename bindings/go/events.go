@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -31,6 +32,19 @@ func (id ID) String() string {
 	b[23] = '-'
 	hex.Encode(b[24:], id[10:])
 	return string(b[:])
+}
+
+// ParseID reads an id in its canonical form (hyphens optional).
+func ParseID(s string) (ID, error) {
+	var id ID
+	digits := strings.ReplaceAll(s, "-", "")
+	if len(digits) != 32 {
+		return id, invalid("id", "must be a UUID")
+	}
+	if _, err := hex.Decode(id[:], []byte(digits)); err != nil {
+		return id, invalid("id", "must be a UUID")
+	}
+	return id, nil
 }
 
 // EventData is an event to append.

@@ -63,3 +63,38 @@ func TestASubscriptionCatchesUpThenGoesLive(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckpointsSayWhereToResume(t *testing.T) {
+	inEveryMode(t, func(t *testing.T, m mode) {
+		c := m.client(t)
+		prefix := newID("checkpoint")
+		live, stop := context.WithTimeout(context.Background(), 30*time.Second)
+		defer stop()
+		sub := c.Subscribe(live, flipbook.SubscriptionQuery{FromNow: true, StateIDPrefix: prefix})
+		for message, err := range sub.WithCheckpoints() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A subscription from now starts with a checkpoint: where "now" is.
+			if message.Event != nil || message.Position != sub.Position() {
+				t.Fatalf("the first message: %+v", message)
+			}
+			break
+		}
+		appended, err := c.Append(ctx(t), flipbook.Append{StateID: prefix + "-1", Events: []flipbook.EventData{deposit(1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for message, err := range sub.WithCheckpoints() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if message.Event != nil {
+				if message.Event.GlobalPosition != appended.GlobalPositions[0] {
+					t.Fatalf("resumed at %+v", message.Event)
+				}
+				break
+			}
+		}
+	})
+}

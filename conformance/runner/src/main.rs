@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::report::{Cell, Verdict};
 
 /// The bindings and how their drivers start (each beside the runner or on its interpreter).
-const BINDINGS: [&str; 3] = ["rust", "python", "node"];
+const BINDINGS: [&str; 4] = ["rust", "python", "node", "go"];
 
 fn driver_command(binding: &str, root: &Path) -> anyhow::Result<Command> {
     match binding {
@@ -39,9 +39,10 @@ fn driver_command(binding: &str, root: &Path) -> anyhow::Result<Command> {
         }
         "node" => {
             let mut command = Command::new("node");
-            command.arg(node_driver()?);
+            command.arg(installed_driver("node", "conformance-node/driver.js")?);
             Ok(command)
         }
+        "go" => Ok(Command::new(installed_driver("go", "conformance-go/driver")?)),
         other => bail!("no binding {other}"),
     }
 }
@@ -61,17 +62,18 @@ fn python() -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
-/// The Node driver compiled beside the packed `flipbook` package (`drivers/node/install.sh`):
-/// `FLIPBOOK_NODE_DRIVER`, else `$CARGO_TARGET_DIR/conformance-node/driver.js` (the target dir
-/// defaulting to `~/.cache/flipbook/target`, as `scripts/test` has it).
-fn node_driver() -> anyhow::Result<PathBuf> {
-    if let Ok(driver) = std::env::var("FLIPBOOK_NODE_DRIVER") {
+/// A driver built on its binding's packages as a user installs them (`drivers/<binding>/install.sh
+/// DIR`, which `scripts/test` runs): `FLIPBOOK_<BINDING>_DRIVER`, else `$CARGO_TARGET_DIR/<path>`
+/// (the target dir defaulting to `~/.cache/flipbook/target`, as `scripts/test` has it).
+fn installed_driver(binding: &str, path: &str) -> anyhow::Result<PathBuf> {
+    let var = format!("FLIPBOOK_{}_DRIVER", binding.to_uppercase());
+    if let Ok(driver) = std::env::var(&var) {
         return Ok(driver.into());
     }
-    let driver = env_or_home("CARGO_TARGET_DIR", ".cache/flipbook/target")?.join("conformance-node/driver.js");
+    let driver = env_or_home("CARGO_TARGET_DIR", ".cache/flipbook/target")?.join(path);
     anyhow::ensure!(
         driver.is_file(),
-        "no Node driver at {} (conformance/drivers/node/install.sh {}, or set FLIPBOOK_NODE_DRIVER)",
+        "no {binding} driver at {} (conformance/drivers/{binding}/install.sh {}, or set {var})",
         driver.display(),
         driver.parent().map_or_else(String::new, |p| p.display().to_string()),
     );
