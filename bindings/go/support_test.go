@@ -3,74 +3,19 @@
 package flipbook_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	flipbook "github.com/flipbook-es/flipbook/bindings/go"
+	"github.com/flipbook-es/flipbook/bindings/go/internal/testserver"
 )
-
-// serverBinary is FLIPBOOK_BIN, else the workspace's debug build.
-func serverBinary() string {
-	if bin := os.Getenv("FLIPBOOK_BIN"); bin != "" {
-		return bin
-	}
-	target := os.Getenv("CARGO_TARGET_DIR")
-	if target == "" {
-		home, _ := os.UserHomeDir()
-		target = filepath.Join(home, ".cache", "flipbook", "target")
-	}
-	return filepath.Join(target, "debug", "flipbook")
-}
-
-// server is `flipbook serve` on a free port.
-type server struct {
-	cmd *exec.Cmd
-	url string
-}
-
-func startServer(args ...string) (*server, error) {
-	all := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--log-format", "json"}, args...)
-	cmd := exec.Command(serverBinary(), all...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	serving := make(chan string, 1)
-	go func() {
-		lines := bufio.NewScanner(stderr)
-		for lines.Scan() {
-			var record struct{ Message, Addr string }
-			if json.Unmarshal(lines.Bytes(), &record) == nil && record.Message == "flipbook serving" && record.Addr != "" {
-				serving <- "http://" + record.Addr
-			}
-		}
-	}()
-	select {
-	case url := <-serving:
-		return &server{cmd: cmd, url: url}, nil
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("the server did not start within 30 s")
-	}
-}
-
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	_ = s.cmd.Wait()
-}
 
 // mode is where a test's clients run: a server on SQLite, one on PostgreSQL, embedded.
 type mode struct {
@@ -81,8 +26,8 @@ type mode struct {
 
 var (
 	servers     sync.Once
-	sqlite      *server
-	postgres    *server
+	sqlite      *testserver.Server
+	postgres    *testserver.Server
 	serversErr  error
 	scratchRoot string
 )
@@ -94,9 +39,9 @@ func TestMain(m *testing.M) {
 	}
 	scratchRoot = root
 	code := m.Run()
-	for _, s := range []*server{sqlite, postgres} {
+	for _, s := range []*testserver.Server{sqlite, postgres} {
 		if s != nil {
-			s.stop()
+			s.Stop()
 		}
 	}
 	_ = os.RemoveAll(root)
@@ -105,7 +50,7 @@ func TestMain(m *testing.M) {
 
 func startServers() {
 	servers.Do(func() {
-		sqlite, serversErr = startServer("--sqlite-path", filepath.Join(scratchRoot, "server.db"))
+		sqlite, serversErr = testserver.Start(testserver.Binary(), "--sqlite-path", filepath.Join(scratchRoot, "server.db"))
 		if serversErr != nil {
 			return
 		}
@@ -114,7 +59,7 @@ func startServers() {
 			serversErr = fmt.Errorf("FLIPBOOK_TEST_POSTGRES_URL must name a PostgreSQL database (scripts/test starts one)")
 			return
 		}
-		postgres, serversErr = startServer("--event-store", "postgres", "--snapshot-store", "postgres", "--postgres-url", url)
+		postgres, serversErr = testserver.Start(testserver.Binary(), "--event-store", "postgres", "--snapshot-store", "postgres", "--postgres-url", url)
 	})
 }
 
@@ -138,8 +83,8 @@ func modes(t *testing.T) []mode {
 	}
 	path := filepath.Join(scratchRoot, fmt.Sprintf("embedded-%s.db", newID("")))
 	return []mode{
-		{name: "server on SQLite", url: sqlite.url, client: connectTo(sqlite.url)},
-		{name: "server on PostgreSQL", url: postgres.url, client: connectTo(postgres.url)},
+		{name: "server on SQLite", url: sqlite.URL, client: connectTo(sqlite.URL)},
+		{name: "server on PostgreSQL", url: postgres.URL, client: connectTo(postgres.URL)},
 		{name: "embedded", client: func(t testing.TB, options ...flipbook.Option) *flipbook.Client {
 			t.Helper()
 			c, err := flipbook.OpenEmbedded(path, options...)

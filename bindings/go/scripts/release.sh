@@ -15,9 +15,9 @@ out=${1:?usage: release.sh OUT [PLATFORM=LIBRARY ...]}
 shift
 rm -rf "$out"
 mkdir -p "$out"
-# The committed files of the package; the checkout's scripts and tests stay out (the examples
-# stay: godoc shows them).
-(cd "$here" && git ls-files -- . ':!:scripts' ':!:*_test.go' && echo example_test.go) | while read -r file; do
+# The committed files of the package; the checkout's scripts, tests and benchmarks stay out (the
+# examples stay: godoc shows them).
+(cd "$here" && git ls-files -- . ':!:scripts' ':!:benchmarks' ':!:internal/testserver' ':!:*_test.go' && echo example_test.go) | while read -r file; do
   mkdir -p "$out/$(dirname "$file")"
   cp "$here/$file" "$out/$file"
 done
