@@ -36,7 +36,7 @@ run() {
   echo "go get: the consumer builds and runs"
 
   run go mod vendor
-  [[ -f "vendor/$module/internal/native/linux_amd64/libflipbook.a" && -f "vendor/$module/flipbook.h" ]] ||
+  [[ -f "vendor/$module/internal/native/$(go env GOOS)_$(go env GOARCH)/libflipbook.a" && -f "vendor/$module/flipbook.h" ]] ||
     { echo "go mod vendor left out the library or the header" >&2; exit 1; }
   rm consumer
   run go build -mod=vendor -o consumer .

@@ -30,6 +30,6 @@ for entry in "${libraries[@]}"; do
   platform=${entry%%=*}
   library=${entry#*=}
   [[ -d "$out/internal/native/$platform" ]] || { echo "no package for platform $platform" >&2; exit 1; }
-  strip --strip-debug -o "$out/internal/native/$platform/libflipbook.a" "$library"
+  strip -S -o "$out/internal/native/$platform/libflipbook.a" "$library"
   echo "$platform: $(du -h "$out/internal/native/$platform/libflipbook.a" | cut -f1) stripped"
 done

@@ -1,0 +1,5 @@
+//go:build cgo
+
+package flipbook
+
+import _ "github.com/flipbook-es/flipbook/bindings/go/internal/native/darwin_amd64"
