@@ -4,6 +4,8 @@ package flipbook_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -111,5 +113,39 @@ func TestMemoryStaysFlatAcross10000Calls(t *testing.T) {
 	t.Logf("RSS grew by %.1f MiB across 10,000 calls", float64(grown)/(1<<20))
 	if grown > 16<<20 {
 		t.Fatalf("RSS grew by %d bytes", grown)
+	}
+}
+
+// A connect cancelled while it waits (a server that accepts and never answers) answers the
+// context's error and leaves no thread behind.
+func TestACancelledConnectLeavesNothingBehind(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+	go func() {
+		for {
+			conn, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close() // held open, silent
+		}
+	}()
+	threads := flipbook.LiveThreads()
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	c, err := flipbook.Connect(short, "http://"+listener.Addr().String(), flipbook.WithTimeouts(30*time.Second, 30*time.Second))
+	if err == nil {
+		_ = c.Close()
+		t.Fatal("a silent server answered the connect")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(began) > 5*time.Second {
+		t.Fatalf("connect: %v after %v", err, time.Since(began))
+	}
+	if !eventually(func() bool { return flipbook.LiveThreads() == threads }) {
+		t.Fatalf("%d core threads left behind", flipbook.LiveThreads()-threads)
 	}
 }

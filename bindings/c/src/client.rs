@@ -151,34 +151,34 @@ fn new_runtime() -> Result<Runtime, Box<FbError>> {
         .map_err(|e| FbError::internal(&format!("no runtime: {e}")))
 }
 
-/// Makes a client on a new runtime and hands it to `done`. The runtime runs the work it is
-/// moved into; dropped on its own thread it would block there, so a failure frees it on a
-/// thread of its own.
+/// Makes a client on a new runtime and hands it to `done`. The runtime runs the work that makes
+/// the client, so it is held by the delivery, never by that work: a cancelled connect drops its
+/// work inside the runtime, and a runtime dropped on its own thread panics. Delivered with an
+/// error, it is dropped on a thread of its own.
 fn open<F: Future<Output = Outcome<Client>> + Send + 'static>(
     make: Outcome<F>,
     done: FbClientDone,
     user_data: *mut c_void,
 ) -> *mut FbCall {
     let user_data = UserData(user_data);
-    let deliver = move |outcome: Outcome<FbClient>| match outcome {
-        Ok(client) => done(user_data.get(), Box::into_raw(Box::new(client)), std::ptr::null_mut()),
-        Err(error) => done(user_data.get(), std::ptr::null_mut(), error.into_raw()),
-    };
+    let reply = move |client: *mut FbClient, error: *mut FbError| done(user_data.get(), client, error);
     let (make, runtime) = match make.and_then(|make| Ok((make, new_runtime()?))) {
         Ok(both) => both,
-        Err(error) => return failed(error, deliver),
-    };
-    let handle = runtime.handle().clone();
-    let work = async move {
-        match make.await {
-            Ok(client) => Ok(FbClient { client, runtime: Some(runtime) }),
-            Err(error) => {
-                std::thread::spawn(move || drop(runtime));
-                Err(error)
-            }
+        Err(error) => {
+            return failed(error, move |failure: Outcome<()>| {
+                reply(std::ptr::null_mut(), failure.err().map_or(std::ptr::null_mut(), FbError::into_raw));
+            });
         }
     };
-    spawn(&handle, work, deliver)
+    let handle = runtime.handle().clone();
+    let deliver = move |outcome: Outcome<Client>| match outcome {
+        Ok(client) => reply(Box::into_raw(Box::new(FbClient { client, runtime: Some(runtime) })), std::ptr::null_mut()),
+        Err(error) => {
+            std::thread::spawn(move || drop(runtime));
+            reply(std::ptr::null_mut(), error.into_raw());
+        }
+    };
+    spawn(&handle, make, deliver)
 }
 
 pub(crate) fn text_arg(view: FbView, field: &str) -> Result<String, Box<FbError>> {
