@@ -3,9 +3,11 @@
 package flipbook_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +184,61 @@ func TestCancellingAContextEndsTheCall(t *testing.T) {
 		}
 		if !errors.Is(last, context.DeadlineExceeded) || time.Since(began) > 5*time.Second {
 			t.Fatalf("subscription: %v after %v", last, time.Since(began))
+		}
+	})
+}
+
+type failingCodec struct{}
+
+func (failingCodec) Encode(wallet) ([]byte, error) { return nil, errors.New("no encoding today") }
+func (failingCodec) Decode([]byte) (wallet, error) { return wallet{}, errors.New("no decoding today") }
+
+// A state the codec cannot encode is neither cached nor snapshotted, with a warning; the
+// command stands (its events are stored by then: an error would invite a retry that stores
+// them twice).
+func TestAStateThatDoesNotEncodeIsNotCachedAndTheCommandStands(t *testing.T) {
+	var logged bytes.Buffer
+	previous := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	defer slog.SetDefault(previous)
+	c, err := flipbook.InMemory(flipbook.WithSnapshotEvery(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	unencodable := wallets
+	unencodable.Revision = "wallet-unencodable"
+	unencodable.Codec = failingCodec{}
+	executed, err := flipbook.Execute(ctx(t), c, "w-1", unencodable, depositOf(5))
+	if err != nil || executed.Version != 1 || executed.State.Balance != 5 {
+		t.Fatalf("the command: %+v %v", executed, err)
+	}
+	if !strings.Contains(logged.String(), "was not cached") || !strings.Contains(logged.String(), "no encoding today") {
+		t.Fatalf("no warning: %q", logged.String())
+	}
+	if s, err := c.GetSnapshot(ctx(t), "w-1", unencodable.Revision, 0); err != nil || s != nil {
+		t.Fatalf("a snapshot was written: %+v %v", s, err)
+	}
+	if loaded, err := flipbook.Load(ctx(t), c, "w-1", unencodable); err != nil || loaded.State.Balance != 5 {
+		t.Fatalf("loaded %+v %v", loaded, err)
+	}
+}
+
+// A snapshot the reducer cannot decode (its shape changed under the same revision) is passed
+// over: the load folds from the beginning.
+func TestASnapshotThatDoesNotDecodeIsPassedOver(t *testing.T) {
+	inEveryMode(t, func(t *testing.T, m mode) {
+		c := m.client(t, flipbook.WithCache(0, 0))
+		id := newID("wallet")
+		if _, err := c.Append(ctx(t), flipbook.Append{StateID: id, Events: []flipbook.EventData{deposit(4), deposit(6)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PutSnapshot(ctx(t), flipbook.Snapshot{StateID: id, Version: 1, ReducerRevision: wallets.Revision, Payload: []byte(`"not a wallet"`)}); err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := flipbook.Load(ctx(t), c, id, wallets)
+		if err != nil || loaded.State.Balance != 10 || loaded.State.Events != 2 {
+			t.Fatalf("loaded %+v %v", loaded, err)
 		}
 	})
 }
