@@ -220,11 +220,16 @@ func (in *inputs) append(a *Append, prefix string) (C.FbAppendInput, error) {
 	}, nil
 }
 
-// eventsOf copies a page the core lends into Go values. A state's events share their state
-// id, name and content type strings with the event before when they are the same (one
-// allocation per distinct text, not per event).
+// eventsOf copies a page the core lends into Go values: the payloads into one buffer for the
+// page (one allocation, not one per event), and a state's events share their state id, name and
+// content type strings with the event before when they are the same.
 func eventsOf(page *C.FbPage) []Event {
 	natives := unsafe.Slice(page.events, int(page.count))
+	size := 0
+	for i := range natives {
+		size += int(natives[i].payload.len)
+	}
+	payloads := make([]byte, 0, size)
 	events := make([]Event, len(natives))
 	var last Event
 	for i := range natives {
@@ -238,7 +243,11 @@ func eventsOf(page *C.FbPage) []Event {
 		}
 		e.GlobalPosition = uint64(n.global_position)
 		e.ID = *(*ID)(unsafe.Pointer(&n.event_id))
-		e.Payload = goBytes(n.payload)
+		if n.payload.len > 0 {
+			start := len(payloads)
+			payloads = append(payloads, view(n.payload)...)
+			e.Payload = payloads[start:len(payloads):len(payloads)] // full: an append to it copies
+		}
 		if n.has_timestamp {
 			e.Timestamp = timeOf(n.timestamp_nanos)
 		}
