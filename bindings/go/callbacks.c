@@ -1,9 +1,9 @@
-// The C side of the completions: each callback type of flipbook.h, with its exact signature,
-// handing its result to the one exported Go function (flipbookComplete) as an untyped pointer.
-// The Go waiter registered for the call knows the type and converts it.
+// The C side of the completions (callbacks.h): each callback type of flipbook.h, with its exact
+// signature, handing its result to the one exported Go function (flipbookComplete) as an
+// untyped pointer. The Go waiter registered for the call knows the type and converts it.
 #include <stdint.h>
 
-#include "flipbook.h"
+#include "callbacks.h"
 #include "_cgo_export.h"
 
 void fbgo_done(void *u, FbError *e) { flipbookComplete(u, NULL, 0, e); }

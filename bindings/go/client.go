@@ -3,10 +3,7 @@
 package flipbook
 
 /*
-#include "flipbook.h"
-
-void fbgo_done(void *, FbError *);
-void fbgo_client_done(void *, FbClient *, FbError *);
+#include "callbacks.h"
 */
 import "C"
 

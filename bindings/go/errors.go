@@ -101,6 +101,7 @@ type Error struct {
 	Retryable bool
 }
 
+// Error is the message, "flipbook: " first.
 func (e *Error) Error() string { return "flipbook: " + e.Message }
 
 // Is reports whether target is the sentinel of e's code.

@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"time"
 
 	flipbook "github.com/flipbook-es/flipbook/bindings/go"
 )
@@ -130,4 +133,54 @@ func ExampleClient_Subscribe() {
 		break // a real subscriber goes on: live events follow the stored ones
 	}
 	// Output: cart-1 Added true
+}
+
+func ExampleExecuteStates() {
+	ctx := context.Background()
+	client, _ := flipbook.InMemory()
+	defer client.Close()
+	_, _ = client.Append(ctx, flipbook.Append{StateID: "wallet-a", Events: []flipbook.EventData{{Name: "Deposited", Data: Deposited{50}}}})
+	targets := []flipbook.Target[Wallet]{{StateID: "wallet-a", Reducer: Wallets}, {StateID: "wallet-b", Reducer: Wallets}}
+	// A transfer: both events are stored in one atomic append, or neither is.
+	transfer := func(w []Wallet) ([][]flipbook.EventData, error) {
+		if w[0].Balance < 20 {
+			return nil, ErrInsufficientFunds
+		}
+		return [][]flipbook.EventData{
+			{{Name: "Deposited", Data: Deposited{-20}}},
+			{{Name: "Deposited", Data: Deposited{20}}},
+		}, nil
+	}
+	executed, err := flipbook.ExecuteStates(ctx, client, targets, transfer)
+	fmt.Println(executed[0].State.Balance, executed[1].State.Balance, err)
+	// Output: 30 20 <nil>
+}
+
+func ExampleOpenEmbedded() {
+	dir, _ := os.MkdirTemp("", "flipbook-example-")
+	defer os.RemoveAll(dir)
+	client, err := flipbook.OpenEmbedded(filepath.Join(dir, "flipbook.db")) // no server: an SQLite file
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	appended, err := client.Append(context.Background(), flipbook.Append{StateID: "note-1", Events: []flipbook.EventData{{Name: "Written"}}})
+	fmt.Println(appended.LastVersion, err)
+	// Output: 1 <nil>
+}
+
+// Connect needs a running server (`flipbook serve`): this example is compiled, not run.
+func ExampleConnect() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := flipbook.Connect(ctx, "https://flipbook.internal:7420",
+		flipbook.WithToken(os.Getenv("FLIPBOOK_TOKEN")),
+		flipbook.WithRetries(20, 5),
+	)
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	info, err := client.ServerInfo(ctx)
+	fmt.Println(info.EventBackend, err)
 }

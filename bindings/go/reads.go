@@ -3,9 +3,7 @@
 package flipbook
 
 /*
-#include "flipbook.h"
-
-void fbgo_page_done(void *, const FbPage *, FbError *);
+#include "callbacks.h"
 */
 import "C"
 

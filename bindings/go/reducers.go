@@ -3,12 +3,7 @@
 package flipbook
 
 /*
-#include "flipbook.h"
-
-void fbgo_done(void *, FbError *);
-void fbgo_page_done(void *, const FbPage *, FbError *);
-void fbgo_session_done(void *, FbSession *, FbError *);
-void fbgo_finish_done(void *, const FbFinished *, size_t, FbError *);
+#include "callbacks.h"
 */
 import "C"
 
@@ -44,8 +39,10 @@ type Codec[S any] interface {
 
 type jsonCodec[S any] struct{}
 
+// Encode is json.Marshal.
 func (jsonCodec[S]) Encode(state S) ([]byte, error) { return json.Marshal(state) }
 
+// Decode is json.Unmarshal into a new S.
 func (jsonCodec[S]) Decode(data []byte) (S, error) {
 	var state S
 	err := json.Unmarshal(data, &state)

@@ -3,9 +3,7 @@
 package flipbook
 
 /*
-#include "flipbook.h"
-
-void fbgo_message_done(void *, const FbMessage *, FbError *);
+#include "callbacks.h"
 */
 import "C"
 

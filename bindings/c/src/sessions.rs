@@ -219,6 +219,14 @@ fn now(session: *const FbSession, work: impl FnOnce(&mut Conversation) -> Outcom
     session.now(work).err().map_or(std::ptr::null_mut(), FbError::into_raw)
 }
 
+/// Writes an answer to the caller's `out`, unless it is null.
+fn write<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: a non-null `out` has room for one `T` (the header's rule).
+        unsafe { out.write(value) };
+    }
+}
+
 /// Writes the state's starting point to `out`. Answers the error (the caller's) or null.
 ///
 /// # Safety
@@ -232,10 +240,7 @@ pub unsafe extern "C" fn fb_session_base(session: *const FbSession, index: usize
                 c.state(index)?.base().map_or(FbBase { has_base: false, version: 0, state: FbView::EMPTY }, |b| {
                     FbBase { has_base: true, version: b.version, state: FbView::of(&b.state) }
                 });
-            if !out.is_null() {
-                // SAFETY: a non-null `out` has room for a base (the header's rule).
-                unsafe { out.write(base) };
-            }
+            write(out, base);
             Ok(())
         })
     })
@@ -270,10 +275,7 @@ pub unsafe extern "C" fn fb_session_is_decided(session: *const FbSession, out: *
                 Conversation::One(session) => session.is_decided(),
                 Conversation::Many(command) => command.is_decided(),
             };
-            if !out.is_null() {
-                // SAFETY: a non-null `out` has room for a bool (the header's rule).
-                unsafe { out.write(decided) };
-            }
+            write(out, decided);
             Ok(())
         })
     })
@@ -293,11 +295,7 @@ pub unsafe extern "C" fn fb_session_wants_state(
 ) -> *mut FbError {
     guarded(FbError::internal("a panic in the core").into_raw(), || {
         now(session, |c| {
-            let wants = c.state(index)?.wants_state();
-            if !out.is_null() {
-                // SAFETY: a non-null `out` has room for a bool (the header's rule).
-                unsafe { out.write(wants) };
-            }
+            write(out, c.state(index)?.wants_state());
             Ok(())
         })
     })

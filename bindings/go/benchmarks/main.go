@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -237,6 +238,32 @@ func againstPgx(ctx context.Context, binary string) (bool, error) {
 		return false, err
 	}
 	met := report("commands, 1 event each (PostgreSQL)", "cmds/s", ours, "pgx", theirs, 1.0)
+	// Where the time goes: the same commands through a plain grpc-go client of the same server
+	// (ReadState, fold, Append expecting the version). Beside the figure above: what the
+	// server's round trips cost, with no SDK in the way.
+	conn, err := grpc.NewClient(strings.TrimPrefix(server.URL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	raw := flipbookv1.NewEventStoreClient(conn)
+	grpcCommands := func() error {
+		for w := range wallets {
+			stateID := fmt.Sprintf("wallet-%d-%d", run, w)
+			for range commandsEach {
+				if err := grpcCommand(ctx, raw, stateID, data); err != nil {
+					return err
+				}
+			}
+		}
+		run++
+		return nil
+	}
+	ours, theirs, err = rates(wallets*commandsEach, flipbookCommands, grpcCommands, repeats)
+	if err != nil {
+		return false, err
+	}
+	report("commands, 1 event each (PostgreSQL), plain gRPC", "cmds/s", ours, "grpc-go", theirs, 0.9)
 
 	stateID := fmt.Sprintf("replay-%d", run)
 	if err := writeState(ctx, client, stateID, replayEvents); err != nil {
@@ -296,6 +323,46 @@ func againstPgx(ctx context.Context, binary string) (bool, error) {
 	}
 	report(replayed+", from its snapshot", "loads/s", oursLoads, "pgx", theirLoads, 1.0)
 	return met, nil
+}
+
+// grpcCommand is a command as a Go user writes it on the generated client alone: read and fold
+// the state, append one event expecting the version read.
+func grpcCommand(ctx context.Context, raw flipbookv1.EventStoreClient, stateID string, data []byte) error {
+	stream, err := raw.ReadState(ctx, &flipbookv1.ReadStateRequest{StateId: stateID})
+	if err != nil {
+		return err
+	}
+	var balance int64
+	var version uint64
+	for {
+		page, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Events {
+			if balance, err = apply(balance, e.Name, e.Payload); err != nil {
+				return err
+			}
+			version = e.GetVersion()
+		}
+	}
+	_, err = raw.Append(ctx, &flipbookv1.AppendRequest{
+		StateId:  stateID,
+		Events:   []*flipbookv1.ProposedEvent{{EventId: newUUID(), Name: "Deposited", Payload: data}},
+		Expected: &flipbookv1.AppendRequest_ExactVersion{ExactVersion: version},
+	})
+	return err
+}
+
+// newUUID is a random (version 4) UUID: an event id makes the append safe to re-send.
+func newUUID() string {
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:])
 }
 
 func streamingMemory(ctx context.Context, binary, dir string) (bool, error) {

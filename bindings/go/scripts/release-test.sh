@@ -14,13 +14,14 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 
 "$here/scripts/proxy.sh" "$work/proxy"
 
-# The user's machine: no Rust on PATH, a module cache and build cache of its own.
+# The user's machine: no Rust on PATH, a module cache of its own (the build cache is shared: it
+# is keyed by content, so it cannot stand in for a file the module lacks).
 no_rust_path=$(printf %s "$PATH" | tr : '\n' | grep -v -e cargo -e rustup | paste -sd:)
 consumer="$work/consumer"
 mkdir -p "$consumer"
 cp "$here/scripts/consumer/main.go" "$consumer/"
 run() {
-  env -i PATH="$no_rust_path" HOME="$work/home" GOPATH="$work/gopath" GOCACHE="$work/gocache" \
+  env -i PATH="$no_rust_path" HOME="$work/home" GOPATH="$work/gopath" GOCACHE="$(go env GOCACHE)" \
     GOPROXY="file://$work/proxy" GOSUMDB=off GOTOOLCHAIN=local GOFLAGS=-modcacherw "$@"
 }
 (
