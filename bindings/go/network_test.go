@@ -198,6 +198,43 @@ func TestCancellingDuringASlowReadEndsItPromptly(t *testing.T) {
 	})
 }
 
+// Breaking out of a read's loop ends the read there: the rest of the stream is not drained (a
+// full read through a slow network takes several times as long).
+func TestBreakingOutOfAReadEndsIt(t *testing.T) {
+	inEveryServer(t, func(t *testing.T, m mode) {
+		proxy := startProxy(t, m.url)
+		c := connectTo(proxy.url)(t)
+		id := newID("long")
+		for range 5 {
+			events := make([]flipbook.EventData, 1000)
+			for i := range events {
+				events[i] = flipbook.EventData{Name: "Padded", Payload: make([]byte, 200)}
+			}
+			if _, err := m.client(t).Append(ctx(t), flipbook.Append{StateID: id, Events: events}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		proxy.delay.Store(int64(40 * time.Millisecond))
+		read := func(stopAfter int) time.Duration {
+			began := time.Now()
+			n := 0
+			for _, err := range c.ReadState(ctx(t), flipbook.StateQuery{StateID: id}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n++; n == stopAfter {
+					break
+				}
+			}
+			return time.Since(began)
+		}
+		full, broken := read(-1), read(1)
+		if broken*2 > full {
+			t.Fatalf("a read broken after its first event took %v, a full one %v", broken, full)
+		}
+	})
+}
+
 // The core's threads block SIGPIPE: a write to a connection the peer reset fails with EPIPE
 // instead of killing the process (the Go runtime leaves a signal raised on a foreign thread to
 // the default action; the flaky-network test above met it before they did). The core's threads

@@ -28,7 +28,8 @@ type SubscriptionQuery struct {
 
 // Subscription delivers the store's events in global-position order: the stored ones, then
 // live ones as they are appended. It resumes by itself after a broken connection or a server
-// restart (for the client's WithResumeFor), losing and repeating nothing.
+// restart (for the client's WithResumeFor), losing and repeating nothing. Range over it from one
+// goroutine at a time; Position may be read from any.
 type Subscription struct {
 	ctx      context.Context
 	client   *Client
