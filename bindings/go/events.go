@@ -231,13 +231,12 @@ func eventsOf(page *C.FbPage) []Event {
 	}
 	payloads := make([]byte, 0, size)
 	events := make([]Event, len(natives))
-	var last Event
+	var stateID, name, contentType string // the event before's
 	for i := range natives {
 		n := &natives[i]
 		e := &events[i]
-		e.StateID = reuse(last.StateID, n.state_id)
-		e.Name = reuse(last.Name, n.name)
-		e.ContentType = reuse(last.ContentType, n.content_type)
+		stateID, name, contentType = reuse(stateID, n.state_id), reuse(name, n.name), reuse(contentType, n.content_type)
+		e.StateID, e.Name, e.ContentType = stateID, name, contentType
 		if n.has_version {
 			e.Version = uint64(n.version)
 		}
@@ -255,7 +254,6 @@ func eventsOf(page *C.FbPage) []Event {
 		if n.metadata_json.len > 0 {
 			_ = json.Unmarshal(view(n.metadata_json), &e.Metadata) // the core wrote it: an object of strings
 		}
-		last = *e
 	}
 	return events
 }

@@ -75,6 +75,11 @@ pub(crate) fn spawn<T: Send + 'static>(
     Box::into_raw(Box::new(FbCall { cancel }))
 }
 
+/// The error a call that answers nothing but success hands its callback: null on success.
+pub(crate) fn error_of(outcome: Outcome<()>) -> *mut FbError {
+    outcome.err().map_or(std::ptr::null_mut(), FbError::into_raw)
+}
+
 /// A call that failed before it began: its callback runs now, on the caller's thread.
 pub(crate) fn failed<T>(error: Box<FbError>, deliver: impl FnOnce(Outcome<T>)) -> *mut FbCall {
     deliver(Err(error));

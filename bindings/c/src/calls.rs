@@ -4,7 +4,7 @@ use std::ffi::c_void;
 
 use flipbook_sdk_core::{AppendOutcome, SnapshotQuery};
 
-use crate::call::{FbCall, Outcome, UserData};
+use crate::call::{FbCall, Outcome, UserData, error_of};
 use crate::client::{FbClient, FbDone, on_client, text_arg};
 use crate::error::{FbError, guarded};
 use crate::held::borrow;
@@ -204,9 +204,7 @@ pub unsafe extern "C" fn fb_put_snapshot(
                 let snapshot = snapshot.to_snapshot()?;
                 Ok(async move { client.put_snapshot(snapshot).await.map_err(core_error) })
             },
-            move |outcome: Outcome<()>| {
-                done(user_data.get(), outcome.err().map_or(std::ptr::null_mut(), FbError::into_raw))
-            },
+            move |outcome: Outcome<()>| done(user_data.get(), error_of(outcome)),
         )
     })
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use flipbook_sdk_core::{Client, ClientOptions, ConnectOptions};
 use tokio::runtime::{Handle, Runtime};
 
-use crate::call::{FbCall, Outcome, UserData, failed, spawn};
+use crate::call::{FbCall, Outcome, UserData, error_of, failed, spawn};
 use crate::error::{FbError, guarded};
 use crate::held::borrow;
 use crate::values::FbView;
@@ -166,7 +166,7 @@ fn open<F: Future<Output = Outcome<Client>> + Send + 'static>(
         Ok(both) => both,
         Err(error) => {
             return failed(error, move |failure: Outcome<()>| {
-                reply(std::ptr::null_mut(), failure.err().map_or(std::ptr::null_mut(), FbError::into_raw));
+                reply(std::ptr::null_mut(), error_of(failure));
             });
         }
     };
@@ -300,9 +300,7 @@ pub unsafe extern "C" fn fb_client_close(target: *const FbClient, done: FbDone, 
                     Ok(())
                 })
             },
-            move |outcome: Outcome<()>| {
-                done(user_data.get(), outcome.err().map_or(std::ptr::null_mut(), FbError::into_raw))
-            },
+            move |outcome: Outcome<()>| done(user_data.get(), error_of(outcome)),
         )
     })
 }

@@ -7,7 +7,7 @@ use std::ffi::c_void;
 
 use flipbook_sdk_core::{Finished, MultiStateSession, ProposedEvent, Session, Timestamp};
 
-use crate::call::{FbCall, Outcome, UserData};
+use crate::call::{FbCall, Outcome, UserData, error_of};
 use crate::client::{FbClient, on_client, text_arg};
 use crate::error::{FbError, guarded};
 use crate::held::{Held, alive, borrow, free, null_handle};
@@ -109,20 +109,22 @@ fn begin<F: Future<Output = flipbook_sdk_core::Result<Conversation>> + Send + 's
     done: FbSessionDone,
     user_data: UserData,
 ) -> *mut FbCall {
-    let runtime = borrow(target).and_then(FbClient::handle).cloned();
+    // The session's calls run on its client's runtime.
+    let Some(runtime) = borrow(target).and_then(FbClient::handle).cloned() else {
+        return null_handle("client", move |failure| done(user_data.get(), std::ptr::null_mut(), error_of(failure)));
+    };
     on_client(
         target,
         |client| {
             let started = work(client)?;
             Ok(async move { started.await.map_err(|e| FbError::new(&e)) })
         },
-        move |outcome: Outcome<Conversation>| match (outcome, runtime) {
-            (Ok(conversation), Some(runtime)) => {
+        move |outcome: Outcome<Conversation>| match outcome {
+            Ok(conversation) => {
                 let session = FbSession(Held::new(conversation, runtime));
                 done(user_data.get(), Box::into_raw(Box::new(session)), std::ptr::null_mut());
             }
-            (Ok(_), None) => unreachable!("a session begins only on a client with a runtime"),
-            (Err(error), _) => done(user_data.get(), std::ptr::null_mut(), error.into_raw()),
+            Err(error) => done(user_data.get(), std::ptr::null_mut(), error.into_raw()),
         },
     )
 }
@@ -344,7 +346,7 @@ pub unsafe extern "C" fn fb_session_submit(
     let user_data = UserData(user_data);
     guarded(std::ptr::null_mut(), move || {
         let deliver = move |outcome: Outcome<()>| {
-            done(user_data.get(), outcome.err().map_or(std::ptr::null_mut(), FbError::into_raw));
+            done(user_data.get(), error_of(outcome));
         };
         let Some(FbSession(session)) = borrow(session) else { return null_handle("session", deliver) };
         let decisions = items(decisions, count)

@@ -144,24 +144,9 @@ func loadAgainstGrpc(ctx context.Context, binary, dir string) (bool, error) {
 	}
 	// What a Go user writes without the SDK: ReadState's stream, each event's payload decoded.
 	baseline := func() error {
-		stream, err := raw.ReadState(ctx, &flipbookv1.ReadStateRequest{StateId: stateID})
+		balance, _, err := grpcFold(ctx, raw, stateID)
 		if err != nil {
 			return err
-		}
-		var balance int64
-		for {
-			page, err := stream.Recv()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			for _, e := range page.Events {
-				if balance, err = apply(balance, e.Name, e.Payload); err != nil {
-					return err
-				}
-			}
 		}
 		if balance != int64(3*events) {
 			return fmt.Errorf("grpc-go folded %d", balance)
@@ -325,29 +310,38 @@ func againstPgx(ctx context.Context, binary string) (bool, error) {
 	return met, nil
 }
 
-// grpcCommand is a command as a Go user writes it on the generated client alone: read and fold
-// the state, append one event expecting the version read.
-func grpcCommand(ctx context.Context, raw flipbookv1.EventStoreClient, stateID string, data []byte) error {
+// grpcFold reads a state through the generated client alone and folds it: its balance and the
+// version of its last event.
+func grpcFold(ctx context.Context, raw flipbookv1.EventStoreClient, stateID string) (int64, uint64, error) {
 	stream, err := raw.ReadState(ctx, &flipbookv1.ReadStateRequest{StateId: stateID})
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	var balance int64
 	var version uint64
 	for {
 		page, err := stream.Recv()
 		if err == io.EOF {
-			break
+			return balance, version, nil
 		}
 		if err != nil {
-			return err
+			return 0, 0, err
 		}
 		for _, e := range page.Events {
 			if balance, err = apply(balance, e.Name, e.Payload); err != nil {
-				return err
+				return 0, 0, err
 			}
 			version = e.GetVersion()
 		}
+	}
+}
+
+// grpcCommand is a command as a Go user writes it on the generated client alone: read and fold
+// the state, append one event expecting the version read.
+func grpcCommand(ctx context.Context, raw flipbookv1.EventStoreClient, stateID string, data []byte) error {
+	_, version, err := grpcFold(ctx, raw, stateID)
+	if err != nil {
+		return err
 	}
 	_, err = raw.Append(ctx, &flipbookv1.AppendRequest{
 		StateId:  stateID,
